@@ -1,0 +1,5 @@
+"""Latent codecs: quantized latents <-> entropy-coded bitstreams."""
+
+from aecore.codecs.factorized import FactorizedCategoricalCodec
+
+__all__ = ["FactorizedCategoricalCodec"]

@@ -1,0 +1,85 @@
+"""What a modality is: bytes of one file <-> the tensor a model sees, and back.
+
+Everything that differs between image, audio and text lives behind this interface, so
+the Ray pipelines and the CLI stay modality-agnostic.
+
+    file bytes --load--> Sample(x: float32 [C, *spatial], info)
+    Sample --pad--> model input --g_a--> y --round--> y_hat --g_s--> x_hat
+    x_hat --restore(info)--> file bytes
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = ["Modality", "Sample", "UnreadableInput"]
+
+
+class UnreadableInput(ValueError):
+    """A file the modality cannot decode; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One decoded file: ``x`` in model space plus what restore needs to undo it."""
+
+    x: np.ndarray  # float32, [C, *spatial], values in [0, 1]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The original shape as users know it (e.g. ``(H, W, C)`` for an image)."""
+        return tuple(self.info["shape"])
+
+
+class Modality(ABC):
+    """Converts one file to a model tensor and back. Subclasses register by name."""
+
+    name: ClassVar[str]
+    extensions: ClassVar[tuple[str, ...]]
+    default_model: ClassVar[str]
+    output_suffix: ClassVar[str]
+
+    @abstractmethod
+    def load(self, data: bytes) -> Sample:
+        """Decode file bytes; raise :class:`UnreadableInput` with a one-line reason."""
+
+    @abstractmethod
+    def training_patches(self, sample: Sample, size: int, count: int, rng: np.random.Generator) -> np.ndarray:
+        """``count`` random fixed-size crops ``[count, C, *size]`` for training."""
+
+    @abstractmethod
+    def thumbnail(self, sample: Sample, size: int) -> np.ndarray:
+        """The sample resized to the model's native size, for the fixed-size query latent."""
+
+    @abstractmethod
+    def pad(self, sample: Sample, multiple: int) -> np.ndarray:
+        """``x`` padded so every spatial dimension is a multiple of ``multiple``."""
+
+    @abstractmethod
+    def extent(self, info: dict[str, Any]) -> tuple[int, ...]:
+        """Spatial/temporal extent of the model tensor before padding (e.g. ``(H, W)``)."""
+
+    @abstractmethod
+    def pack_info(self, info: dict[str, Any]) -> bytes:
+        """The few bytes of ``info`` a payload carries so decode can restore the file."""
+
+    @abstractmethod
+    def unpack_info(self, data: bytes) -> tuple[dict[str, Any], int]:
+        """Inverse of :meth:`pack_info`: ``(info, bytes consumed)``."""
+
+    @abstractmethod
+    def restore(self, x_hat: np.ndarray, info: dict[str, Any]) -> bytes:
+        """Model output (padded) -> file bytes of the original shape."""
+
+    @abstractmethod
+    def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
+        """Quality metrics of a reconstruction, both cropped to the original extent."""
+
+    @abstractmethod
+    def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
+        """``(unit name, count)`` that bits are divided by, e.g. ``("bpp", H*W)``."""

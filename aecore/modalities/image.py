@@ -1,0 +1,117 @@
+"""Images: PNG, JPEG (anything Pillow reads); RGB or grayscale; any size."""
+
+from __future__ import annotations
+
+import io
+import struct
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from aecore.metrics import psnr
+from aecore.modalities.base import Modality, Sample, UnreadableInput
+from aecore.registry import register_modality
+
+__all__ = ["ImageModality"]
+
+# height, width, channels of the original file
+_INFO = struct.Struct("<IIB")
+# Decompression-bomb guard: Pillow's own default, stated here so the error names it.
+MAX_PIXELS = 178_956_970
+
+
+@register_modality("image")
+class ImageModality(Modality):
+    name = "image"
+    extensions = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+    default_model = "image-conv"
+    output_suffix = ".png"
+
+    def load(self, data: bytes) -> Sample:
+        if not data:
+            raise UnreadableInput("empty file (0 bytes)")
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise UnreadableInput(f"image of {img.width}x{img.height} exceeds {MAX_PIXELS} pixels")
+                img.load()
+                gray = img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "F")
+                img = img.convert("L" if gray else "RGB")
+                arr = np.asarray(img, dtype=np.float32) / 255.0
+        except UnreadableInput:
+            raise
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            raise UnreadableInput(f"not a readable image: {exc}") from None
+        if gray:
+            h, w = arr.shape
+            # The model is 3-channel; grayscale is replicated and averaged back on restore.
+            x = np.repeat(arr[None], 3, axis=0)
+            c = 1
+        else:
+            h, w, c = arr.shape
+            x = np.ascontiguousarray(arr.transpose(2, 0, 1))
+        return Sample(x=x, info={"shape": (h, w, c)})
+
+    def training_patches(self, sample: Sample, size: int, count: int, rng: np.random.Generator) -> np.ndarray:
+        x = _pad_to_at_least(sample.x, size)
+        _, h, w = x.shape
+        out = np.empty((count, x.shape[0], size, size), dtype=np.float32)
+        for i in range(count):
+            top = int(rng.integers(0, h - size + 1))
+            left = int(rng.integers(0, w - size + 1))
+            out[i] = x[:, top : top + size, left : left + size]
+        return out
+
+    def thumbnail(self, sample: Sample, size: int) -> np.ndarray:
+        img = Image.fromarray((sample.x.transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8))
+        img = img.resize((size, size), Image.Resampling.BOX if min(img.size) >= size else Image.Resampling.BILINEAR)
+        return np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0
+
+    def pad(self, sample: Sample, multiple: int) -> np.ndarray:
+        _, h, w = sample.x.shape
+        ph, pw = -h % multiple, -w % multiple
+        if not (ph or pw):
+            return sample.x
+        # Edge padding keeps the border statistics close to the image; it is cropped on restore.
+        return np.pad(sample.x, ((0, 0), (0, ph), (0, pw)), mode="edge")
+
+    def extent(self, info: dict[str, Any]) -> tuple[int, ...]:
+        h, w, _ = info["shape"]
+        return (h, w)
+
+    def pack_info(self, info: dict[str, Any]) -> bytes:
+        h, w, c = info["shape"]
+        return _INFO.pack(h, w, c)
+
+    def unpack_info(self, data: bytes) -> tuple[dict[str, Any], int]:
+        h, w, c = _INFO.unpack_from(data)
+        return {"shape": (h, w, c)}, _INFO.size
+
+    def restore(self, x_hat: np.ndarray, info: dict[str, Any]) -> bytes:
+        h, w, c = info["shape"]
+        x_hat = np.clip(x_hat[:, :h, :w], 0.0, 1.0)
+        pixels = x_hat.mean(axis=0) if c == 1 else x_hat.transpose(1, 2, 0)
+        img = Image.fromarray((pixels * 255.0 + 0.5).astype(np.uint8))
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+
+    def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
+        return {"psnr": psnr(x, np.clip(x_hat, 0.0, 1.0))}
+
+    def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
+        h, w, _ = info["shape"]
+        return "bpp", float(h * w)
+
+    def array_from_file(self, data: bytes) -> np.ndarray:
+        """Pixels ``[C, H, W]`` of a file as stored (grayscale has one channel)."""
+        sample = self.load(data)
+        return sample.x[:1] if sample.shape[2] == 1 else sample.x
+
+
+def _pad_to_at_least(x: np.ndarray, size: int) -> np.ndarray:
+    _, h, w = x.shape
+    if h >= size and w >= size:
+        return x
+    return np.pad(x, ((0, 0), (0, max(0, size - h)), (0, max(0, size - w))), mode="edge")

@@ -1,0 +1,15 @@
+"""Autoencoder models. Importing this fills the model registry."""
+
+from typing import Any
+
+from aecore.models.base import ConvAutoEncoder
+from aecore.models.image import ImageConvAE
+from aecore.registry import MODELS, lookup
+
+__all__ = ["ConvAutoEncoder", "ImageConvAE", "build_model"]
+
+
+def build_model(name: str, preset: str | None = None, **config: Any) -> ConvAutoEncoder:
+    """A model from the registry, from a size preset and/or explicit config."""
+    cls = lookup(MODELS, name, "model")
+    return cls.from_preset(preset, **config) if preset else cls(**config)

@@ -1,0 +1,59 @@
+"""Reading a committed latents dataset: plain pyarrow, no Ray needed."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.dataset as pds
+
+from cluster.schema import read_metadata
+from cluster.sink import ERRORS, MANIFEST
+from cluster.storage import Location, StorageError
+
+__all__ = ["LatentDataset", "open_dataset"]
+
+
+@dataclass(frozen=True)
+class LatentDataset:
+    location: Location
+    manifest: dict[str, Any]
+    metadata: dict[str, Any]
+    dataset: pds.Dataset
+
+    def summary(self) -> dict[str, Any]:
+        table = self.dataset.to_table(columns=["bytes", "payload"])
+        rows = table.num_rows
+        input_bytes = int(pc.sum(table.column("bytes")).as_py() or 0)
+        payload_bytes = int(pc.sum(pc.binary_length(table.column("payload"))).as_py() or 0)
+        return {
+            "dataset": self.location.url,
+            "rows": rows,
+            "errors": self.manifest.get("errors", 0),
+            "modality": self.metadata.get("modality"),
+            "model": self.metadata.get("model_ref"),
+            "codec": self.metadata.get("codec"),
+            "latent_shape": self.metadata.get("latent_shape"),
+            "input_bytes": input_bytes,
+            "payload_bytes": payload_bytes,
+            "parquet_bytes": sum(f["size"] for f in self.manifest.get("files", [])),
+            "ratio": input_bytes / payload_bytes if payload_bytes else None,
+            "quality": self.manifest.get("quality", {}),
+            "errors_file": self.location.join(ERRORS).url,
+        }
+
+
+def open_dataset(loc: Location) -> LatentDataset:
+    manifest_path = posixpath.join(loc.path, MANIFEST)
+    if not loc.fs.exists(manifest_path):
+        raise StorageError(f"{loc.url!r} is not a committed aec dataset (no {MANIFEST}); check the path")
+    with loc.fs.open(manifest_path) as f:
+        manifest = json.load(f)
+    files = [posixpath.join(loc.path, f["name"]) for f in manifest["files"]]
+    # Exactly the files the manifest commits, never a stray file that happens to lie there.
+    dataset = pds.dataset(files, format="parquet", filesystem=loc.pyarrow_fs()) if files else None
+    metadata = read_metadata(dataset.schema) if dataset is not None else manifest.get("metadata", {})
+    return LatentDataset(location=loc, manifest=manifest, metadata=metadata, dataset=dataset)

@@ -1,0 +1,40 @@
+"""The latents dataset schema, defined once, in plain Arrow types (no Ray extension types).
+
+Dataset-level metadata (how to decode) is stored as JSON under the schema metadata key
+``aec`` of every Parquet file, so any reader — pyarrow, DuckDB, Polars — can see it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = ["METADATA_KEY", "latent_schema", "read_metadata"]
+
+METADATA_KEY = b"aec"
+
+
+def latent_schema(latent_size: int, metadata: dict[str, Any] | None = None) -> pa.Schema:
+    fields = [
+        pa.field("id", pa.string(), nullable=False),  # stable: hash of relative key + content
+        pa.field("uri", pa.string(), nullable=False),
+        pa.field("sha256", pa.string(), nullable=False),  # of the source bytes
+        pa.field("modality", pa.string(), nullable=False),
+        pa.field("model", pa.string(), nullable=False),
+        pa.field("model_version", pa.int32(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),  # original file size
+        pa.field("shape", pa.list_(pa.int32()), nullable=False),  # original shape, e.g. [H, W, C]
+        pa.field("payload", pa.binary(), nullable=False),  # everything decode needs besides the model
+        pa.field("latent", pa.list_(pa.float32(), latent_size), nullable=False),  # quantized, for queries
+    ]
+    meta = {METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()} if metadata else None
+    return pa.schema(fields, metadata=meta)
+
+
+def read_metadata(schema: pa.Schema) -> dict[str, Any]:
+    raw = (schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise ValueError("this Parquet data has no aec metadata; is it an aec dataset?")
+    return json.loads(raw)

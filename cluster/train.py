@@ -1,0 +1,216 @@
+"""Training an autoencoder with Ray Train (TorchTrainer, DDP; GPU when asked and present).
+
+The collection is streamed to the workers as a Ray Data dataset of fixed-size patches;
+rank 0 checkpoints every epoch to the run's storage so a restarted run resumes, and the
+final checkpoint holds the model bundle (weights, config and the fitted latent prior).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import ray
+import ray.train
+import torch
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from aecore import FactorizedCategoricalCodec, UnreadableInput, build_model, build_objective, dump_bundle, get_modality
+from cluster.runtime import actor_cpus
+from cluster.storage import Location, list_collection
+
+__all__ = ["TrainConfig", "TrainResult", "train_model"]
+
+BUNDLE_FILE = "model.aec"
+STATE_FILE = "state.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    modality: str
+    model: str  # registry model class, e.g. "image-conv"
+    preset: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    regularizers: dict[str, float | None]
+    patches_per_item: int = 4
+    prior_support: int = 48
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    bundle: bytes
+    metrics: dict[str, Any]
+    files: int
+    input_bytes: int
+    storage: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def make_patches(batch: pa.Table, modality: str, size: int, count: int, seed: int) -> dict[str, np.ndarray]:
+    """Ray Data preprocessing: file bytes -> random training crops. Unreadable files are
+    skipped here (compress jobs report them as error rows)."""
+    mod = get_modality(modality)
+    rng = np.random.default_rng([seed, time.monotonic_ns()])
+    out = []
+    for data in batch.column("bytes").to_pylist():
+        try:
+            out.append(mod.training_patches(mod.load(data), size, count, rng))
+        except UnreadableInput:
+            continue
+    if not out:
+        return {"x": np.empty((0, 3, size, size), dtype=np.float32)}
+    return {"x": np.concatenate(out)}
+
+
+def _train_loop(config: dict[str, Any]) -> None:
+    cfg = TrainConfig(**config["train"])
+    torch.manual_seed(cfg.seed)
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    model = build_model(cfg.model, cfg.preset)
+    objective = build_objective(cfg.regularizers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    start_epoch = 0
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as d:
+            state = torch.load(os.path.join(d, STATE_FILE), weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch = state["epoch"] + 1
+    device = ray.train.torch.get_device()
+    ddp_model = ray.train.torch.prepare_model(model)
+    shard = ray.train.get_dataset_shard("train")
+
+    def batches():
+        return shard.iter_torch_batches(batch_size=cfg.batch_size, dtypes=torch.float32, device=device)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        ddp_model.train()
+        sums = {"loss": 0.0, "mse": 0.0}
+        n, t0 = 0, time.perf_counter()
+        for batch in batches():
+            x = batch["x"]
+            terms = objective(ddp_model, x)
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            optimizer.step()
+            for k in sums:
+                sums[k] += float(terms[k]) * len(x)
+            n += len(x)
+        metrics = {k: v / max(n, 1) for k, v in sums.items()}
+        metrics.update(epoch=epoch, samples=n, samples_per_s=n / (time.perf_counter() - t0))
+        with tempfile.TemporaryDirectory() as d:
+            ckpt = None
+            if rank == 0:
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch},
+                           os.path.join(d, STATE_FILE))
+                ckpt = Checkpoint.from_directory(d)
+            ray.train.report(metrics, checkpoint=ckpt)
+
+    # One inference pass fits the latent prior (histogram of round(y)) and measures the
+    # model as the compress job will use it: rounded latents, ideal code length.
+    model.eval()
+    codec = FactorizedCategoricalCodec(model.latent_channels, cfg.prior_support)
+    hist = np.zeros((model.latent_channels, 2 * cfg.prior_support + 1), dtype=np.int64)
+    sse, count, pixels = 0.0, 0, 0
+    with torch.inference_mode():
+        for batch in batches():
+            x = batch["x"]
+            y_hat = torch.round(model.g_a(x))
+            x_hat = model.g_s(y_hat)
+            hist += codec.histogram(y_hat.cpu().numpy())
+            sse += float(torch.sum((x_hat - x) ** 2))
+            count += x.numel()
+            pixels += x[:, 0].numel()
+    totals = torch.tensor([sse, count, pixels], dtype=torch.float64)
+    hist_t = torch.from_numpy(hist)
+    if world > 1:
+        torch.distributed.all_reduce(totals)
+        torch.distributed.all_reduce(hist_t)
+    codec = FactorizedCategoricalCodec.from_histogram(hist_t.numpy(), cfg.prior_support)
+    sse, count, pixels = totals.tolist()
+    mse = sse / max(count, 1)
+    bits = -float((hist_t.numpy() * np.log2(codec.probabilities)).sum())
+    final = {
+        "epoch": cfg.epochs - 1,
+        "train_mse": mse,
+        "train_psnr": float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf"),
+        "train_bits_per_element": bits / max(pixels, 1),
+        "final": True,
+    }
+    with tempfile.TemporaryDirectory() as d:
+        ckpt = None
+        if rank == 0:
+            with open(os.path.join(d, BUNDLE_FILE), "wb") as f:
+                f.write(dump_bundle(model, cfg.model, cfg.modality, codec))
+            with open(os.path.join(d, "metrics.json"), "w") as f:
+                json.dump(final, f)
+            ckpt = Checkpoint.from_directory(d)
+        ray.train.report(final, checkpoint=ckpt)
+
+
+def train_model(
+    cfg: TrainConfig,
+    input_loc: Location,
+    storage: Location,
+    run_name: str,
+    workers: int,
+    gpus: float = 0.0,
+    cpus_per_worker: float | None = None,
+    max_failures: int = 2,
+) -> TrainResult:
+    """Train on every file of the collection at ``input_loc``; checkpoints go under ``storage/run_name``."""
+    modality = get_modality(cfg.modality)
+    files = list_collection(input_loc, modality.extensions)
+    sizes = input_loc.fs.sizes(files) if hasattr(input_loc.fs, "sizes") else [input_loc.fs.size(f) for f in files]
+    native = build_model(cfg.model, cfg.preset).native_size
+    data = ray.data.read_binary_files(files, filesystem=input_loc.pyarrow_fs())
+    data = data.map_batches(
+        make_patches,
+        batch_format="pyarrow",
+        fn_kwargs={"modality": cfg.modality, "size": native, "count": cfg.patches_per_item, "seed": cfg.seed},
+    )
+    use_gpu = gpus > 0 and torch.cuda.is_available()
+    resources = {"CPU": actor_cpus(workers, cpus_per_worker)}
+    if use_gpu:
+        resources["GPU"] = gpus
+    run_config = RunConfig(
+        name=run_name,
+        storage_path=storage.path if not storage.is_local else storage.path,
+        storage_filesystem=None if storage.is_local else storage.pyarrow_fs(),
+        failure_config=FailureConfig(max_failures=max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=2),
+    )
+    trainer = TorchTrainer(
+        _train_loop,
+        train_loop_config={"train": cfg.__dict__},
+        scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
+        run_config=run_config,
+        datasets={"train": data},
+    )
+    result = trainer.fit()
+    if result.error:
+        raise result.error
+    with result.checkpoint.as_directory() as d:
+        with open(os.path.join(d, BUNDLE_FILE), "rb") as f:
+            bundle = f.read()
+    history = [m for m in (result.metrics_dataframe.to_dict("records") if result.metrics_dataframe is not None else [])]
+    return TrainResult(
+        bundle=bundle,
+        metrics={k: v for k, v in result.metrics.items() if not k.startswith("_")},
+        files=len(files),
+        input_bytes=int(sum(sizes)),
+        storage=storage.join(run_name).url,
+        history=history,
+    )

@@ -1,0 +1,256 @@
+"""The ``aec`` command line: train, compress, inspect and decode on the embedded default
+(a local Ray instance) or on the Ray cluster at ``RAY_ADDRESS``."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from jobs.registry import ModelRegistry, RegistryError
+from jobs.spec import CompressJobSpec, SpecError, TrainJobSpec, load_spec
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="aec: compress image archives into learned latents with Ray, query them with Arrow tools.")
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key: --set epochs=3 (repeatable).")]
+
+
+def user_errors(fn: F) -> F:
+    """Errors a user can cause end the command with one line and exit code 2, no traceback."""
+    from cluster.storage import StorageError
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (SpecError, StorageError, RegistryError) as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyError as exc:  # unknown names from the aecore registries
+            err_console.print(f"[bold red]error:[/] {exc.args[0] if exc.args else exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _ray(verbose: bool) -> None:
+    from cluster.runtime import ensure_ray
+
+    ensure_ray(log_to_driver=verbose)
+
+
+def _kv_table(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for k, v in rows.items():
+        table.add_row(k, _fmt(v))
+    return table
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.3f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items()) or "-"
+    return str(v)
+
+
+@app.command()
+@user_errors
+def train(
+    spec: Annotated[Path, typer.Argument(help="A train job spec (YAML).")],
+    set_: SetOption = None,
+    verbose: Annotated[bool, typer.Option(help="Show Ray worker logs.")] = False,
+) -> None:
+    """Train an autoencoder on a collection with Ray Train and register a new model version.
+
+    Example: aec train jobs/specs/photos-train.yaml --set epochs=3
+    """
+    from cluster.storage import Location, list_collection
+    from cluster.train import TrainConfig, train_model
+    from aecore import get_modality
+
+    job = load_spec(spec, set_)
+    if not isinstance(job, TrainJobSpec):
+        raise SpecError(f"spec {spec}: kind is {job.kind!r}; `aec train` runs kind: train specs")
+    modality = get_modality(job.modality)
+    input_loc = Location.of(job.input, job.storage_options)
+    files = list_collection(input_loc, modality.extensions)
+    registry = ModelRegistry(job.registry, job.storage_options)
+    _ray(verbose)
+    cfg = TrainConfig(
+        modality=job.modality, model=job.architecture or modality.default_model, preset=job.preset,
+        epochs=job.epochs, batch_size=job.batch_size, learning_rate=job.learning_rate,
+        regularizers=job.regularizer_weights(), patches_per_item=job.patches_per_item, seed=job.seed,
+    )
+    run_name = f"{job.model}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+    console.print(f"training [bold]{job.model}[/] ({cfg.model}/{cfg.preset}) on {len(files)} files from "
+                  f"{job.input} with {job.workers} Ray Train worker(s), {job.epochs} epochs")
+    started = time.perf_counter()
+    result = train_model(cfg, input_loc, registry.loc.join("_runs"), run_name, workers=job.workers,
+                         gpus=job.gpus, cpus_per_worker=job.cpus_per_worker)
+    lineage = hashlib.sha256("\n".join(files).encode()).hexdigest()
+    mv = registry.register(job.model, result.bundle, {
+        "spec": job.model_dump(exclude={"storage_options"}),
+        "architecture": cfg.model,
+        "preset": cfg.preset,
+        "modality": job.modality,
+        "metrics": result.metrics,
+        "lineage": {"input": job.input, "files": result.files, "input_bytes": result.input_bytes,
+                    "listing_sha256": lineage},
+        "checkpoints": result.storage,
+        "train_seconds": time.perf_counter() - started,
+    })
+    console.print(_kv_table(f"registered {mv.ref}", {
+        "model": mv.ref, "registry": registry.loc.url, "files": result.files,
+        "epochs": job.epochs, "train PSNR (dB)": result.metrics.get("train_psnr"),
+        "train bits/pixel (ideal)": result.metrics.get("train_bits_per_element"),
+        "seconds": time.perf_counter() - started,
+    }))
+
+
+@app.command()
+@user_errors
+def compress(
+    spec: Annotated[Path, typer.Argument(help="A compress job spec (YAML).")],
+    set_: SetOption = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a dataset already at the output (once the new one is written).")] = False,
+    verbose: Annotated[bool, typer.Option(help="Show Ray worker logs.")] = False,
+) -> None:
+    """Encode a collection into a Parquet latents dataset with a Ray Data actor pool.
+
+    Example: aec compress jobs/specs/photos-compress.yaml --set output=/tmp/latents
+    """
+    from cluster.compress import CompressRequest, compress_collection
+    from cluster.storage import Location, list_collection
+    from aecore import get_modality, read_bundle
+
+    job = load_spec(spec, set_)
+    if not isinstance(job, CompressJobSpec):
+        raise SpecError(f"spec {spec}: kind is {job.kind!r}; `aec compress` runs kind: compress specs")
+    registry = ModelRegistry(job.registry, job.storage_options)
+    mv, bundle = registry.load(job.model)
+    trained_for = read_bundle(bundle)["modality"]
+    if trained_for != job.modality:
+        raise SpecError(f"spec {spec}: model {mv.ref} was trained for {trained_for!r}, not {job.modality!r}; "
+                        f"fix `modality` or `model`")
+    input_loc = Location.of(job.input, job.storage_options)
+    list_collection(input_loc, get_modality(job.modality).extensions)
+    _ray(verbose)
+    console.print(f"compressing {job.input} with [bold]{mv.ref}[/] on {job.workers} encoder actor(s)")
+    summary = compress_collection(CompressRequest(
+        bundle=bundle, model_name=mv.name, model_version=mv.version, input=input_loc,
+        output=Location.of(job.output, job.storage_options), workers=job.workers, gpus=job.gpus,
+        batch_size=job.batch_size, cpus_per_worker=job.cpus_per_worker, overwrite=overwrite,
+        metadata={"job": job.name, "registry": registry.loc.url, "quality_every": job.quality_every},
+    ))
+    rows = {
+        "output": summary["output"], "rows": summary["rows"], "errors": summary["errors"],
+        "input bytes": summary["input_bytes"], "payload bytes": summary["payload_bytes"],
+        "parquet bytes": summary["parquet_bytes"], "ratio (input/payload)": summary["ratio"],
+        "quality (sample)": summary["quality"], "seconds": summary["seconds"],
+        "rows/s": summary["rows"] / summary["seconds"] if summary["seconds"] else None,
+    }
+    console.print(_kv_table(f"compress job {job.name!r} " + (
+        f"completed with {summary['errors']} errors" if summary["errors"] else "completed"), rows))
+
+
+@app.command()
+@user_errors
+def inspect(dataset: Annotated[str, typer.Argument(help="A dataset path or URL written by `aec compress`.")]) -> None:
+    """Summarize a latents dataset: rows, model, bytes in and out, ratio, quality.
+
+    Example: aec inspect demo-output/latents
+    """
+    from cluster.dataset import open_dataset
+    from cluster.storage import Location
+
+    ds = open_dataset(Location.of(dataset))
+    console.print(_kv_table(f"dataset {dataset}", ds.summary()))
+
+
+@app.command()
+@user_errors
+def decode(
+    dataset: Annotated[str, typer.Argument(help="A dataset path or URL written by `aec compress`.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to restore the files into.")],
+    registry: Annotated[str | None, typer.Option(help="Model registry (default: the one the dataset records).")] = None,
+    compare: Annotated[bool, typer.Option(help="Measure quality against the originals when reachable.")] = True,
+) -> None:
+    """Restore every row of a dataset to a file of its original size, and report PSNR.
+
+    Example: aec decode demo-output/latents --out demo-output/restored
+    """
+    from aecore import load_bundle
+    from cluster.dataset import open_dataset
+    from cluster.decode import decode_dataset
+    from cluster.storage import Location
+
+    ds = open_dataset(Location.of(dataset))
+    reg = ModelRegistry(registry or ds.metadata["registry"])
+    mv, bundle = reg.load(ds.metadata["model_ref"])
+    compressor = load_bundle(bundle)
+    total = ds.dataset.count_rows()
+    with Progress(TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("decode", total=total)
+        summary = decode_dataset(ds, compressor, out, compare=compare, progress=lambda n: bar.advance(task, n))
+    console.print(_kv_table(f"restored {summary['rows']} files with {mv.ref}", {
+        "out": summary["out"], "rows": summary["rows"], "compared with originals": summary["compared"],
+        "originals unreachable": summary["originals_unreachable"], "quality": summary["quality"],
+    }))
+
+
+@app.command("sample-data")
+def sample_data(
+    out: Annotated[Path, typer.Argument(help="Folder to write the photo crops into.")],
+    count: Annotated[int, typer.Option(help="How many crops.")] = 400,
+    seed: Annotated[int, typer.Option(help="Random seed of the crop positions.")] = 0,
+) -> None:
+    """Make a real photo collection offline from the sample photos shipped in scikit-image.
+
+    Example: aec sample-data demo-output/photos --count 400
+    """
+    from jobs.sample_data import make_photo_collection
+
+    paths = make_photo_collection(out, count, seed=seed)
+    console.print(f"wrote {len(paths)} photo crops to {out} ({sum(p.stat().st_size for p in paths):,} bytes)")
+
+
+@app.command()
+@user_errors
+def validate(spec: Annotated[Path, typer.Argument(help="A job spec (YAML).")], set_: SetOption = None) -> None:
+    """Check a spec and print it with every default filled in.
+
+    Example: aec validate jobs/specs/photos-train.yaml --set epochs=3
+    """
+    import yaml
+
+    job = load_spec(spec, set_)
+    console.print(yaml.safe_dump(job.model_dump(), sort_keys=False), highlight=False)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,116 @@
+"""The model registry: versioned model bundles on any fsspec storage.
+
+    REGISTRY/NAME/v{N}/model.aec      the bundle (weights, config, latent prior)
+    REGISTRY/NAME/v{N}/version.json   spec, training metrics, lineage; written last = committed
+    REGISTRY/NAME/aliases.json        {"production": N}
+
+A reference is ``NAME`` (production if set, else the latest version), ``NAME@N`` or
+``NAME@ALIAS``.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cluster.storage import Location, StorageError
+
+__all__ = ["ModelRegistry", "ModelVersion", "RegistryError"]
+
+_VERSION_DIR = re.compile(r"^v(\d+)$")
+BUNDLE = "model.aec"
+INFO = "version.json"
+ALIASES = "aliases.json"
+
+
+class RegistryError(LookupError):
+    """A model reference that does not resolve; the message says what exists."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    info: dict[str, Any]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class ModelRegistry:
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.loc = Location.of(url, storage_options)
+
+    def _p(self, *parts: str) -> str:
+        return posixpath.join(self.loc.path, *parts)
+
+    def names(self) -> list[str]:
+        if not self.loc.fs.exists(self.loc.path):
+            return []
+        return sorted(posixpath.basename(p.rstrip("/")) for p in self.loc.fs.ls(self.loc.path, detail=False)
+                      if not posixpath.basename(p.rstrip("/")).startswith(("_", ".")) and self.loc.fs.isdir(p))
+
+    def versions(self, name: str) -> list[int]:
+        if not self.loc.fs.exists(self._p(name)):
+            return []
+        found = []
+        for p in self.loc.fs.ls(self._p(name), detail=False):
+            m = _VERSION_DIR.match(posixpath.basename(p.rstrip("/")))
+            if m and self.loc.fs.exists(self._p(name, m.group(0), INFO)):
+                found.append(int(m.group(1)))
+        return sorted(found)
+
+    def aliases(self, name: str) -> dict[str, int]:
+        path = self._p(name, ALIASES)
+        if not self.loc.fs.exists(path):
+            return {}
+        with self.loc.fs.open(path) as f:
+            return json.load(f)
+
+    def register(self, name: str, bundle: bytes, info: dict[str, Any]) -> ModelVersion:
+        version = (max(self.versions(name), default=0)) + 1
+        info = {**info, "name": name, "version": version, "registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        try:
+            self.loc.fs.makedirs(self._p(name, f"v{version}"), exist_ok=True)
+            self.loc.fs.pipe_file(self._p(name, f"v{version}", BUNDLE), bundle)
+            self.loc.fs.pipe_file(self._p(name, f"v{version}", INFO), json.dumps(info, indent=2, sort_keys=True).encode())
+        except PermissionError:
+            raise StorageError(f"registry {self.loc.url!r} is not writable; check the path and credentials") from None
+        return ModelVersion(name, version, info)
+
+    def resolve(self, ref: str) -> ModelVersion:
+        name, _, tag = ref.partition("@")
+        versions = self.versions(name)
+        if not versions:
+            known = self.names()
+            hint = f"; registered models: {', '.join(known)}" if known else "; train one first with `aec train`"
+            raise RegistryError(f"model {name!r} is not in the registry {self.loc.url!r}{hint}")
+        aliases = self.aliases(name)
+        if not tag:
+            version = aliases.get("production", versions[-1])
+        elif tag.isdigit():
+            version = int(tag)
+            if version not in versions:
+                raise RegistryError(f"model {name!r} has no version {version}; versions: {', '.join(map(str, versions))}")
+        elif tag in aliases:
+            version = aliases[tag]
+        else:
+            raise RegistryError(f"model {name!r} has no alias {tag!r}; aliases: {', '.join(aliases) or 'none'} "
+                                f"(promote a version with `aec models promote {name} VERSION`)")
+        with self.loc.fs.open(self._p(name, f"v{version}", INFO)) as f:
+            return ModelVersion(name, version, json.load(f))
+
+    def load(self, ref: str) -> tuple[ModelVersion, bytes]:
+        mv = self.resolve(ref)
+        return mv, self.loc.fs.cat_file(self._p(mv.name, f"v{mv.version}", BUNDLE))
+
+    def promote(self, name: str, version: int, alias: str = "production") -> None:
+        if version not in self.versions(name):
+            raise RegistryError(f"model {name!r} has no version {version}")
+        aliases = {**self.aliases(name), alias: version}
+        self.loc.fs.pipe_file(self._p(name, ALIASES), json.dumps(aliases, indent=2).encode())

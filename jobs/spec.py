@@ -1,0 +1,197 @@
+"""Job specs: YAML files validated into frozen models, the one source of truth for defaults.
+
+    kind: train | compress        name: job name            modality: image
+    input: collection URL/path    output: dataset URL/path (compress)
+    registry: model registry URL/path
+    model: train -> name to register a new version of; compress -> NAME, NAME@VERSION, NAME@production
+    epochs, batch_size, workers, gpus
+
+Relative paths are relative to the directory ``aec`` runs in. Any key can be overridden
+on the command line with ``--set key=value`` (values parsed as YAML; ``a.b=v`` for nested).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from aecore.registry import MODALITIES, MODELS, REGULARIZERS
+import aecore  # noqa: F401  - fills the registries
+
+__all__ = ["CompressJobSpec", "JobSpec", "SpecError", "TrainJobSpec", "load_spec", "parse_spec"]
+
+_MODEL_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(@([0-9]+|[A-Za-z][A-Za-z0-9_-]*))?$")
+
+
+class SpecError(ValueError):
+    """A spec problem; the message is one line naming the key and the fix."""
+
+
+class JobSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["train", "compress"]
+    name: str = Field(min_length=1)
+    modality: str = "image"
+    input: str = Field(min_length=1)
+    registry: str = ".aec/registry"
+    model: str = Field(min_length=1)
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    workers: int = Field(default=2, ge=1)
+    gpus: float = Field(default=0.0, ge=0)
+    #: CPUs reserved per Ray Train worker / encoder actor; default: a share that leaves
+    #: half the cluster's CPUs to the read and write tasks (see cluster.runtime.actor_cpus)
+    cpus_per_worker: float | None = Field(default=None, gt=0)
+    #: passed to fsspec for input, output and registry (e.g. endpoint_url, anon)
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("modality")
+    @classmethod
+    def _known_modality(cls, v: str) -> str:
+        if v not in MODALITIES:
+            raise ValueError(f"unknown modality {v!r}; use one of: {', '.join(sorted(MODALITIES))}")
+        return v
+
+
+class TrainJobSpec(JobSpec):
+    kind: Literal["train"] = "train"
+    #: aecore model class; default: the modality's own (image -> image-conv)
+    architecture: str | None = None
+    preset: Literal["tiny", "base"] = "tiny"
+    learning_rate: float = Field(default=2e-3, gt=0)
+    #: a regularizer name, a list of names, or {name: weight}; weights default per regularizer
+    regularizer: str | list[str] | dict[str, float | None] = "sparse-l1"
+    #: random crops taken from each file per epoch
+    patches_per_item: int = Field(default=4, ge=1)
+    seed: int = 0
+
+    @field_validator("model")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
+            raise ValueError(f"{v!r} is not a model name (letters, digits, '_', '.', '-'); a train job registers a new version of it")
+        return v
+
+    @field_validator("architecture")
+    @classmethod
+    def _known_architecture(cls, v: str | None) -> str | None:
+        if v is not None and v not in MODELS:
+            raise ValueError(f"unknown architecture {v!r}; use one of: {', '.join(sorted(MODELS))}")
+        return v
+
+    @field_validator("regularizer")
+    @classmethod
+    def _known_regularizers(cls, v: Any) -> Any:
+        names = [v] if isinstance(v, str) else list(v)
+        for n in names:
+            if n not in REGULARIZERS:
+                near = difflib.get_close_matches(n, REGULARIZERS, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ValueError(f"unknown regularizer {n!r}{hint}; use one of: {', '.join(sorted(REGULARIZERS))}")
+        return v
+
+    def regularizer_weights(self) -> dict[str, float | None]:
+        if isinstance(self.regularizer, str):
+            return {self.regularizer: None}
+        if isinstance(self.regularizer, list):
+            return {n: None for n in self.regularizer}
+        return dict(self.regularizer)
+
+
+class CompressJobSpec(JobSpec):
+    kind: Literal["compress"] = "compress"
+    output: str = Field(min_length=1)
+    #: every how-many-th input (by id hash) is decoded again to measure quality
+    quality_every: int = Field(default=8, ge=1)
+
+    @field_validator("model")
+    @classmethod
+    def _model_ref(cls, v: str) -> str:
+        if not _MODEL_REF.fullmatch(v):
+            raise ValueError(f"{v!r} is not a model reference; use NAME, NAME@VERSION or NAME@production")
+        return v
+
+
+_KINDS: dict[str, type[JobSpec]] = {"train": TrainJobSpec, "compress": CompressJobSpec}
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> JobSpec:
+    """Read, override and validate a spec file; every failure is a one-line :class:`SpecError`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SpecError(f"spec {path}: no such file; check the path") from None
+    except OSError as exc:
+        raise SpecError(f"spec {path}: cannot read it ({exc.strerror}); check its permissions") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SpecError(f"spec {path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_spec(raw, overrides, source=str(path))
+
+
+def parse_spec(raw: Any, overrides: list[str] | None = None, source: str = "spec") -> JobSpec:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise SpecError(f"spec {source}: expected a mapping of keys to values, got {type(raw).__name__}")
+    raw = dict(raw)
+    for item in overrides or []:
+        _apply_override(raw, item, source)
+    kind = raw.get("kind")
+    if kind is None:
+        raise SpecError(f"spec {source}: missing required key 'kind'; set kind: train or kind: compress")
+    cls = _KINDS.get(kind)
+    if cls is None:
+        raise SpecError(f"spec {source}: key 'kind' is {kind!r}; use train or compress")
+    for key in raw:
+        if key not in cls.model_fields:
+            raise SpecError(f"spec {source}: unknown key {key!r}{_nearest(key, cls)}")
+    try:
+        return cls(**raw)
+    except ValidationError as exc:
+        raise SpecError(f"spec {source}: {_first_error(exc, cls)}") from None
+
+
+def _apply_override(raw: dict[str, Any], item: str, source: str) -> None:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise SpecError(f"--set {item!r}: expected key=value, e.g. --set epochs=3")
+    try:
+        parsed = yaml.safe_load(value) if value else ""
+    except yaml.YAMLError:
+        parsed = value
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for p in parents:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise SpecError(f"--set {item!r}: {p!r} is not a mapping in {source}")
+    node[leaf] = parsed
+
+
+def _nearest(key: str, cls: type[JobSpec]) -> str:
+    near = difflib.get_close_matches(key, cls.model_fields, n=1, cutoff=0.6)
+    return f"; did you mean {near[0]!r}?" if near else f"; valid keys for a {cls.model_fields['kind'].default} job: {', '.join(cls.model_fields)}"
+
+
+def _first_error(exc: ValidationError, cls: type[JobSpec]) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"]) or "spec"
+    if err["type"] == "missing":
+        doc = {"output": " (where a compress job writes its dataset)", "input": " (the collection: a folder, prefix or URL)",
+               "model": " (train: name to register; compress: NAME[@VERSION|@production])"}.get(key, "")
+        return f"missing required key {key!r}{doc}; add it to the spec or pass --set {key}=..."
+    msg = err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) and "got" not in msg else ""
+    return f"key {key!r}: {msg}{shown}"
