@@ -219,6 +219,33 @@ def decode(
     }))
 
 
+@app.command()
+@user_errors
+def query(
+    dataset: Annotated[str, typer.Argument(help="A local dataset folder written by `aec compress`.")],
+    sql: Annotated[str, typer.Argument(help="SQL over the view `latents` (one row per encoded file).")],
+) -> None:
+    """Run DuckDB SQL over a dataset's Parquet files, exactly as any DuckDB user would.
+
+    Example: aec query demo-output/latents "SELECT modality, count(*) FROM latents GROUP BY 1"
+    """
+    try:
+        import duckdb
+    except ImportError:
+        raise SpecError("`aec query` needs DuckDB: pip install 'aec[readers]'") from None
+    glob = f"{dataset.rstrip('/')}/**/*.parquet"
+    con = duckdb.connect()
+    con.execute(f"CREATE VIEW latents AS SELECT * FROM read_parquet('{glob.replace(chr(39), chr(39) * 2)}')")
+    try:
+        rel = con.sql(sql)
+    except duckdb.Error as exc:
+        raise SpecError(f"query failed: {str(exc).splitlines()[0]}") from None
+    table = Table(*rel.columns, title=f"read_parquet('{glob}')", title_justify="left")
+    for row in rel.fetchall():
+        table.add_row(*(_fmt(v) for v in row))
+    console.print(table)
+
+
 @app.command("sample-data")
 def sample_data(
     out: Annotated[Path, typer.Argument(help="Folder to write the photo crops into.")],

@@ -1,0 +1,38 @@
+# make demo : set up everything from a fresh clone, then train -> compress -> inspect -> decode
+# make test : set up everything from a fresh clone, then run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+# CPU wheel here; set TORCH_SPEC="torch==2.13.0 --index-url ..." for another build.
+TORCH_SPEC ?= torch==2.13.0
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.aec-installed
+DEMO   ?= demo-output
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned: an unpinned resolve would pull a multi-GB CUDA build
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	rm -rf $(DEMO)
+	$(BIN)/aec sample-data $(DEMO)/photos --count 400
+	$(BIN)/aec train jobs/specs/photos-train.yaml
+	$(BIN)/aec compress jobs/specs/photos-compress.yaml
+	$(BIN)/aec inspect $(DEMO)/latents
+	$(BIN)/aec query $(DEMO)/latents \
+	  "SELECT modality, count(*) AS files, sum(bytes) AS bytes_in, sum(octet_length(payload)) AS bytes_out, sum(bytes) / sum(octet_length(payload)) AS ratio FROM latents GROUP BY 1"
+	$(BIN)/aec decode $(DEMO)/latents --out $(DEMO)/restored
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(DEMO) .pytest_cache

@@ -1,0 +1,75 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aecore import Compressor, FactorizedCategoricalCodec, UnreadableInput, build_model, get_modality
+from aecore.registry import MODALITIES, lookup
+from tests.conftest import png_bytes
+
+
+@pytest.fixture
+def compressor():
+    torch.manual_seed(0)
+    model = build_model("image-conv", "tiny")
+    return Compressor(get_modality("image"), model, FactorizedCategoricalCodec(model.latent_channels))
+
+
+def test_codec_round_trip_is_exact():
+    rng = np.random.default_rng(0)
+    y_hat = np.rint(rng.laplace(0, 3, size=(12, 5, 7))).astype(np.float32)
+    y_hat[0, 0, 0] = 200  # outside the support: clamped, not a crash
+    hist = FactorizedCategoricalCodec(12).histogram(y_hat[None])
+    codec = FactorizedCategoricalCodec.from_histogram(hist, 48)
+    data = codec.compress(y_hat)
+    back = codec.decompress(data, y_hat.shape)
+    expected = np.clip(y_hat, -48, 48)
+    np.testing.assert_array_equal(back, expected)
+    # A fitted prior codes close to the ideal length.
+    assert len(data) * 8 <= codec.bits_estimate(expected) + 64
+
+
+@pytest.mark.parametrize("shape,mode", [((37, 50, 3), "RGB"), ((1, 1, 3), "RGB"), ((19, 8), "L"), ((16, 16, 4), "RGBA")])
+def test_any_size_and_mode_restores_the_original_size(compressor, shape, mode):
+    rng = np.random.default_rng(1)
+    data = png_bytes(rng.integers(0, 256, size=shape, dtype=np.uint8), mode)
+    sample = compressor.modality.load(data)
+    enc = compressor.encode([sample], [True])[0]
+    assert enc.latent.shape == (int(np.prod(compressor.query_latent_shape)),)
+    restored, x_hat, info = compressor.decode(enc.payload)
+    with Image.open(io.BytesIO(restored)) as img:
+        assert (img.height, img.width) == shape[:2]
+        assert img.mode == ("L" if mode == "L" else "RGB")
+    assert info["shape"] == sample.shape
+    assert enc.quality is not None and "psnr" in enc.quality and "bpp" in enc.quality
+
+
+def test_batches_of_mixed_sizes_match_single_encodes(compressor):
+    rng = np.random.default_rng(2)
+    samples = [compressor.modality.load(png_bytes(rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8)))
+               for h, w in [(16, 16), (20, 33), (16, 16)]]
+    together = compressor.encode(samples)
+    alone = [compressor.encode([s])[0] for s in samples]
+    assert [e.payload for e in together] == [e.payload for e in alone]
+
+
+@pytest.mark.parametrize("data,reason", [(b"", "empty file"), (b"not an image at all", "not a readable image"),
+                                          (png_bytes(np.zeros((8, 8, 3), np.uint8))[:40], "not a readable image")])
+def test_unreadable_files_raise_one_line_errors(data, reason):
+    with pytest.raises(UnreadableInput, match=reason) as info:
+        get_modality("image").load(data)
+    assert "\n" not in str(info.value)
+
+
+def test_registry_lookup_suggests_the_nearest_name():
+    with pytest.raises(KeyError, match="did you mean 'image'"):
+        lookup(MODALITIES, "imgae", "modality")
+
+
+def test_payload_version_is_checked(compressor):
+    sample = compressor.modality.load(png_bytes(np.zeros((8, 8, 3), np.uint8)))
+    payload = compressor.encode([sample])[0].payload
+    with pytest.raises(ValueError, match="payload version 9"):
+        compressor.decode(bytes([9]) + payload[1:])

@@ -1,0 +1,38 @@
+"""Shared fixtures: one Ray instance per test session, a real photo collection, a trained model."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance for the whole session (start-up costs ~8 s)."""
+    import ray
+
+    from cluster.runtime import ensure_ray
+
+    ensure_ray(num_cpus=2, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def photos(tmp_path_factory) -> Path:
+    """36 real photo crops (PNG and JPEG, RGB and grayscale, 24-48 px) from scikit-image's samples."""
+    from jobs.sample_data import make_photo_collection
+
+    out = tmp_path_factory.mktemp("photos")
+    make_photo_collection(out, 36, sizes=(24, 32, 40, 48), seed=1, jpeg_every=4)
+    return out
+
+
+def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array, mode=mode).save(buf, format="PNG")
+    return buf.getvalue()

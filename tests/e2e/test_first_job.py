@@ -1,0 +1,174 @@
+"""train -> compress -> inspect -> decode on a few dozen real photo crops, on a local Ray instance,
+and the output read back by pyarrow (without Ray), DuckDB and Polars."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from aecore import FactorizedCategoricalCodec, build_model, dump_bundle
+from jobs.cli import app
+from jobs.registry import ModelRegistry
+
+pytestmark = pytest.mark.e2e
+
+# A model that learned anything reconstructs these crops well above this; an untrained or
+# broken one (random weights, wrong decoder) lands near 10 dB.
+PSNR_FLOOR_DB = 18.0
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def job(ray_local, photos, tmp_path_factory):
+    """Train once, compress once: the collection plus a corrupt and an empty file."""
+    root = tmp_path_factory.mktemp("job")
+    collection = root / "photos"
+    shutil.copytree(photos, collection)
+    (collection / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    (collection / "empty.jpg").write_bytes(b"")
+    (collection / "notes.txt").write_text("not an image: ignored by extension")
+    train = root / "train.yaml"
+    train.write_text(
+        f"kind: train\nname: t\nmodality: image\ninput: {collection}\nregistry: {root}/registry\nmodel: photos\n"
+        "epochs: 25\nbatch_size: 16\nworkers: 2\ngpus: 0\npatches_per_item: 4\n"
+    )
+    compress = root / "compress.yaml"
+    compress.write_text(
+        f"kind: compress\nname: c\nmodality: image\ninput: {collection}\noutput: {root}/latents\n"
+        f"registry: {root}/registry\nmodel: photos\nbatch_size: 8\nworkers: 2\ngpus: 0\nquality_every: 1\n"
+    )
+    train_out = run("train", str(train))
+    compress_out = run("compress", str(compress))
+    return {"root": root, "collection": collection, "output": root / "latents", "registry": root / "registry",
+            "train_out": train_out, "compress_out": compress_out, "compress_spec": compress}
+
+
+def test_train_registers_a_version_with_lineage(job):
+    assert "registered photos@1" in job["train_out"]
+    mv = ModelRegistry(str(job["registry"])).resolve("photos")
+    assert mv.version == 1
+    assert mv.info["lineage"]["files"] == 38  # 36 photos + the corrupt and the empty one
+    assert mv.info["metrics"]["final"] is True
+    assert any(Path(job["registry"], "_runs").iterdir()), "Ray Train checkpoints live in the registry's storage"
+
+
+def test_compress_writes_rows_and_error_rows(job):
+    out = job["compress_out"]
+    assert "completed with 2 errors" in out
+    manifest = json.loads((job["output"] / "_aec" / "manifest.json").read_text())
+    assert manifest["rows"] == 36 and manifest["errors"] == 2
+    errors = [json.loads(line) for line in (job["output"] / "_aec" / "errors.jsonl").read_text().splitlines()]
+    assert sorted(Path(e["uri"]).name for e in errors) == ["corrupt.png", "empty.jpg"]
+    assert all(e["stage"] == "decode" and e["reason"] for e in errors)
+    assert not list(job["root"].glob(".latents.staging-*")), "staging is cleaned up after commit"
+
+
+def test_pyarrow_reads_the_dataset_without_ray(job):
+    code = f"""
+import sys, json
+import pyarrow as pa, pyarrow.dataset as ds
+t = ds.dataset({str(job['output'])!r}).to_table()
+assert "ray" not in sys.modules
+s = t.schema
+assert s.field("latent").type == pa.list_(pa.float32(), 192), s.field("latent").type
+assert s.field("payload").type == pa.binary()
+assert s.field("shape").type == pa.list_(pa.int32())
+meta = json.loads(s.metadata[b"aec"])
+print(json.dumps({{"rows": t.num_rows, "names": s.names, "meta": meta, "ids": len(set(t.column("id").to_pylist()))}}))
+"""
+    out = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+    assert out["rows"] == 36 and out["ids"] == 36
+    assert out["names"] == ["id", "uri", "sha256", "modality", "model", "model_version", "bytes", "shape",
+                            "payload", "latent"]
+    assert out["meta"]["model_ref"] == "photos@1"
+    assert out["meta"]["codec"] == "factorized-categorical"
+    assert out["meta"]["latent_shape"] == [12, 4, 4]
+
+
+def test_duckdb_answers_the_issue_query(job):
+    import duckdb
+
+    rows = duckdb.sql(
+        f"SELECT modality, count(*), sum(bytes), sum(octet_length(payload)) "
+        f"FROM read_parquet('{job['output']}/**/*.parquet') GROUP BY 1"
+    ).fetchall()
+    total_in = sum(p.stat().st_size for p in job["collection"].iterdir()
+                   if p.suffix != ".txt" and p.name not in ("corrupt.png", "empty.jpg"))
+    assert len(rows) == 1
+    modality, count, bytes_in, bytes_out = rows[0]
+    assert (modality, count, bytes_in) == ("image", 36, total_in)
+    assert 0 < bytes_out < bytes_in / 4
+
+
+def test_polars_reads_the_same_rows(job):
+    import polars as pl
+
+    df = pl.read_parquet(f"{job['output']}/*.parquet")
+    assert df.height == 36
+    assert df.schema["latent"] == pl.Array(pl.Float32, 192)
+    assert df["model_version"].unique().to_list() == [1]
+
+
+def test_ids_are_stable_across_runs(job, tmp_path):
+    run("compress", str(job["compress_spec"]), "--set", f"output={tmp_path}/again")
+    import pyarrow.dataset as ds
+
+    first = set(ds.dataset(job["output"]).to_table(columns=["id"]).column("id").to_pylist())
+    second = set(ds.dataset(tmp_path / "again").to_table(columns=["id"]).column("id").to_pylist())
+    assert first == second
+
+
+def test_rerun_into_a_committed_output_is_refused_in_one_line(job):
+    result = CliRunner().invoke(app, ["compress", str(job["compress_spec"])])
+    assert result.exit_code == 2
+    assert "already holds a dataset" in result.output
+
+
+def test_inspect_prints_the_summary(job):
+    out = run("inspect", str(job["output"]))
+    assert "photos@1" in out and "ratio" in out and "36" in out
+
+
+def test_decode_restores_every_image_above_the_psnr_floor(job, tmp_path):
+    out = run("decode", str(job["output"]), "--out", str(tmp_path / "restored"))
+    files = sorted((tmp_path / "restored").iterdir())
+    assert len(files) == 36
+    from PIL import Image
+    import pyarrow.dataset as ds
+
+    shapes = {r["id"]: r["shape"] for r in ds.dataset(job["output"]).to_table(columns=["id", "shape"]).to_pylist()}
+    for f in files:
+        with Image.open(f) as img:
+            h, w, c = shapes[f.name.split("-")[0]]
+            assert (img.height, img.width) == (h, w)
+    psnr = _psnr_from(out)
+    print(f"trained model: decode PSNR {psnr:.2f} dB (floor {PSNR_FLOOR_DB})")
+    assert psnr > PSNR_FLOOR_DB, out
+
+
+def test_an_untrained_model_fails_the_psnr_floor(job, tmp_path):
+    """The floor means something: random weights with a matching prior fall far below it."""
+    model = build_model("image-conv", "tiny")
+    registry = ModelRegistry(str(job["registry"]))
+    mv = registry.register("untrained", dump_bundle(model, "image-conv", "image", FactorizedCategoricalCodec(12)), {})
+    run("compress", str(job["compress_spec"]), "--set", f"output={tmp_path}/bad", "--set", f"model={mv.ref}")
+    out = run("decode", str(tmp_path / "bad"), "--out", str(tmp_path / "restored"))
+    psnr = _psnr_from(out)
+    print(f"untrained model: decode PSNR {psnr:.2f} dB (floor {PSNR_FLOOR_DB})")
+    assert psnr < PSNR_FLOOR_DB
+
+
+def _psnr_from(output: str) -> float:
+    line = next(line for line in output.splitlines() if "psnr=" in line)
+    return float(line.split("psnr=")[1].split()[0].rstrip("│,"))
