@@ -93,7 +93,10 @@ def _train_loop(config: dict[str, Any]) -> None:
     shard = ray.train.get_dataset_shard("train")
 
     def batches():
-        return shard.iter_torch_batches(batch_size=cfg.batch_size, dtypes=torch.float32, device=device)
+        # Files arrive shuffled (read-time), and patches are mixed again in a local buffer, so a
+        # batch never holds crops of one photo only.
+        return shard.iter_torch_batches(batch_size=cfg.batch_size, dtypes=torch.float32, device=device,
+                                        local_shuffle_buffer_size=cfg.batch_size * 8)
 
     for epoch in range(start_epoch, cfg.epochs):
         ddp_model.train()
@@ -175,7 +178,7 @@ def train_model(
     files = list_collection(input_loc, modality.extensions)
     sizes = input_loc.fs.sizes(files) if hasattr(input_loc.fs, "sizes") else [input_loc.fs.size(f) for f in files]
     native = build_model(cfg.model, cfg.preset).native_size
-    data = ray.data.read_binary_files(files, filesystem=input_loc.pyarrow_fs())
+    data = ray.data.read_binary_files(files, filesystem=input_loc.pyarrow_fs(), shuffle="files")
     data = data.map_batches(
         make_patches,
         batch_format="pyarrow",
