@@ -1,27 +1,34 @@
-"""A compress job on Ray Data: read the collection, encode it in an actor pool, write
-the latents dataset.
+"""A compress job on Ray Data, committed progressively and resumable.
 
-    read_binary_files (tasks) -> EncodeBatch (actor pool) -> LatentDatasink (tasks + commit)
+    list inputs - committed uris
+      -> read_binary_files (tasks) -> EncodeBatch (actor pool) -> stage_part (tasks)
+      -> driver: DatasetCommitter.commit every few parts (see cluster.commit)
+
+Killing the driver loses at most the parts staged since the last commit; re-running the
+same job encodes only the inputs that are not committed yet.
 """
 
 from __future__ import annotations
 
+import json
 import math
-import posixpath
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import ray
 
-from aecore import read_bundle, load_bundle
+from aecore import load_bundle, read_bundle
+from cluster.commit import DatasetCommitter
 from cluster.encode import EncodeBatch
 from cluster.runtime import actor_cpus
 from cluster.schema import latent_schema
-from cluster.sink import MANIFEST, LatentDatasink
-from cluster.storage import Location, StorageError, list_collection
+from cluster.stage import stage_part
+from cluster.storage import Location, StorageError, list_collection, with_retries
 
 __all__ = ["CompressRequest", "compress_collection"]
 
@@ -38,24 +45,27 @@ class CompressRequest:
     batch_size: int = 32
     cpus_per_worker: float | None = None
     overwrite: bool = False
+    quality_every: int = 8
+    max_file_bytes: int = 512 * 2**20
+    commit_every: int = 16  # staged parts per commit (also: at least every commit_seconds)
+    commit_seconds: float = 30.0
     metadata: dict[str, Any] | None = None  # extra dataset-level metadata (job name, registry, ...)
 
 
-def compress_collection(req: CompressRequest) -> dict[str, Any]:
-    """Run the job; return the committed dataset's summary (rows, bytes, ratio, quality, time)."""
+def compress_collection(req: CompressRequest, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Run the job; return the committed dataset's summary. ``progress(done, total)`` is
+    called as inputs are committed."""
     started = time.perf_counter()
     compressor = load_bundle(req.bundle)
     modality = compressor.modality
-    _check_output(req.output, req.overwrite)
     files = list_collection(req.input, modality.extensions)
-    bundle_info = read_bundle(req.bundle)
     metadata = {
         "format": "aec-dataset/1",
         "modality": modality.name,
         "model": req.model_name,
         "model_version": req.model_version,
         "model_ref": f"{req.model_name}@{req.model_version}",
-        "model_class": bundle_info["model"],
+        "model_class": read_bundle(req.bundle)["model"],
         "codec": compressor.codec.name,
         "payload_version": 1,
         "latent_shape": list(compressor.query_latent_shape),
@@ -63,11 +73,71 @@ def compress_collection(req: CompressRequest) -> dict[str, Any]:
         **(req.metadata or {}),
     }
     schema = latent_schema(int(np.prod(compressor.query_latent_shape)), metadata)
-    run_id = uuid.uuid4().hex[:8]
-    staging = Location.of(posixpath.join(posixpath.dirname(req.output.url.rstrip("/")),
-                                         f".{posixpath.basename(req.output.url.rstrip('/'))}.staging-{run_id}"))
+    if req.overwrite and req.output.exists():
+        with_retries(req.output.fs.rm, req.output.path, recursive=True, what=f"output {req.output.url!r}")
+    committer = DatasetCommitter(req.output, metadata, run_id=uuid.uuid4().hex[:12])
+    committer.open()
+    todo = [f for f in files if req.input.uri(f.path) not in committer.committed_uris]
+    committer.run["skipped"] = skipped = len(files) - len(todo)
+    committer.run["inputs"] = len(files)
+    oversized = [f for f in todo if f.size > req.max_file_bytes]
+    readable = [f for f in todo if f.size <= req.max_file_bytes]
+    if oversized:
+        committer.commit([_error_descriptor([
+            {"uri": req.input.uri(f.path), "sha256": None, "bytes": f.size, "stage": "read",
+             "reason": f"file of {f.size} bytes exceeds max_file_bytes={req.max_file_bytes}; raise it in the spec"}
+            for f in oversized])])
+    done = skipped + len(oversized)
+    if progress:
+        progress(done, len(files))
+    stream = _CommitStream()
+    try:
+        if readable:
+            for batch in _pipeline(req, readable, schema, committer).iter_batches(batch_size=None, batch_format="pyarrow"):
+                stream.buffer.extend(batch.to_pylist())
+                if len(stream.buffer) >= req.commit_every or time.monotonic() - stream.last >= req.commit_seconds:
+                    done += stream.flush(committer)
+                    if progress:
+                        progress(done, len(files))
+            done += stream.flush(committer)
+            if progress:
+                progress(done, len(files))
+    except BaseException as exc:
+        stream.buffer.clear()
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        try:
+            committer.finish("failed", reason=reason[:300])
+        except StorageError:
+            pass
+        if isinstance(exc, StorageError | KeyboardInterrupt):
+            raise
+        raise StorageError(f"compress job failed after committing {committer.run['rows']} new rows "
+                           f"({type(exc).__name__}); re-run it to finish the rest") from exc
+    summary = committer.finish("completed", seconds=round(time.perf_counter() - started, 3))
+    summary.update(inputs=len(files), skipped=skipped, encoded=summary["run"]["rows"],
+                   seconds=time.perf_counter() - started, output=req.output.url)
+    return summary
+
+
+class _CommitStream:
+    """Descriptors waiting for the next commit (driver-side, one job at a time)."""
+
+    def __init__(self) -> None:
+        self.buffer: list[dict[str, Any]] = []
+        self.last = time.monotonic()
+
+    def flush(self, committer: DatasetCommitter) -> int:
+        pending, self.buffer = self.buffer, []
+        self.last = time.monotonic()
+        if not pending:
+            return 0
+        committer.commit(pending)
+        return sum(d["rows"] + len(json.loads(d["errors"])) for d in pending)
+
+
+def _pipeline(req: CompressRequest, files: list, schema: pa.Schema, committer: DatasetCommitter) -> ray.data.Dataset:
     cpus = actor_cpus(req.workers, req.cpus_per_worker)
-    data = ray.data.read_binary_files(files, include_paths=True, filesystem=req.input.pyarrow_fs())
+    data = ray.data.read_binary_files([f.path for f in files], include_paths=True, filesystem=req.input.pyarrow_fs())
     data = data.map_batches(
         EncodeBatch,
         fn_constructor_kwargs={
@@ -76,6 +146,7 @@ def compress_collection(req: CompressRequest) -> dict[str, Any]:
             "model_version": req.model_version,
             "root": req.input.path,
             "uri_prefix": req.input.uri(""),
+            "quality_every": req.quality_every,
             "threads": max(1, math.floor(cpus)),
         },
         compute=ray.data.ActorPoolStrategy(size=req.workers),
@@ -84,20 +155,15 @@ def compress_collection(req: CompressRequest) -> dict[str, Any]:
         num_cpus=cpus,
         num_gpus=req.gpus or None,
     )
-    sink = LatentDatasink(output=req.output, staging=staging, schema=schema, run_id=run_id, replace=req.overwrite,
-                          manifest_extra={"metadata": metadata, "input": req.input.url, "inputs": len(files)})
-    data.write_datasink(sink)
-    summary = dict(sink.summary or {})
-    summary.update(inputs=len(files), seconds=time.perf_counter() - started, output=req.output.url, run_id=run_id)
-    return summary
+    return data.map_batches(
+        stage_part,
+        batch_size=None,
+        batch_format="pyarrow",
+        fn_kwargs={"staging_url": committer.staging.url, "schema_ipc": schema.serialize().to_pybytes(),
+                   "storage_options": dict(req.output.storage_options)},
+    )
 
 
-def _check_output(output: Location, overwrite: bool) -> None:
-    manifest = posixpath.join(output.path, MANIFEST)
-    try:
-        exists = output.fs.exists(manifest)
-    except PermissionError:
-        raise StorageError(f"output {output.url!r} is not accessible: permission denied; check credentials") from None
-    if exists and not overwrite:
-        raise StorageError(f"output {output.url!r} already holds a dataset; choose another output or pass --overwrite")
-
+def _error_descriptor(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"file": None, "rows": 0, "size": 0, "sha256": None, "input_bytes": 0, "payload_bytes": 0, "ids": [],
+            "uris": [], "errors": json.dumps(errors), "quality": "[]"}

@@ -11,8 +11,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pds
 
 from cluster.schema import read_metadata
-from cluster.sink import ERRORS, MANIFEST
-from cluster.storage import Location, StorageError
+from cluster.commit import ERRORS, MANIFEST
+from cluster.storage import Location, StorageError, storage_error, with_retries
 
 __all__ = ["LatentDataset", "open_dataset"]
 
@@ -33,6 +33,7 @@ class LatentDataset:
             "dataset": self.location.url,
             "rows": rows,
             "errors": self.manifest.get("errors", 0),
+            "runs": len(self.manifest.get("runs", [])),
             "modality": self.metadata.get("modality"),
             "model": self.metadata.get("model_ref"),
             "codec": self.metadata.get("codec"),
@@ -48,10 +49,14 @@ class LatentDataset:
 
 def open_dataset(loc: Location) -> LatentDataset:
     manifest_path = posixpath.join(loc.path, MANIFEST)
-    if not loc.fs.exists(manifest_path):
-        raise StorageError(f"{loc.url!r} is not a committed aec dataset (no {MANIFEST}); check the path")
-    with loc.fs.open(manifest_path) as f:
-        manifest = json.load(f)
+    try:
+        if not with_retries(loc.fs.exists, manifest_path, what=f"dataset {loc.url!r}"):
+            raise StorageError(f"{loc.url!r} is not a committed aec dataset (no {MANIFEST}); check the path")
+        manifest = json.loads(with_retries(loc.fs.cat_file, manifest_path, what=f"dataset {loc.url!r}"))
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one line, no secrets
+        raise storage_error(exc, loc.url, "dataset") from None
     files = [posixpath.join(loc.path, f["name"]) for f in manifest["files"]]
     # Exactly the files the manifest commits, never a stray file that happens to lie there.
     dataset = pds.dataset(files, format="parquet", filesystem=loc.pyarrow_fs()) if files else None

@@ -27,7 +27,8 @@ def safe_name(row_id: str, uri: str, suffix: str) -> str:
 
 
 def decode_dataset(ds: LatentDataset, compressor: Compressor, out_dir: str | os.PathLike,
-                   compare: bool = True, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                   compare: bool = True, progress: Callable[[int], None] | None = None,
+                   storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write every row's restored file under ``out_dir``; PSNR etc. against reachable originals."""
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -44,7 +45,7 @@ def decode_dataset(ds: LatentDataset, compressor: Compressor, out_dir: str | os.
             target.write_bytes(data)
             rows += 1
             if compare:
-                original = _read_original(uri)
+                original = _read_original(uri, storage_options)
                 if original is None:
                     unreachable += 1
                 else:
@@ -64,10 +65,9 @@ def decode_dataset(ds: LatentDataset, compressor: Compressor, out_dir: str | os.
     }
 
 
-def _read_original(uri: str) -> bytes | None:
+def _read_original(uri: str, storage_options: dict[str, Any] | None) -> bytes | None:
     try:
-        loc = Location.of(uri)
-        with loc.fs.open(loc.path, "rb") as f:
-            return f.read()
-    except (OSError, ValueError):
+        loc = Location.of(uri, storage_options)
+        return loc.fs.cat_file(loc.path)
+    except Exception:  # noqa: BLE001 - an unreachable original only means no comparison
         return None

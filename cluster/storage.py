@@ -1,27 +1,88 @@
 """Where collections, datasets and the registry live: any fsspec URL or local path.
 
 fsspec (s3fs for ``s3://``) does listing and small metadata; bulk reads go through a
-pyarrow filesystem — pyarrow's native S3 client where the URL is ``s3://`` (much faster
-than s3fs for bulk reads, apache/arrow#34414), an fsspec wrapper otherwise.
+pyarrow filesystem — pyarrow's native S3 client for ``s3://`` (much faster than s3fs for
+bulk reads, apache/arrow#34414), an fsspec wrapper for other schemes.
+
+Endpoints and credentials come from ``storage_options`` (s3fs's names: ``endpoint_url``,
+``key``, ``secret``, ``token``) or the standard variables (``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_DEFAULT_REGION``).
+They are never part of a URL, a log line, an error message or any metadata ``aec`` writes.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import fsspec
 import pyarrow.fs as pafs
 from fsspec.core import url_to_fs
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
-__all__ = ["Location", "StorageError", "list_collection"]
+__all__ = ["Location", "StorageError", "list_collection", "with_retries", "storage_error"]
+
+T = TypeVar("T")
+
+# How long a vanished endpoint is waited for before a job gives up cleanly.
+RETRY_SECONDS = float(os.environ.get("AEC_STORAGE_RETRY_SECONDS", "60"))
 
 
 class StorageError(RuntimeError):
     """A storage problem a user can fix; the message is one line and names the fix."""
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError | StorageError):
+        return False
+    name = type(exc).__name__
+    return isinstance(exc, ConnectionError | TimeoutError | OSError) or name in {
+        "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ClientConnectorError",
+        "ServerDisconnectedError", "ClientOSError", "ConnectionClosedError",
+    }
+
+
+def with_retries(fn: Callable[..., T], *args: Any, what: str = "storage", **kwargs: Any) -> T:
+    """Call ``fn``, retrying transient connection errors with exponential backoff
+    (0.25 s doubling to 4 s, up to ``AEC_STORAGE_RETRY_SECONDS``); then a clean one-line failure."""
+    call = retry(
+        retry=retry_if_exception(_transient),
+        wait=wait_exponential(multiplier=0.25, max=4),
+        stop=stop_after_delay(RETRY_SECONDS),
+        reraise=True,
+    )(fn)
+    try:
+        return call(*args, **kwargs)
+    except Exception as exc:
+        if _transient(exc):
+            raise StorageError(f"{what} unreachable for {RETRY_SECONDS:.0f} s ({type(exc).__name__}); "
+                               "check the endpoint and network, then re-run: committed work is kept") from None
+        raise
+
+
+def storage_error(exc: BaseException, url: str, role: str) -> StorageError:
+    """A one-line, secret-free error for a failed storage call on ``url`` (``role``: input/output/registry)."""
+    text = f"{type(exc).__name__} {exc}"
+    if any(s in text for s in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "NoCredentials", "ExpiredToken",
+                               "InvalidToken", "Unable to locate credentials")):
+        return StorageError(f"{role} {url!r}: credentials were refused; check AWS_ACCESS_KEY_ID / "
+                            "AWS_SECRET_ACCESS_KEY or the spec's storage_options")
+    if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text:
+        return StorageError(f"{role} {url!r}: permission denied; check the credentials and the bucket policy")
+    if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text:
+        return StorageError(f"{role} {url!r} does not exist; check the path or URL")
+    return StorageError(f"{role} {url!r}: {type(exc).__name__}; check the URL, endpoint and credentials")
+
+
+def _s3_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    opts = dict(options)
+    if "endpoint_url" not in opts and os.environ.get("AWS_ENDPOINT_URL"):
+        opts["endpoint_url"] = os.environ["AWS_ENDPOINT_URL"]
+    return opts
 
 
 @dataclass(frozen=True)
@@ -29,58 +90,110 @@ class Location:
     """A URL resolved to a filesystem plus a path on it."""
 
     url: str
-    fs: fsspec.AbstractFileSystem
+    fs: fsspec.AbstractFileSystem = field(repr=False)
     path: str
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, url: str, storage_options: Mapping[str, Any] | None = None) -> Location:
         url = str(url)
         if "://" not in url:
             url = os.path.abspath(os.path.expanduser(url))
+        options = dict(storage_options or {})
+        if url.startswith(("s3://", "s3a://")):
+            options = _s3_options(options)
         try:
-            fs, path = url_to_fs(url, **dict(storage_options or {}))
-        except (ImportError, ValueError) as exc:
-            raise StorageError(f"cannot open {url!r}: {exc}; check the URL scheme") from None
-        return cls(url=url, fs=fs, path=path.rstrip("/") or path)
+            fs, path = url_to_fs(url, **options)
+        except (ImportError, ValueError, TypeError) as exc:
+            raise StorageError(f"cannot open {url!r} ({type(exc).__name__}); check the URL scheme and storage_options") from None
+        return cls(url=url.rstrip("/") if len(url) > 1 else url, fs=fs, path=path.rstrip("/") or path,
+                   storage_options=options)
+
+    @property
+    def protocol(self) -> str:
+        proto = self.fs.protocol
+        return proto if isinstance(proto, str) else proto[0]
 
     @property
     def is_local(self) -> bool:
-        return "file" in _protocols(self.fs)
+        return self.protocol in ("file", "local")
 
     def join(self, *parts: str) -> Location:
-        sep_url = self.url.rstrip("/")
-        return Location(url="/".join([sep_url, *parts]), fs=self.fs, path=posixpath.join(self.path, *parts))
+        return Location(url="/".join([self.url.rstrip("/"), *parts]), fs=self.fs,
+                        path=posixpath.join(self.path, *parts), storage_options=self.storage_options)
+
+    def sibling(self, name: str) -> Location:
+        parent_url, parent_path = self.url.rsplit("/", 1)[0], posixpath.dirname(self.path)
+        return Location(url=f"{parent_url}/{name}", fs=self.fs, path=posixpath.join(parent_path, name),
+                        storage_options=self.storage_options)
 
     def uri(self, path: str) -> str:
         """A full URI for a path on this location's filesystem."""
-        return path if self.is_local else f"{_protocols(self.fs)[0]}://{path}"
+        return path if self.is_local else f"{self.protocol}://{path}"
 
     def pyarrow_fs(self) -> pafs.FileSystem:
+        """A pyarrow filesystem for bulk I/O: native S3 for ``s3://``."""
         if self.is_local:
             return pafs.LocalFileSystem()
+        if self.protocol in ("s3", "s3a"):
+            return _native_s3(self.storage_options)
         return pafs.PyFileSystem(pafs.FSSpecHandler(self.fs))
 
-
-def _protocols(fs: fsspec.AbstractFileSystem) -> tuple[str, ...]:
-    proto = fs.protocol
-    return (proto,) if isinstance(proto, str) else tuple(proto)
+    def exists(self, path: str | None = None) -> bool:
+        return with_retries(self.fs.exists, path or self.path, what=f"storage for {self.url!r}")
 
 
-def list_collection(loc: Location, extensions: Iterable[str]) -> list[str]:
-    """Sorted paths of the files under ``loc`` whose suffix is one of ``extensions``."""
-    try:
-        if not loc.fs.exists(loc.path):
-            raise StorageError(f"input {loc.url!r} does not exist; check the path or URL (and credentials for object storage)")
-        if loc.fs.isfile(loc.path):
-            found = [loc.path]
-        else:
-            found = loc.fs.find(loc.path)
-    except PermissionError:
-        raise StorageError(f"input {loc.url!r} is not readable: permission denied; check credentials") from None
+def _native_s3(options: Mapping[str, Any]) -> pafs.S3FileSystem:
+    endpoint = options.get("endpoint_url") or options.get("client_kwargs", {}).get("endpoint_url")
+    kwargs: dict[str, Any] = {
+        # Retries inside the client cover short blips; longer outages fail the task and Ray retries it.
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=10),
+        "connect_timeout": 5,
+        "request_timeout": 30,
+    }
+    if endpoint:
+        parts = urlsplit(endpoint)
+        kwargs["endpoint_override"] = parts.netloc or parts.path
+        kwargs["scheme"] = parts.scheme or "https"
+    key = options.get("key") or options.get("aws_access_key_id")
+    secret = options.get("secret") or options.get("aws_secret_access_key")
+    if key and secret:
+        kwargs.update(access_key=key, secret_key=secret)
+        if options.get("token"):
+            kwargs["session_token"] = options["token"]
+    if options.get("anon"):
+        kwargs["anonymous"] = True
+    kwargs["region"] = options.get("region") or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+    return pafs.S3FileSystem(**kwargs)
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: str
+    size: int
+
+
+def list_collection(loc: Location, extensions: Iterable[str]) -> list[InputFile]:
+    """The files under ``loc`` whose suffix is one of ``extensions``, sorted by path."""
     exts = tuple(e.lower() for e in extensions)
-    files = sorted(p for p in found if p.lower().endswith(exts) and not posixpath.basename(p).startswith("."))
+    what = f"input {loc.url!r}"
+    try:
+        if not with_retries(loc.fs.exists, loc.path, what=what):
+            raise StorageError(f"input {loc.url!r} does not exist; check the path or URL (and credentials for object storage)")
+        if with_retries(loc.fs.isfile, loc.path, what=what):
+            found = {loc.path: with_retries(loc.fs.info, loc.path, what=what)}
+        else:
+            found = with_retries(loc.fs.find, loc.path, detail=True, what=what)
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - translated into one line without secrets
+        raise storage_error(exc, loc.url, "input") from None
+    files = sorted(
+        (InputFile(p, int(info.get("size") or 0)) for p, info in found.items()
+         if p.lower().endswith(exts) and not posixpath.basename(p).startswith(".")),
+        key=lambda f: f.path,
+    )
     if not files:
-        raise StorageError(
-            f"input {loc.url!r} holds no files ending in {', '.join(exts)}; point input at a folder of such files"
-        )
+        raise StorageError(f"input {loc.url!r} holds no files ending in {', '.join(exts)}; "
+                           "point input at a folder of such files")
     return files

@@ -176,9 +176,8 @@ def train_model(
     """Train on every file of the collection at ``input_loc``; checkpoints go under ``storage/run_name``."""
     modality = get_modality(cfg.modality)
     files = list_collection(input_loc, modality.extensions)
-    sizes = input_loc.fs.sizes(files) if hasattr(input_loc.fs, "sizes") else [input_loc.fs.size(f) for f in files]
     native = build_model(cfg.model, cfg.preset).native_size
-    data = ray.data.read_binary_files(files, filesystem=input_loc.pyarrow_fs(), shuffle="files")
+    data = ray.data.read_binary_files([f.path for f in files], filesystem=input_loc.pyarrow_fs(), shuffle="files")
     data = data.map_batches(
         make_patches,
         batch_format="pyarrow",
@@ -190,7 +189,7 @@ def train_model(
         resources["GPU"] = gpus
     run_config = RunConfig(
         name=run_name,
-        storage_path=storage.path if not storage.is_local else storage.path,
+        storage_path=storage.path,
         storage_filesystem=None if storage.is_local else storage.pyarrow_fs(),
         failure_config=FailureConfig(max_failures=max_failures),
         checkpoint_config=CheckpointConfig(num_to_keep=2),
@@ -213,7 +212,7 @@ def train_model(
         bundle=bundle,
         metrics={k: v for k, v in result.metrics.items() if not k.startswith("_")},
         files=len(files),
-        input_bytes=int(sum(sizes)),
+        input_bytes=sum(f.size for f in files),
         storage=storage.join(run_name).url,
         history=history,
     )

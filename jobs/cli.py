@@ -107,7 +107,7 @@ def train(
     started = time.perf_counter()
     result = train_model(cfg, input_loc, registry.loc.join("_runs"), run_name, workers=job.workers,
                          gpus=job.gpus, cpus_per_worker=job.cpus_per_worker)
-    lineage = hashlib.sha256("\n".join(files).encode()).hexdigest()
+    lineage = hashlib.sha256("\n".join(f"{f.path}\t{f.size}" for f in files).encode()).hexdigest()
     mv = registry.register(job.model, result.bundle, {
         "spec": job.model_dump(exclude={"storage_options"}),
         "architecture": cfg.model,
@@ -132,10 +132,15 @@ def train(
 def compress(
     spec: Annotated[Path, typer.Argument(help="A compress job spec (YAML).")],
     set_: SetOption = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace a dataset already at the output (once the new one is written).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Delete a dataset already at the output before starting.")] = False,
+    fail_on_error: Annotated[bool, typer.Option(help="Exit 1 if any input could not be encoded.")] = False,
     verbose: Annotated[bool, typer.Option(help="Show Ray worker logs.")] = False,
 ) -> None:
     """Encode a collection into a Parquet latents dataset with a Ray Data actor pool.
+
+    Re-running a job resumes it: inputs already committed to the output are skipped.
+    Unreadable inputs become rows of OUTPUT/_aec/errors.jsonl; the job still exits 0
+    unless --fail-on-error or the spec's max_error_rate says otherwise.
 
     Example: aec compress jobs/specs/photos-compress.yaml --set output=/tmp/latents
     """
@@ -154,23 +159,61 @@ def compress(
                         f"fix `modality` or `model`")
     input_loc = Location.of(job.input, job.storage_options)
     list_collection(input_loc, get_modality(job.modality).extensions)
+    output = Location.of(job.output, job.storage_options)
+    _check_writable(output)
     _ray(verbose)
     console.print(f"compressing {job.input} with [bold]{mv.ref}[/] on {job.workers} encoder actor(s)")
-    summary = compress_collection(CompressRequest(
-        bundle=bundle, model_name=mv.name, model_version=mv.version, input=input_loc,
-        output=Location.of(job.output, job.storage_options), workers=job.workers, gpus=job.gpus,
-        batch_size=job.batch_size, cpus_per_worker=job.cpus_per_worker, overwrite=overwrite,
-        metadata={"job": job.name, "registry": registry.loc.url, "quality_every": job.quality_every},
-    ))
+    with Progress(TextColumn("committed"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("compress", total=None)
+        summary = compress_collection(CompressRequest(
+            bundle=bundle, model_name=mv.name, model_version=mv.version, input=input_loc, output=output,
+            workers=job.workers, gpus=job.gpus, batch_size=job.batch_size, cpus_per_worker=job.cpus_per_worker,
+            overwrite=overwrite, quality_every=job.quality_every, max_file_bytes=job.max_file_bytes,
+            commit_every=job.commit_every, commit_seconds=job.commit_seconds,
+            metadata={"job": job.name, "registry": registry.loc.url},
+        ), progress=lambda done, total: bar.update(task, completed=done, total=total))
+    errors, inputs = summary["errors"], summary["inputs"]
     rows = {
-        "output": summary["output"], "rows": summary["rows"], "errors": summary["errors"],
+        "output": summary["output"], "inputs": inputs, "skipped (already committed)": summary["skipped"],
+        "encoded now": summary["encoded"], "rows in dataset": summary["rows"], "errors": errors,
         "input bytes": summary["input_bytes"], "payload bytes": summary["payload_bytes"],
         "parquet bytes": summary["parquet_bytes"], "ratio (input/payload)": summary["ratio"],
         "quality (sample)": summary["quality"], "seconds": summary["seconds"],
-        "rows/s": summary["rows"] / summary["seconds"] if summary["seconds"] else None,
+        "encoded rows/s": summary["encoded"] / summary["seconds"] if summary["seconds"] else None,
     }
-    console.print(_kv_table(f"compress job {job.name!r} " + (
-        f"completed with {summary['errors']} errors" if summary["errors"] else "completed"), rows))
+    status = f"completed with {errors} errors" if errors else "completed"
+    console.print(_kv_table(f"compress job {job.name!r} {status}", rows))
+    if errors:
+        console.print(f"errors: {output.join('_aec', 'errors.jsonl').url}", highlight=False)
+    rate = errors / inputs if inputs else 0.0
+    if (fail_on_error and errors) or (job.max_error_rate is not None and rate > job.max_error_rate):
+        limit = "--fail-on-error" if fail_on_error else f"max_error_rate={job.max_error_rate}"
+        err_console.print(f"[bold red]error:[/] compress job {job.name!r} failed: {errors} of {inputs} inputs "
+                          f"could not be encoded ({limit}); committed rows are kept, see the errors file",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _check_writable(output: "Location") -> None:  # noqa: F821
+    """Fail before any work if the output cannot be written (one line, no secrets)."""
+    import posixpath
+    import uuid
+
+    from cluster.storage import StorageError, storage_error, with_retries
+
+    probe = posixpath.join(output.path, "_aec", f".probe-{uuid.uuid4().hex[:8]}")
+    try:
+        with_retries(output.fs.makedirs, posixpath.dirname(probe), exist_ok=True, what=f"output {output.url!r}")
+        with_retries(output.fs.pipe_file, probe, b"", what=f"output {output.url!r}")
+        with_retries(output.fs.rm, probe, what=f"output {output.url!r}")
+    except StorageError:
+        raise
+    except PermissionError:
+        raise StorageError(f"output {output.url!r} is not writable: permission denied; "
+                           "choose a writable output or fix its permissions") from None
+    except Exception as exc:  # noqa: BLE001
+        raise storage_error(exc, output.url, "output") from None
 
 
 @app.command()

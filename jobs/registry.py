@@ -10,14 +10,16 @@ A reference is ``NAME`` (production if set, else the latest version), ``NAME@N``
 
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from cluster.storage import Location, StorageError
+from cluster.storage import Location, StorageError, storage_error, with_retries
 
 __all__ = ["ModelRegistry", "ModelVersion", "RegistryError"]
 
@@ -25,6 +27,26 @@ _VERSION_DIR = re.compile(r"^v(\d+)$")
 BUNDLE = "model.aec"
 INFO = "version.json"
 ALIASES = "aliases.json"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _storage_calls(fn: F) -> F:
+    """Storage failures inside a registry call become one secret-free line."""
+
+    @functools.wraps(fn)
+    def wrapper(self: "ModelRegistry", *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except (RegistryError, StorageError):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            if isinstance(exc, OSError | PermissionError) or "botocore" in type(exc).__module__:
+                raise storage_error(exc, self.loc.url, "registry") from None
+            raise
+
+    return wrapper  # type: ignore[return-value]
 
 
 class RegistryError(LookupError):
@@ -49,12 +71,14 @@ class ModelRegistry:
     def _p(self, *parts: str) -> str:
         return posixpath.join(self.loc.path, *parts)
 
+    @_storage_calls
     def names(self) -> list[str]:
         if not self.loc.fs.exists(self.loc.path):
             return []
         return sorted(posixpath.basename(p.rstrip("/")) for p in self.loc.fs.ls(self.loc.path, detail=False)
                       if not posixpath.basename(p.rstrip("/")).startswith(("_", ".")) and self.loc.fs.isdir(p))
 
+    @_storage_calls
     def versions(self, name: str) -> list[int]:
         if not self.loc.fs.exists(self._p(name)):
             return []
@@ -65,6 +89,7 @@ class ModelRegistry:
                 found.append(int(m.group(1)))
         return sorted(found)
 
+    @_storage_calls
     def aliases(self, name: str) -> dict[str, int]:
         path = self._p(name, ALIASES)
         if not self.loc.fs.exists(path):
@@ -72,17 +97,22 @@ class ModelRegistry:
         with self.loc.fs.open(path) as f:
             return json.load(f)
 
+    @_storage_calls
     def register(self, name: str, bundle: bytes, info: dict[str, Any]) -> ModelVersion:
         version = (max(self.versions(name), default=0)) + 1
         info = {**info, "name": name, "version": version, "registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        what = f"registry {self.loc.url!r}"
         try:
-            self.loc.fs.makedirs(self._p(name, f"v{version}"), exist_ok=True)
-            self.loc.fs.pipe_file(self._p(name, f"v{version}", BUNDLE), bundle)
-            self.loc.fs.pipe_file(self._p(name, f"v{version}", INFO), json.dumps(info, indent=2, sort_keys=True).encode())
+            with_retries(self.loc.fs.makedirs, self._p(name, f"v{version}"), exist_ok=True, what=what)
+            with_retries(self.loc.fs.pipe_file, self._p(name, f"v{version}", BUNDLE), bundle, what=what)
+            # version.json last: a version without it is not committed and is never listed
+            with_retries(self.loc.fs.pipe_file, self._p(name, f"v{version}", INFO),
+                         json.dumps(info, indent=2, sort_keys=True).encode(), what=what)
         except PermissionError:
             raise StorageError(f"registry {self.loc.url!r} is not writable; check the path and credentials") from None
         return ModelVersion(name, version, info)
 
+    @_storage_calls
     def resolve(self, ref: str) -> ModelVersion:
         name, _, tag = ref.partition("@")
         versions = self.versions(name)
@@ -105,10 +135,12 @@ class ModelRegistry:
         with self.loc.fs.open(self._p(name, f"v{version}", INFO)) as f:
             return ModelVersion(name, version, json.load(f))
 
+    @_storage_calls
     def load(self, ref: str) -> tuple[ModelVersion, bytes]:
         mv = self.resolve(ref)
         return mv, self.loc.fs.cat_file(self._p(mv.name, f"v{mv.version}", BUNDLE))
 
+    @_storage_calls
     def promote(self, name: str, version: int, alias: str = "production") -> None:
         if version not in self.versions(name):
             raise RegistryError(f"model {name!r} has no version {version}")

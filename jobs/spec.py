@@ -109,6 +109,13 @@ class CompressJobSpec(JobSpec):
     output: str = Field(min_length=1)
     #: every how-many-th input (by id hash) is decoded again to measure quality
     quality_every: int = Field(default=8, ge=1)
+    #: larger inputs become error rows instead of being read
+    max_file_bytes: int = Field(default=512 * 2**20, ge=1)
+    #: fail the job (exit 1) when errors / inputs exceeds this; committed rows are kept
+    max_error_rate: float | None = Field(default=None, ge=0, le=1)
+    #: commit staged parts at least every this many parts or seconds (the unit of resume)
+    commit_every: int = Field(default=16, ge=1)
+    commit_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("model")
     @classmethod

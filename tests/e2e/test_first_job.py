@@ -129,10 +129,30 @@ def test_ids_are_stable_across_runs(job, tmp_path):
     assert first == second
 
 
-def test_rerun_into_a_committed_output_is_refused_in_one_line(job):
-    result = CliRunner().invoke(app, ["compress", str(job["compress_spec"])])
+def test_rerun_of_a_finished_job_encodes_nothing(job):
+    out = run("compress", str(job["compress_spec"]))
+    assert "skipped (already committed)" in out
+    manifest = json.loads((job["output"] / "_aec" / "manifest.json").read_text())
+    assert manifest["rows"] == 36 and len(manifest["runs"]) == 2
+    assert manifest["runs"][-1]["rows"] == 0 and manifest["runs"][-1]["skipped"] == 36
+    assert manifest["runs"][-1]["status"] == "completed"
+
+
+def test_another_model_into_the_same_output_is_refused_in_one_line(job):
+    model = build_model("image-conv", "tiny")
+    mv = ModelRegistry(str(job["registry"])).register(
+        "other", dump_bundle(model, "image-conv", "image", FactorizedCategoricalCodec(12)), {})
+    result = CliRunner().invoke(app, ["compress", str(job["compress_spec"]), "--set", f"model={mv.ref}"])
     assert result.exit_code == 2
-    assert "already holds a dataset" in result.output
+    assert "holds a dataset of model photos@1, not other@1" in result.output
+
+
+def test_fail_on_error_exits_1_and_keeps_the_rows(job, tmp_path):
+    result = CliRunner().invoke(app, ["compress", str(job["compress_spec"]), "--set", f"output={tmp_path}/strict",
+                                      "--fail-on-error"])
+    assert result.exit_code == 1
+    assert "2 of 38 inputs could not be encoded" in result.output
+    assert json.loads((tmp_path / "strict" / "_aec" / "manifest.json").read_text())["rows"] == 36
 
 
 def test_inspect_prints_the_summary(job):
