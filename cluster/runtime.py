@@ -16,7 +16,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, log_to_d
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=log_to_driver)
+        # Storage endpoints and credentials travel with the job, never in a spec or a log.
+        env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=log_to_driver,
+                 runtime_env={"env_vars": env} if env else None)
     else:
         ray.init(num_cpus=num_cpus or os.cpu_count(), logging_level=logging.WARNING, log_to_driver=log_to_driver)
 

@@ -11,8 +11,10 @@ from PIL import Image
 
 
 @pytest.fixture(scope="session")
-def ray_local():
-    """One local Ray instance for the whole session (start-up costs ~8 s)."""
+def ray_local(s3):
+    """One local Ray instance for the whole session (start-up costs ~8 s). It starts after
+    the S3 server so its workers inherit the AWS_* variables, as a cluster's would through
+    its runtime environment."""
     import ray
 
     from cluster.runtime import ensure_ray
@@ -36,3 +38,25 @@ def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array, mode=mode).save(buf, format="PNG")
     return buf.getvalue()
+
+
+@pytest.fixture(scope="session")
+def s3(monkeypatch_session):
+    """A moto S3 server on loopback, reached through a proxy that can vanish; the standard
+    AWS_* variables point every client (s3fs, pyarrow, Ray workers) at it."""
+    from tests.s3 import CREDENTIALS, MotoServer, VanishingProxy
+
+    server = MotoServer()
+    proxy = VanishingProxy(server.port)
+    for k, v in {**CREDENTIALS, "AWS_ENDPOINT_URL": proxy.endpoint}.items():
+        monkeypatch_session.setenv(k, v)
+    yield proxy
+    proxy.down()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def monkeypatch_session():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
