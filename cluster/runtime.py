@@ -21,7 +21,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, log_to_d
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=log_to_driver,
                  runtime_env={"env_vars": env} if env else None)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), logging_level=logging.WARNING, log_to_driver=log_to_driver)
+        # The embedded default stays on loopback: nothing of it is reachable from outside.
+        ray.init(num_cpus=num_cpus or os.cpu_count(), logging_level=logging.WARNING, log_to_driver=log_to_driver,
+                 _node_ip_address="127.0.0.1")
 
 
 def actor_cpus(workers: int, requested: float | None = None) -> float:

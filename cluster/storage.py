@@ -28,8 +28,11 @@ __all__ = ["Location", "StorageError", "list_collection", "with_retries", "stora
 
 T = TypeVar("T")
 
-# How long a vanished endpoint is waited for before a job gives up cleanly.
-RETRY_SECONDS = float(os.environ.get("AEC_STORAGE_RETRY_SECONDS", "60"))
+
+
+def retry_seconds() -> float:
+    """How long a vanished endpoint is waited for before a job gives up cleanly."""
+    return float(os.environ.get("AEC_STORAGE_RETRY_SECONDS", "60"))
 
 
 class StorageError(RuntimeError):
@@ -49,24 +52,31 @@ def _transient(exc: BaseException) -> bool:
 def with_retries(fn: Callable[..., T], *args: Any, what: str = "storage", **kwargs: Any) -> T:
     """Call ``fn``, retrying transient connection errors with exponential backoff
     (0.25 s doubling to 4 s, up to ``AEC_STORAGE_RETRY_SECONDS``); then a clean one-line failure."""
+    limit = retry_seconds()
     call = retry(
         retry=retry_if_exception(_transient),
         wait=wait_exponential(multiplier=0.25, max=4),
-        stop=stop_after_delay(RETRY_SECONDS),
+        stop=stop_after_delay(limit),
         reraise=True,
     )(fn)
     try:
         return call(*args, **kwargs)
     except Exception as exc:
         if _transient(exc):
-            raise StorageError(f"{what} unreachable for {RETRY_SECONDS:.0f} s ({type(exc).__name__}); "
+            raise StorageError(f"{what} unreachable for {limit:.0f} s ({type(exc).__name__}); "
                                "check the endpoint and network, then re-run: committed work is kept") from None
         raise
 
 
-def storage_error(exc: BaseException, url: str, role: str) -> StorageError:
+def storage_error(exc: BaseException, url: str, role: str, loc: Location | None = None) -> StorageError:
     """A one-line, secret-free error for a failed storage call on ``url`` (``role``: input/output/registry)."""
-    text = f"{type(exc).__name__} {exc}"
+    text = f"{type(exc).__name__} {exc} {exc.__cause__!r}"
+    if loc is not None and isinstance(exc, PermissionError) and not loc.is_local:
+        # A bare 403 (HEAD has no body) does not say why; a listing of the bucket does.
+        try:
+            loc.fs.ls(loc.path.split("/", 1)[0], refresh=True)
+        except Exception as probe:  # noqa: BLE001
+            text += f" {probe} {probe.__cause__!r}"
     if any(s in text for s in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "NoCredentials", "ExpiredToken",
                                "InvalidToken", "Unable to locate credentials")):
         return StorageError(f"{role} {url!r}: credentials were refused; check AWS_ACCESS_KEY_ID / "
@@ -187,7 +197,7 @@ def list_collection(loc: Location, extensions: Iterable[str]) -> list[InputFile]
     except StorageError:
         raise
     except Exception as exc:  # noqa: BLE001 - translated into one line without secrets
-        raise storage_error(exc, loc.url, "input") from None
+        raise storage_error(exc, loc.url, "input", loc) from None
     files = sorted(
         (InputFile(p, int(info.get("size") or 0)) for p, info in found.items()
          if p.lower().endswith(exts) and not posixpath.basename(p).startswith(".")),

@@ -147,6 +147,7 @@ def _train_loop(config: dict[str, Any]) -> None:
     bits = -float((hist_t.numpy() * np.log2(codec.probabilities)).sum())
     final = {
         "epoch": cfg.epochs - 1,
+        "resumed_from_epoch": start_epoch,
         "train_mse": mse,
         "train_psnr": float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf"),
         "train_bits_per_element": bits / max(pixels, 1),

@@ -209,11 +209,12 @@ def _check_writable(output: "Location") -> None:  # noqa: F821
         with_retries(output.fs.rm, probe, what=f"output {output.url!r}")
     except StorageError:
         raise
-    except PermissionError:
-        raise StorageError(f"output {output.url!r} is not writable: permission denied; "
+    except (PermissionError, NotADirectoryError, FileExistsError, IsADirectoryError) as exc:
+        why = "permission denied" if isinstance(exc, PermissionError) else "a parent of it is a file"
+        raise StorageError(f"output {output.url!r} is not writable: {why}; "
                            "choose a writable output or fix its permissions") from None
     except Exception as exc:  # noqa: BLE001
-        raise storage_error(exc, output.url, "output") from None
+        raise storage_error(exc, output.url, "output", output) from None
 
 
 @app.command()

@@ -43,7 +43,7 @@ def _storage_calls(fn: F) -> F:
             raise
         except Exception as exc:  # noqa: BLE001
             if isinstance(exc, OSError | PermissionError) or "botocore" in type(exc).__module__:
-                raise storage_error(exc, self.loc.url, "registry") from None
+                raise storage_error(exc, self.loc.url, "registry", self.loc) from None
             raise
 
     return wrapper  # type: ignore[return-value]

@@ -60,3 +60,26 @@ def monkeypatch_session():
     mp = pytest.MonkeyPatch()
     yield mp
     mp.undo()
+
+
+def run_cli(*args: str) -> str:
+    """Run an ``aec`` command in-process (sharing the session's Ray); assert it succeeded."""
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+@pytest.fixture(scope="session")
+def trained(ray_local, photos, tmp_path_factory) -> dict:
+    """A model trained once per session on the photo collection: registry ``photos@1``."""
+    root = tmp_path_factory.mktemp("trained")
+    spec = root / "train.yaml"
+    spec.write_text(
+        f"kind: train\nname: t\nmodality: image\ninput: {photos}\nregistry: {root}/registry\nmodel: photos\n"
+        "epochs: 25\nbatch_size: 16\nworkers: 2\ngpus: 0\npatches_per_item: 4\n"
+    )
+    return {"registry": root / "registry", "output": run_cli("train", str(spec))}

@@ -30,35 +30,29 @@ def run(*args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def job(ray_local, photos, tmp_path_factory):
-    """Train once, compress once: the collection plus a corrupt and an empty file."""
+def job(trained, photos, tmp_path_factory):
+    """Compress once with the session's model: the collection plus a corrupt and an empty file."""
     root = tmp_path_factory.mktemp("job")
     collection = root / "photos"
     shutil.copytree(photos, collection)
     (collection / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     (collection / "empty.jpg").write_bytes(b"")
     (collection / "notes.txt").write_text("not an image: ignored by extension")
-    train = root / "train.yaml"
-    train.write_text(
-        f"kind: train\nname: t\nmodality: image\ninput: {collection}\nregistry: {root}/registry\nmodel: photos\n"
-        "epochs: 25\nbatch_size: 16\nworkers: 2\ngpus: 0\npatches_per_item: 4\n"
-    )
     compress = root / "compress.yaml"
     compress.write_text(
         f"kind: compress\nname: c\nmodality: image\ninput: {collection}\noutput: {root}/latents\n"
-        f"registry: {root}/registry\nmodel: photos\nbatch_size: 8\nworkers: 2\ngpus: 0\nquality_every: 1\n"
+        f"registry: {trained['registry']}\nmodel: photos\nbatch_size: 8\nworkers: 2\ngpus: 0\nquality_every: 1\n"
     )
-    train_out = run("train", str(train))
     compress_out = run("compress", str(compress))
-    return {"root": root, "collection": collection, "output": root / "latents", "registry": root / "registry",
-            "train_out": train_out, "compress_out": compress_out, "compress_spec": compress}
+    return {"root": root, "collection": collection, "output": root / "latents", "registry": trained["registry"],
+            "train_out": trained["output"], "compress_out": compress_out, "compress_spec": compress}
 
 
 def test_train_registers_a_version_with_lineage(job):
     assert "registered photos@1" in job["train_out"]
     mv = ModelRegistry(str(job["registry"])).resolve("photos")
     assert mv.version == 1
-    assert mv.info["lineage"]["files"] == 38  # 36 photos + the corrupt and the empty one
+    assert mv.info["lineage"]["files"] == 36
     assert mv.info["metrics"]["final"] is True
     assert any(Path(job["registry"], "_runs").iterdir()), "Ray Train checkpoints live in the registry's storage"
 
