@@ -88,6 +88,7 @@ def _train_loop(config: dict[str, Any]) -> None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start_epoch = state["epoch"] + 1
+        print(f"[aec] rank {rank}: resuming from the checkpoint of epoch {state['epoch']}", flush=True)
     device = ray.train.torch.get_device()
     ddp_model = ray.train.torch.prepare_model(model)
     shard = ray.train.get_dataset_shard("train")

@@ -191,24 +191,29 @@ def test_an_encoder_actor_killed_mid_job_loses_and_duplicates_nothing(trained, b
     spec = compress_spec(tmp_path / "c.yaml", str(big_photos), str(output), str(trained["registry"]),
                          commit_every=1, commit_seconds=0.5)
     killed: list[int] = []
+    seen: set[str] = set()
 
     def kill_encoder() -> None:
         manifest = output / "_aec" / "manifest.json"
         deadline = time.monotonic() + 120
+        pid = None
         while time.monotonic() < deadline and not killed:
-            if manifest.exists() and json.loads(manifest.read_text())["files"]:
+            if pid is None:  # the state API is slow: find the actor first, kill it at the first commit
                 for actor in list_actors(filters=[("state", "=", "ALIVE")], detail=True):
-                    if "EncodeBatch" in (actor.class_name or "") and actor.pid:
-                        os.kill(actor.pid, signal.SIGKILL)
-                        killed.append(actor.pid)
-                        return
+                    seen.add(actor.class_name or "")
+                    if "MapWorker" in (actor.class_name or "") and actor.pid:
+                        pid = actor.pid
+            if pid and manifest.exists() and json.loads(manifest.read_text())["files"]:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
             time.sleep(0.05)
 
     killer = threading.Thread(target=kill_encoder)
     killer.start()
     run_cli("compress", str(spec))
     killer.join()
-    assert killed, "no encoder actor was found to kill"
+    assert killed, f"no encoder actor was found to kill among {seen}"
     assert_exactly_once(output, {str(p) for p in big_photos.iterdir()})
 
 
@@ -319,20 +324,23 @@ def test_a_training_worker_killed_mid_run_resumes_from_its_checkpoint(photos, ra
 
     spec = tmp_path / "train.yaml"
     spec.write_text(f"kind: train\nname: t\ninput: {photos}\nregistry: {tmp_path}/registry\nmodel: resilient\n"
-                    "epochs: 6\nbatch_size: 16\nworkers: 2\n")
+                    "epochs: 40\nbatch_size: 16\nworkers: 2\n")
     killed: list[int] = []
 
     def kill_worker() -> None:
         deadline = time.monotonic() + 180
         runs = tmp_path / "registry" / "_runs"
+        pid = None
         while time.monotonic() < deadline:
-            if runs.exists() and list(runs.glob("*/checkpoint_*")):
+            if pid is None:  # find a worker first (the state API is slow), kill it after a checkpoint
                 for actor in list_actors(filters=[("state", "=", "ALIVE")], detail=True):
                     if "RayTrainWorker" in (actor.class_name or "") and actor.pid:
-                        os.kill(actor.pid, signal.SIGKILL)
-                        killed.append(actor.pid)
-                        return
-            time.sleep(0.1)
+                        pid = actor.pid
+            if pid and runs.exists() and len(list(runs.glob("*/checkpoint_*"))) >= 2:  # the first is registered
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+            time.sleep(0.05)
 
     killer = threading.Thread(target=kill_worker)
     killer.start()
