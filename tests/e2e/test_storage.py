@@ -336,7 +336,8 @@ def test_a_training_worker_killed_mid_run_resumes_from_its_checkpoint(photos, ra
                 for actor in list_actors(filters=[("state", "=", "ALIVE")], detail=True):
                     if "RayTrainWorker" in (actor.class_name or "") and actor.pid:
                         pid = actor.pid
-            if pid and runs.exists() and len(list(runs.glob("*/checkpoint_*"))) >= 2:  # the first is registered
+            if pid and runs.exists() and len(list(runs.glob("*/checkpoint_*"))) >= 2:
+                time.sleep(1.0)  # the controller registers reported checkpoints asynchronously
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 return
