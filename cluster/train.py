@@ -23,6 +23,7 @@ from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, Sc
 from ray.train.torch import TorchTrainer
 
 from aecore import FactorizedCategoricalCodec, UnreadableInput, build_model, build_objective, dump_bundle, get_modality
+from aecore.regularizers import model_overrides
 from cluster.runtime import actor_cpus
 from cluster.storage import Location, list_collection
 
@@ -41,6 +42,7 @@ class TrainConfig:
     batch_size: int
     learning_rate: float
     regularizers: dict[str, float | None]
+    lmbda: float = 0.01
     patches_per_item: int = 4
     prior_support: int = 48
     seed: int = 0
@@ -77,8 +79,8 @@ def _train_loop(config: dict[str, Any]) -> None:
     torch.manual_seed(cfg.seed)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    model = build_model(cfg.model, cfg.preset)
-    objective = build_objective(cfg.regularizers)
+    model = build_model(cfg.model, cfg.preset, **model_overrides(cfg.regularizers))
+    objective = build_objective(cfg.regularizers, lmbda=cfg.lmbda)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
     start_epoch = 0
     checkpoint = ray.train.get_checkpoint()
@@ -101,7 +103,7 @@ def _train_loop(config: dict[str, Any]) -> None:
 
     for epoch in range(start_epoch, cfg.epochs):
         ddp_model.train()
-        sums = {"loss": 0.0, "mse": 0.0}
+        sums = {"loss": 0.0, "distortion": 0.0, "bits_per_element": 0.0}
         n, t0 = 0, time.perf_counter()
         for batch in batches():
             x = batch["x"]
@@ -134,7 +136,7 @@ def _train_loop(config: dict[str, Any]) -> None:
             y_hat = torch.round(model.g_a(x))
             x_hat = model.g_s(y_hat)
             hist += codec.histogram(y_hat.cpu().numpy())
-            sse += float(torch.sum((x_hat - x) ** 2))
+            sse += float(model.distortion(x, {"x_hat": x_hat, "y_hat": y_hat})) * x.numel()
             count += x.numel()
             pixels += x[:, 0].numel()
     totals = torch.tensor([sse, count, pixels], dtype=torch.float64)
@@ -149,7 +151,7 @@ def _train_loop(config: dict[str, Any]) -> None:
     final = {
         "epoch": cfg.epochs - 1,
         "resumed_from_epoch": start_epoch,
-        "train_mse": mse,
+        "train_distortion": mse,
         "train_psnr": float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf"),
         "train_bits_per_element": bits / max(pixels, 1),
         "final": True,

@@ -99,7 +99,7 @@ def train(
     cfg = TrainConfig(
         modality=job.modality, model=job.architecture or modality.default_model, preset=job.preset,
         epochs=job.epochs, batch_size=job.batch_size, learning_rate=job.learning_rate,
-        regularizers=job.regularizer_weights(), patches_per_item=job.patches_per_item, seed=job.seed,
+        regularizers=job.regularizer_weights(), lmbda=job.lmbda, patches_per_item=job.patches_per_item, seed=job.seed,
     )
     run_name = f"{job.model}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
     console.print(f"training [bold]{job.model}[/] ({cfg.model}/{cfg.preset}) on {len(files)} files from "
@@ -122,6 +122,7 @@ def train(
     console.print(_kv_table(f"registered {mv.ref}", {
         "model": mv.ref, "registry": registry.loc.url, "files": result.files,
         "epochs": job.epochs, "train PSNR (dB)": result.metrics.get("train_psnr"),
+        "regularizers": cfg.regularizers, "lmbda": cfg.lmbda,
         "train bits/pixel (ideal)": result.metrics.get("train_bits_per_element"),
         "seconds": time.perf_counter() - started,
     }))

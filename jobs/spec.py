@@ -66,7 +66,10 @@ class TrainJobSpec(JobSpec):
     preset: Literal["tiny", "base"] = "tiny"
     learning_rate: float = Field(default=2e-3, gt=0)
     #: a regularizer name, a list of names, or {name: weight}; weights default per regularizer
-    regularizer: str | list[str] | dict[str, float | None] = "sparse-l1"
+    #: (plain, sparse-l1, sparse-kl, contractive, denoising, variational)
+    regularizer: str | list[str] | dict[str, float | None] = "plain"
+    #: rate–distortion trade-off: loss = distortion + lmbda * bits per element (pixel)
+    lmbda: float = Field(default=0.01, ge=0)
     #: random crops taken from each file per epoch
     patches_per_item: int = Field(default=4, ge=1)
     seed: int = 0

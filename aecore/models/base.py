@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from aecore.entropy_models import FactorizedLaplacePrior
+
 __all__ = ["ConvAutoEncoder"]
 
 
@@ -29,6 +31,16 @@ class ConvAutoEncoder(nn.Module):
     def __init__(self, **config: Any) -> None:
         super().__init__()
         self.config = dict(config)
+        #: variational encoders output (mu, log sigma^2) and sample y in training
+        self.variational = bool(config.get("variational", False))
+
+    def _finish(self) -> None:
+        """Subclasses call this after building ``analysis``/``synthesis``."""
+        self.prior = FactorizedLaplacePrior(self.latent_channels)
+
+    @property
+    def analysis_channels(self) -> int:
+        return self.latent_channels * (2 if self.variational else 1)
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> ConvAutoEncoder:
@@ -37,7 +49,9 @@ class ConvAutoEncoder(nn.Module):
         return cls(**{**cls.PRESETS[preset], **overrides})
 
     def g_a(self, x: torch.Tensor) -> torch.Tensor:
-        return self.analysis(x)
+        """The latent y (the posterior mean for a variational encoder)."""
+        h = self.analysis(x)
+        return h[:, : self.latent_channels] if self.variational else h
 
     def g_s(self, y_hat: torch.Tensor) -> torch.Tensor:
         return self.synthesis(y_hat)
@@ -48,9 +62,26 @@ class ConvAutoEncoder(nn.Module):
         return torch.round(y)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        y = self.g_a(x)
+        h = self.analysis(x)
+        out: dict[str, torch.Tensor] = {}
+        if self.variational:
+            mu, logvar = h[:, : self.latent_channels], h[:, self.latent_channels :].clamp(-10.0, 10.0)
+            y = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu
+            out.update(mu=mu, logvar=logvar)
+        else:
+            y = h
         y_hat = self.quantize(y)
-        return {"x_hat": self.g_s(y_hat), "y": y, "y_hat": y_hat}
+        out.update(x_hat=self.g_s(y_hat), y=y, y_hat=y_hat, bits=self.prior.bits(y_hat))
+        return out
+
+    def distortion(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean squared error; models of discrete data override this (e.g. cross-entropy)."""
+        return torch.mean((out["x_hat"] - x) ** 2)
+
+    @staticmethod
+    def elements(x: torch.Tensor) -> float:
+        """What rates are counted per: positions (pixels, samples, bytes) of the batch."""
+        return float(x.numel() // x.shape[1])
 
     def latent_shape(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
         return (self.latent_channels, *(-(-s // self.stride) for s in spatial))

@@ -30,9 +30,11 @@ class ImageConvAE(ConvAutoEncoder):
         latent_channels: int = 12,
         native_size: int = 32,
         in_channels: int = 3,
+        variational: bool = False,
     ) -> None:
         super().__init__(
-            channels=tuple(channels), latent_channels=latent_channels, native_size=native_size, in_channels=in_channels
+            channels=tuple(channels), latent_channels=latent_channels, native_size=native_size, in_channels=in_channels,
+            variational=variational,
         )
         self.stride = 2 ** (len(channels))
         self.latent_channels = latent_channels
@@ -42,7 +44,7 @@ class ImageConvAE(ConvAutoEncoder):
         for c_in, c_out in zip(widths, channels[:-1]):
             down += [nn.Conv2d(c_in, c_out, 5, stride=2, padding=2), nn.GELU()]
         down += [nn.Conv2d(widths[-1], channels[-1], 5, stride=2, padding=2), nn.GELU()]
-        down += [nn.Conv2d(channels[-1], latent_channels, 3, padding=1)]
+        down += [nn.Conv2d(channels[-1], self.analysis_channels, 3, padding=1)]
         self.analysis = nn.Sequential(*down)
         up: list[nn.Module] = [nn.Conv2d(latent_channels, channels[-1], 3, padding=1), nn.GELU()]
         rev = list(reversed(channels))
@@ -50,3 +52,4 @@ class ImageConvAE(ConvAutoEncoder):
             up += [nn.ConvTranspose2d(c_in, c_out, 5, stride=2, padding=2, output_padding=1), nn.GELU()]
         up += [nn.ConvTranspose2d(rev[-1], in_channels, 5, stride=2, padding=2, output_padding=1), nn.Sigmoid()]
         self.synthesis = nn.Sequential(*up)
+        self._finish()

@@ -28,7 +28,7 @@ def test_defaults_and_kinds():
     assert (spec.epochs, spec.batch_size, spec.workers, spec.gpus, spec.modality) == (10, 32, 2, 0.0, "image")
     train = parse_spec({"kind": "train", "name": "t", "input": "in", "model": "m"})
     assert isinstance(train, TrainJobSpec)
-    assert train.regularizer_weights() == {"sparse-l1": None}
+    assert train.regularizer_weights() == {"plain": None} and train.lmbda == 0.01
 
 
 def test_unknown_key_names_the_nearest_valid_one():
