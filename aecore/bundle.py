@@ -44,9 +44,9 @@ def read_bundle(blob: bytes) -> dict[str, Any]:
     return bundle
 
 
-def load_bundle(blob: bytes, device: str = "cpu") -> Compressor:
+def load_bundle(blob: bytes, device: str = "cpu", lossless: bool | None = None) -> Compressor:
     bundle = read_bundle(blob)
     model = build_model(bundle["model"], **bundle["config"])
     model.load_state_dict(bundle["state_dict"])
     codec = FactorizedCategoricalCodec.from_state(bundle["codec"])
-    return Compressor(get_modality(bundle["modality"]), model, codec, device=device)
+    return Compressor(get_modality(bundle["modality"]), model, codec, device=device, lossless=lossless)

@@ -2,19 +2,30 @@
 
 Payload layout (everything decode needs besides the model)::
 
-    u8 version | modality info (pack_info) | range-coded latent words (u32 LE)
+    u8 version (2) | u8 flags (bit 0: lossless) | modality info (pack_info) | u32 pieces
+    per piece:  u32 n | n bytes of range-coded latents
+                [lossless: u32 m | m bytes of range-coded symbols under the decoder's distribution]
 
-The fixed-size query latent is separate: the quantized latent of the sample resized to
-the model's native size, so every row of a dataset has the same latent shape.
+Long 1-D inputs (audio, text) are cut into pieces of ``model.chunk`` positions along the last
+axis, so memory stays bounded whatever the length. In lossless mode each piece's exact symbols
+are coded under the probabilities the decoder predicts from the piece's own latents, computed
+one piece at a time on one thread so encoder and decoder compute them identically; every
+lossless payload is decoded again at encode time and must restore the input byte for byte.
+
+The fixed-size query latent is separate: the quantized latent of the sample resized to the
+model's native size, so every row of a dataset has the same latent shape.
 """
 
 from __future__ import annotations
 
+import struct
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import constriction
 import numpy as np
 import torch
 
@@ -24,7 +35,9 @@ from aecore.models import ConvAutoEncoder
 
 __all__ = ["Compressor", "Encoded", "PAYLOAD_VERSION"]
 
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2
+_LOSSLESS = 1
+_U32 = struct.Struct("<I")
 
 
 @dataclass(frozen=True)
@@ -34,68 +47,160 @@ class Encoded:
     quality: dict[str, float] | None  # filled for samples asked to be measured
 
 
+@contextmanager
+def _one_thread():
+    """Residual probabilities must be bit-identical at encode and decode: one thread, one piece."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class Compressor:
     def __init__(self, modality: Modality, model: ConvAutoEncoder, codec: FactorizedCategoricalCodec,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", lossless: bool | None = None) -> None:
         self.modality = modality
         self.model = model.to(device).eval()
         self.codec = codec
         self.device = device
+        self.lossless = getattr(modality, "lossless_default", False) if lossless is None else lossless
+        if self.lossless and not hasattr(model, "probabilities"):
+            raise ValueError(f"lossless mode needs a model that predicts a distribution; {type(model).__name__} "
+                             f"does not (use lossless: false for {modality.name})")
 
     @property
     def query_latent_shape(self) -> tuple[int, ...]:
-        n = self.model.native_size
-        return self.model.latent_shape((n, n))
+        return self.model.latent_shape((self.model.native_size,) * self.modality.spatial_dims)
+
+    def _pieces(self, x: np.ndarray) -> list[np.ndarray]:
+        chunk = getattr(self.model, "chunk", None)
+        if not chunk or x.shape[-1] <= chunk:
+            return [x]
+        return [x[..., i : i + chunk] for i in range(0, x.shape[-1], chunk)]
+
+    def _pad(self, x: np.ndarray) -> np.ndarray:
+        return self.modality.pad(Sample(x=x), self.model.stride)
 
     @torch.inference_mode()
     def encode(self, samples: Sequence[Sample], measure: Sequence[bool] | None = None) -> list[Encoded]:
-        """Encode samples; those of equal padded shape share one forward pass."""
+        """Encode samples; pieces of equal padded shape share one forward pass."""
         measure = measure or [False] * len(samples)
-        padded = [self.modality.pad(s, self.model.stride) for s in samples]
+        pieces = [self._pieces(s.x) for s in samples]
+        flat = [(i, k, self._pad(p)) for i, ps in enumerate(pieces) for k, p in enumerate(ps)]
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, x in enumerate(padded):
-            groups[x.shape].append(i)
-        y_hats: list[np.ndarray] = [np.empty(0)] * len(samples)
-        x_hats: dict[int, np.ndarray] = {}
+        for j, (_, _, x) in enumerate(flat):
+            groups[x.shape].append(j)
+        y_hats: list[np.ndarray] = [np.empty(0)] * len(flat)
         for idx in groups.values():
-            x = torch.from_numpy(np.stack([padded[i] for i in idx])).to(self.device)
-            y_hat = torch.round(self.model.g_a(x))
-            want = [k for k, i in enumerate(idx) if measure[i]]
-            if want:
-                rec = self.model.g_s(y_hat[want]).cpu().numpy()
-                for k, r in zip(want, rec):
-                    x_hats[idx[k]] = r
-            for k, i in enumerate(idx):
-                y_hats[i] = y_hat[k].cpu().numpy()
+            x = torch.from_numpy(np.stack([flat[j][2] for j in idx])).to(self.device)
+            y = torch.round(self.model.g_a(x)).cpu().numpy()
+            for k, j in enumerate(idx):
+                y_hats[j] = y[k]
         thumbs = np.stack([self.modality.thumbnail(s, self.model.native_size) for s in samples])
         latents = torch.round(self.model.g_a(torch.from_numpy(thumbs).to(self.device))).cpu().numpy()
         out = []
+        j = 0
         for i, s in enumerate(samples):
-            header = bytes([PAYLOAD_VERSION]) + self.modality.pack_info(s.info)
-            payload = header + self.codec.compress(y_hats[i])
+            parts = [_U32.pack(len(pieces[i]))]
+            x_hats = []
+            for piece in pieces[i]:
+                y_hat = y_hats[j]
+                j += 1
+                words = self.codec.compress(y_hat)
+                parts += [_U32.pack(len(words)), words]
+                if self.lossless or measure[i]:
+                    x_hat = self._synthesize(y_hat)
+                    x_hats.append(x_hat[..., : piece.shape[-1]])
+                    if self.lossless:
+                        residual = self._code_symbols(x_hat, self.modality.symbols(piece))
+                        parts += [_U32.pack(len(residual)), residual]
+            flags = _LOSSLESS if self.lossless else 0
+            payload = bytes([PAYLOAD_VERSION, flags]) + self.modality.pack_info(s.info) + b"".join(parts)
+            if self.lossless and self.decode(payload)[0] != self.modality.from_symbols(self.modality.symbols(s.x), s.info):
+                raise RuntimeError("lossless verification failed: the decoder did not restore the input exactly")
             quality = None
-            if i in x_hats:
-                ext = tuple(slice(0, e) for e in self.modality.extent(s.info))
-                quality = self.modality.quality(s.x[(slice(None), *ext)], x_hats[i][(slice(None), *ext)])
-                unit, count = self.modality.rate_unit(s.info)
-                quality[unit] = 8.0 * len(payload) / count
+            if measure[i]:
+                quality = self._quality(s, x_hats, payload)
             out.append(Encoded(payload=payload, latent=latents[i].reshape(-1).astype(np.float32), quality=quality))
         return out
 
-    def unpack(self, payload: bytes) -> tuple[dict[str, Any], np.ndarray]:
-        """Payload -> (modality info, integer latents y_hat)."""
-        if not payload or payload[0] != PAYLOAD_VERSION:
-            version = payload[0] if payload else None
-            raise ValueError(f"payload version {version} is not {PAYLOAD_VERSION}; decode with the aec that wrote it")
-        info, used = self.modality.unpack_info(payload[1:])
-        padded = tuple(-(-e // self.model.stride) * self.model.stride for e in self.modality.extent(info))
-        y_hat = self.codec.decompress(payload[1 + used :], self.model.latent_shape(padded))
-        return info, y_hat
+    def _quality(self, s: Sample, x_hats: list[np.ndarray], payload: bytes) -> dict[str, float]:
+        unit, count = self.modality.rate_unit(s.info)
+        if self.lossless:
+            quality = {"exact": 1.0}
+        else:
+            x_hat = np.concatenate(x_hats, axis=-1) if x_hats else np.zeros_like(s.x)
+            ext = tuple(slice(0, e) for e in self.modality.extent(s.info))
+            quality = self.modality.quality(s.x[(slice(None), *ext)], x_hat[(slice(None), *ext)])
+        quality[unit] = 8.0 * len(payload) / count
+        return quality
+
+    def _synthesize(self, y_hat: np.ndarray) -> np.ndarray:
+        with _one_thread():
+            return self.model.g_s(torch.from_numpy(y_hat[None]).to(self.device))[0].cpu().numpy()
+
+    def _probabilities(self, x_hat: np.ndarray, n: int) -> np.ndarray:
+        with _one_thread():
+            p = self.model.probabilities(torch.from_numpy(x_hat[..., :n])).cpu().numpy()
+        # Quantized to a fixed grid so the coder's tables depend on nothing but these integers.
+        # (C order: constriction reads the buffer row by row, and the softmax came transposed.)
+        return np.ascontiguousarray(np.floor(p * 65536.0) + 1.0, dtype=np.float32)
+
+    def _code_symbols(self, x_hat: np.ndarray, symbols: np.ndarray) -> bytes:
+        if symbols.size == 0:
+            return b""
+        probs = self._probabilities(x_hat, symbols.size)
+        encoder = constriction.stream.queue.RangeEncoder()
+        encoder.encode(symbols.astype(np.int32), constriction.stream.model.Categorical(perfect=False),
+                       probs)
+        return encoder.get_compressed().astype("<u4").tobytes()
+
+    def _decode_symbols(self, x_hat: np.ndarray, data: bytes, n: int) -> np.ndarray:
+        if n == 0:
+            return np.zeros(0, dtype=np.int32)
+        probs = self._probabilities(x_hat, n)
+        decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        return decoder.decode(constriction.stream.model.Categorical(perfect=False), probs)
 
     @torch.inference_mode()
-    def decode(self, payload: bytes) -> tuple[bytes, np.ndarray, dict[str, Any]]:
-        """Payload -> (restored file bytes, reconstruction cropped to the original extent, info)."""
-        info, y_hat = self.unpack(payload)
-        x_hat = self.model.g_s(torch.from_numpy(y_hat[None]).to(self.device))[0].cpu().numpy()
-        ext = tuple(slice(0, e) for e in self.modality.extent(info))
-        return self.modality.restore(x_hat, info), x_hat[(slice(None), *ext)], info
+    def decode(self, payload: bytes) -> tuple[bytes, np.ndarray | None, dict[str, Any]]:
+        """Payload -> (restored file bytes, reconstruction cropped to the original extent or None, info)."""
+        if len(payload) < 2 or payload[0] != PAYLOAD_VERSION:
+            version = payload[0] if payload else None
+            raise ValueError(f"payload version {version} is not {PAYLOAD_VERSION}; decode with the aec that wrote it")
+        lossless = bool(payload[1] & _LOSSLESS)
+        info, used = self.modality.unpack_info(payload[2:])
+        pos = 2 + used
+        (count,) = _U32.unpack_from(payload, pos)
+        pos += 4
+        extent = self.modality.extent(info)
+        spans = _spans(extent, getattr(self.model, "chunk", None), count)
+        x_hats, symbols = [], []
+        for span in spans:
+            (n,) = _U32.unpack_from(payload, pos)
+            pos += 4
+            padded = tuple(max(self.model.stride, -(-e // self.model.stride) * self.model.stride) for e in span)
+            y_hat = self.codec.decompress(payload[pos : pos + n], self.model.latent_shape(padded))
+            pos += n
+            x_hat = self._synthesize(y_hat)
+            x_hats.append(x_hat[..., : span[-1]])
+            if lossless:
+                (m,) = _U32.unpack_from(payload, pos)
+                pos += 4
+                symbols.append(self._decode_symbols(x_hat, payload[pos : pos + m], span[-1]))
+                pos += m
+        if lossless:
+            data = self.modality.from_symbols(np.concatenate(symbols) if symbols else np.zeros(0, np.int32), info)
+            return data, None, info
+        x_hat = np.concatenate(x_hats, axis=-1)
+        return self.modality.restore(x_hat, info), x_hat[(slice(None), *(slice(0, e) for e in extent))], info
+
+
+def _spans(extent: tuple[int, ...], chunk: int | None, count: int) -> list[tuple[int, ...]]:
+    """The extents of the pieces an input of ``extent`` was cut into."""
+    if count <= 1 or not chunk:
+        return [extent]
+    total = extent[-1]
+    return [(*extent[:-1], min(chunk, total - i)) for i in range(0, total, chunk)]

@@ -49,6 +49,7 @@ class CompressRequest:
     max_file_bytes: int = 512 * 2**20
     commit_every: int = 16  # staged parts per commit (also: at least every commit_seconds)
     commit_seconds: float = 30.0
+    lossless: bool | None = None  # None: the modality's default (text: lossless)
     metadata: dict[str, Any] | None = None  # extra dataset-level metadata (job name, registry, ...)
 
 
@@ -56,7 +57,7 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
     """Run the job; return the committed dataset's summary. ``progress(done, total)`` is
     called as inputs are committed."""
     started = time.perf_counter()
-    compressor = load_bundle(req.bundle)
+    compressor = load_bundle(req.bundle, lossless=req.lossless)
     modality = compressor.modality
     files = list_collection(req.input, modality.extensions)
     metadata = {
@@ -69,6 +70,7 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
         "codec": compressor.codec.name,
         "payload_version": 1,
         "latent_shape": list(compressor.query_latent_shape),
+        "lossless": compressor.lossless,
         "latent": "quantized g_a(x) of the input resized to the model's native size",
         **(req.metadata or {}),
     }
@@ -147,6 +149,7 @@ def _pipeline(req: CompressRequest, files: list, schema: pa.Schema, committer: D
             "root": req.input.path,
             "uri_prefix": req.input.uri(""),
             "quality_every": req.quality_every,
+            "lossless": req.lossless,
             "threads": max(1, math.floor(cpus)),
         },
         compute=ray.data.ActorPoolStrategy(size=req.workers),

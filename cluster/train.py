@@ -70,7 +70,7 @@ def make_patches(batch: pa.Table, modality: str, size: int, count: int, seed: in
         except UnreadableInput:
             continue
     if not out:
-        return {"x": np.empty((0, 3, size, size), dtype=np.float32)}
+        return {"x": np.empty((0, mod.channels) + (size,) * mod.spatial_dims, dtype=np.float32)}
     return {"x": np.concatenate(out)}
 
 
@@ -152,10 +152,12 @@ def _train_loop(config: dict[str, Any]) -> None:
         "epoch": cfg.epochs - 1,
         "resumed_from_epoch": start_epoch,
         "train_distortion": mse,
-        "train_psnr": float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf"),
+        "distortion_unit": model.distortion_unit,
         "train_bits_per_element": bits / max(pixels, 1),
         "final": True,
     }
+    if model.distortion_unit == "mse":
+        final["train_psnr"] = float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf")
     with tempfile.TemporaryDirectory() as d:
         ckpt = None
         if rank == 0:

@@ -171,7 +171,7 @@ def compress(
             bundle=bundle, model_name=mv.name, model_version=mv.version, input=input_loc, output=output,
             workers=job.workers, gpus=job.gpus, batch_size=job.batch_size, cpus_per_worker=job.cpus_per_worker,
             overwrite=overwrite, quality_every=job.quality_every, max_file_bytes=job.max_file_bytes,
-            commit_every=job.commit_every, commit_seconds=job.commit_seconds,
+            commit_every=job.commit_every, commit_seconds=job.commit_seconds, lossless=job.lossless,
             metadata={"job": job.name, "registry": registry.loc.url},
         ), progress=lambda done, total: bar.update(task, completed=done, total=total))
     errors, inputs = summary["errors"], summary["inputs"]
@@ -293,18 +293,23 @@ def query(
 
 @app.command("sample-data")
 def sample_data(
-    out: Annotated[Path, typer.Argument(help="Folder to write the photo crops into.")],
-    count: Annotated[int, typer.Option(help="How many crops.")] = 400,
+    out: Annotated[Path, typer.Argument(help="Folder to write the collection into.")],
+    count: Annotated[int, typer.Option(help="How many files.")] = 400,
     seed: Annotated[int, typer.Option(help="Random seed of the crop positions.")] = 0,
+    modality: Annotated[str, typer.Option(help="image: photo crops from scikit-image's samples; "
+                                                 "text: source files of Python's standard library.")] = "image",
 ) -> None:
-    """Make a real photo collection offline from the sample photos shipped in scikit-image.
+    """Make a real collection offline from files that installed packages ship.
 
     Example: aec sample-data demo-output/photos --count 400
     """
-    from jobs.sample_data import make_photo_collection
+    from jobs.sample_data import make_photo_collection, make_text_collection
 
-    paths = make_photo_collection(out, count, seed=seed)
-    console.print(f"wrote {len(paths)} photo crops to {out} ({sum(p.stat().st_size for p in paths):,} bytes)")
+    makers = {"image": make_photo_collection, "text": make_text_collection}
+    if modality not in makers:
+        raise typer.BadParameter(f"no sample collection for {modality!r}; use one of: {', '.join(makers)}")
+    paths = makers[modality](out, count, seed=seed)
+    console.print(f"wrote {len(paths)} files to {out} ({sum(p.stat().st_size for p in paths):,} bytes)")
 
 
 @app.command()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["PHOTOS", "make_photo_collection"]
+__all__ = ["PHOTOS", "make_photo_collection", "make_text_collection"]
 
 # Photographs only (no synthetic test patterns); grayscale ones stay grayscale.
 PHOTOS = (
@@ -59,5 +59,24 @@ def make_photo_collection(out: str | os.PathLike, count: int, sizes: tuple[int, 
         buf = io.BytesIO()
         crop.save(buf, format="JPEG" if jpeg else "PNG", **({"quality": 92} if jpeg else {}))
         path.write_bytes(buf.getvalue())
+        written.append(path)
+    return written
+
+
+def make_text_collection(out: str | os.PathLike, count: int, seed: int = 0, max_bytes: int = 12_000) -> list[Path]:
+    """Write ``count`` real text files under ``out``: modules of Python's standard library
+    (English prose in docstrings and comments, code), each cut to at most ``max_bytes``."""
+    import sysconfig
+
+    rng = np.random.default_rng(seed)
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    sources = sorted(p for p in stdlib.glob("*.py") if p.stat().st_size > 2000)
+    picked = [sources[i] for i in sorted(rng.choice(len(sources), size=min(count, len(sources)), replace=False))]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for src in picked:
+        path = out / f"{src.stem}.txt"
+        path.write_bytes(src.read_bytes()[:max_bytes])
         written.append(path)
     return written

@@ -112,6 +112,9 @@ class CompressJobSpec(JobSpec):
     output: str = Field(min_length=1)
     #: every how-many-th input (by id hash) is decoded again to measure quality
     quality_every: int = Field(default=8, ge=1)
+    #: restore byte-exact (residual coded under the decoder's distribution); default: the
+    #: modality's own (text: true, image: false)
+    lossless: bool | None = None
     #: larger inputs become error rows instead of being read
     max_file_bytes: int = Field(default=512 * 2**20, ge=1)
     #: fail the job (exit 1) when errors / inputs exceeds this; committed rows are kept

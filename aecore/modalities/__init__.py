@@ -2,9 +2,10 @@
 
 from aecore.modalities.base import Modality, Sample, UnreadableInput
 from aecore.modalities.image import ImageModality
+from aecore.modalities.text import TextModality
 from aecore.registry import MODALITIES, lookup
 
-__all__ = ["ImageModality", "Modality", "Sample", "UnreadableInput", "get_modality"]
+__all__ = ["ImageModality", "TextModality", "Modality", "Sample", "UnreadableInput", "get_modality"]
 
 
 def get_modality(name: str) -> Modality:

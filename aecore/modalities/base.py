@@ -43,6 +43,11 @@ class Modality(ABC):
     extensions: ClassVar[tuple[str, ...]]
     default_model: ClassVar[str]
     output_suffix: ClassVar[str]
+    #: channels and spatial/temporal dimensions of the model tensor ``x``
+    channels: ClassVar[int]
+    spatial_dims: ClassVar[int]
+    #: restore byte-exact unless a job says otherwise
+    lossless_default: ClassVar[bool] = False
 
     @abstractmethod
     def load(self, data: bytes) -> Sample:

@@ -27,6 +27,8 @@ class ImageModality(Modality):
     extensions = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
     default_model = "image-conv"
     output_suffix = ".png"
+    channels = 3
+    spatial_dims = 2
 
     def load(self, data: bytes) -> Sample:
         if not data:

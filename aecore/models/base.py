@@ -27,6 +27,8 @@ class ConvAutoEncoder(nn.Module):
     latent_channels: int
     #: spatial size of the training crops and of the fixed-size query latent
     native_size: int
+    #: what ``distortion`` measures: "mse" (signals in [0, 1]) or "bits" (cross-entropy)
+    distortion_unit: ClassVar[str] = "mse"
 
     def __init__(self, **config: Any) -> None:
         super().__init__()
