@@ -297,15 +297,15 @@ def sample_data(
     count: Annotated[int, typer.Option(help="How many files.")] = 400,
     seed: Annotated[int, typer.Option(help="Random seed of the crop positions.")] = 0,
     modality: Annotated[str, typer.Option(help="image: photo crops from scikit-image's samples; "
-                                                 "text: source files of Python's standard library.")] = "image",
+                                                 "audio: generated clips; text: source files of Python's standard library.")] = "image",
 ) -> None:
     """Make a real collection offline from files that installed packages ship.
 
     Example: aec sample-data demo-output/photos --count 400
     """
-    from jobs.sample_data import make_photo_collection, make_text_collection
+    from jobs.sample_data import make_audio_collection, make_photo_collection, make_text_collection
 
-    makers = {"image": make_photo_collection, "text": make_text_collection}
+    makers = {"image": make_photo_collection, "audio": make_audio_collection, "text": make_text_collection}
     if modality not in makers:
         raise typer.BadParameter(f"no sample collection for {modality!r}; use one of: {', '.join(makers)}")
     paths = makers[modality](out, count, seed=seed)

@@ -80,3 +80,42 @@ def make_text_collection(out: str | os.PathLike, count: int, seed: int = 0, max_
         path.write_bytes(src.read_bytes()[:max_bytes])
         written.append(path)
     return written
+
+
+def make_audio_collection(out: str | os.PathLike, count: int, seed: int = 0) -> list[Path]:
+    """Write ``count`` generated audio clips (WAV, FLAC, OGG; 8-48 kHz; 1-2 channels; 0.5-3 s):
+    harmonic tones with vibrato and decay, chirps and filtered noise. Generated, not recorded:
+    no audio corpus ships inside a package the set-up installs."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    formats = [("wav", "WAV", "PCM_16"), ("flac", "FLAC", "PCM_16"), ("ogg", "OGG", "VORBIS")]
+    written = []
+    for i in range(count):
+        rate = int(rng.choice([8000, 16000, 22050, 44100, 48000]))
+        channels = int(rng.choice([1, 1, 2]))
+        t = np.arange(int(rate * rng.uniform(0.5, 3.0))) / rate
+        f0 = rng.uniform(80, 600)
+        kind = i % 3
+        if kind == 0:  # a decaying harmonic note with vibrato
+            phase = 2 * np.pi * f0 * t + 3 * np.sin(2 * np.pi * 5 * t)
+            sig = sum(np.sin(k * phase) / k for k in range(1, 6)) * np.exp(-t * rng.uniform(0.5, 3))
+        elif kind == 1:  # a chirp
+            sig = np.sin(2 * np.pi * (f0 * t + rng.uniform(200, 2000) * t**2))
+        else:  # noise through a one-pole low-pass, amplitude-modulated
+            noise = rng.normal(size=t.size)
+            sig = np.empty_like(noise)
+            acc, a = 0.0, rng.uniform(0.6, 0.97)
+            for k, v in enumerate(noise):
+                acc = a * acc + (1 - a) * v
+                sig[k] = acc
+            sig *= 1 + 0.5 * np.sin(2 * np.pi * 3 * t)
+        sig = 0.5 * sig / (np.max(np.abs(sig)) + 1e-9)
+        frames = np.stack([sig * (1 - 0.3 * c) for c in range(channels)], axis=1).astype(np.float32)
+        ext, fmt, subtype = formats[i % len(formats)]
+        path = out / f"clip-{i:04d}.{ext}"
+        sf.write(path, frames, rate, format=fmt, subtype=subtype)
+        written.append(path)
+    return written

@@ -1,0 +1,115 @@
+"""Audio: WAV, FLAC, OGG (Vorbis/Opus) through soundfile; any sample rate, channel count and length.
+
+Every channel is resampled to the model's rate and the channels are laid end to end, so a
+mono model sees one signal; the original rate, channel count and frame count travel in the
+payload and decode restores them (written as 16-bit WAV).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly, stft
+
+from aecore.modalities.base import Modality, Sample, UnreadableInput
+from aecore.registry import register_modality
+
+__all__ = ["AudioModality", "MODEL_RATE"]
+
+MODEL_RATE = 16_000
+_INFO = struct.Struct("<QIHQ")  # frames, rate, channels, resampled frames per channel
+
+
+def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
+    if src == dst or x.shape[-1] == 0:
+        return x.astype(np.float32)
+    g = math.gcd(src, dst)
+    return resample_poly(x, dst // g, src // g, axis=-1).astype(np.float32)
+
+
+@register_modality("audio")
+class AudioModality(Modality):
+    name = "audio"
+    extensions = (".wav", ".flac", ".ogg", ".oga", ".opus")
+    default_model = "audio-conv"
+    output_suffix = ".wav"
+    channels = 1
+    spatial_dims = 1
+
+    def load(self, data: bytes) -> Sample:
+        if not data:
+            raise UnreadableInput("empty file (0 bytes)")
+        try:
+            frames, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            raise UnreadableInput(f"not a readable audio file: {str(exc).splitlines()[0]}") from None
+        n, c = frames.shape
+        if c == 0:
+            raise UnreadableInput("audio file with no channels")
+        per_channel = _resample(frames.T, rate, MODEL_RATE)  # [C, T']
+        x = np.clip(per_channel.reshape(1, -1), -1.0, 1.0)
+        return Sample(x=x, info={"shape": (n, c), "rate": int(rate), "resampled": int(per_channel.shape[1])})
+
+    def training_patches(self, sample: Sample, size: int, count: int, rng: np.random.Generator) -> np.ndarray:
+        x = sample.x
+        if x.shape[1] < size:
+            x = np.pad(x, ((0, 0), (0, size - x.shape[1])))
+        starts = rng.integers(0, x.shape[1] - size + 1, size=count)
+        return np.stack([x[:, s : s + size] for s in starts]).astype(np.float32)
+
+    def thumbnail(self, sample: Sample, size: int) -> np.ndarray:
+        x = sample.x[:, :size]
+        return np.pad(x, ((0, 0), (0, size - x.shape[1])))
+
+    def pad(self, sample: Sample, multiple: int) -> np.ndarray:
+        n = sample.x.shape[1]
+        return np.pad(sample.x, ((0, 0), (0, max(multiple, -(-n // multiple) * multiple) - n)))
+
+    def extent(self, info: dict[str, Any]) -> tuple[int, ...]:
+        return (int(info["shape"][1]) * int(info["resampled"]),)
+
+    def pack_info(self, info: dict[str, Any]) -> bytes:
+        n, c = info["shape"]
+        return _INFO.pack(n, info["rate"], c, info["resampled"])
+
+    def unpack_info(self, data: bytes) -> tuple[dict[str, Any], int]:
+        n, rate, c, resampled = _INFO.unpack_from(data)
+        return {"shape": (n, c), "rate": rate, "resampled": resampled}, _INFO.size
+
+    def restore(self, x_hat: np.ndarray, info: dict[str, Any]) -> bytes:
+        n, c = info["shape"]
+        per_channel = x_hat[0, : c * info["resampled"]].reshape(c, info["resampled"])
+        frames = _resample(per_channel, MODEL_RATE, info["rate"])
+        frames = np.pad(frames, ((0, 0), (0, max(0, n - frames.shape[1]))))[:, :n]
+        buf = io.BytesIO()
+        sf.write(buf, np.clip(frames.T, -1.0, 1.0), info["rate"], format="WAV", subtype="PCM_16")
+        return buf.getvalue()
+
+    def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
+        n = min(x.shape[-1], x_hat.shape[-1])
+        x, x_hat = x[..., :n].astype(np.float64), x_hat[..., :n].astype(np.float64)
+        noise = float(np.sum((x - x_hat) ** 2))
+        signal = float(np.sum(x**2))
+        snr = math.inf if noise == 0 else 10.0 * math.log10(max(signal, 1e-12) / noise)
+        return {"snr": snr, "lsd": log_spectral_distance(x.ravel(), x_hat.ravel())}
+
+    def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
+        seconds = max(info["shape"][0], 1) / info["rate"]
+        return "kbps", 1000.0 * seconds
+
+
+def log_spectral_distance(x: np.ndarray, x_hat: np.ndarray, nperseg: int = 512) -> float:
+    """Mean over frames of the RMS difference of the log power spectra, in dB."""
+    if x.size < 16:
+        return 0.0
+    nperseg = min(nperseg, x.size)
+    _, _, a = stft(x, fs=MODEL_RATE, nperseg=nperseg)
+    _, _, b = stft(x_hat, fs=MODEL_RATE, nperseg=nperseg)
+    la = 10 * np.log10(np.abs(a) ** 2 + 1e-10)
+    lb = 10 * np.log10(np.abs(b) ** 2 + 1e-10)
+    return float(np.mean(np.sqrt(np.mean((la - lb) ** 2, axis=0))))
