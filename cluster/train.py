@@ -54,6 +54,7 @@ class TrainResult:
     metrics: dict[str, Any]
     files: int
     input_bytes: int
+    heldout: dict[str, Any] = field(default_factory=dict)
     storage: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -182,8 +183,11 @@ def train_model(
     """Train on every file of the collection at ``input_loc``; checkpoints go under ``storage/run_name``."""
     modality = get_modality(cfg.modality)
     files = list_collection(input_loc, modality.extensions)
+    # A deterministic tenth of the collection (by path) is held out to measure the model.
+    heldout = [f for f in files if _bucket(f.path) == 0] if len(files) >= 10 else []
+    train_files = [f for f in files if f not in heldout]
     native = build_model(cfg.model, cfg.preset).native_size
-    data = ray.data.read_binary_files([f.path for f in files], filesystem=input_loc.pyarrow_fs(), shuffle="files")
+    data = ray.data.read_binary_files([f.path for f in train_files], filesystem=input_loc.pyarrow_fs(), shuffle="files")
     data = data.map_batches(
         make_patches,
         batch_format="pyarrow",
@@ -213,12 +217,39 @@ def train_model(
     with result.checkpoint.as_directory() as d:
         with open(os.path.join(d, BUNDLE_FILE), "rb") as f:
             bundle = f.read()
+    measured = measure_heldout(bundle, input_loc, heldout)
     history = [m for m in (result.metrics_dataframe.to_dict("records") if result.metrics_dataframe is not None else [])]
     return TrainResult(
         bundle=bundle,
         metrics={k: v for k, v in result.metrics.items() if not k.startswith("_")},
         files=len(files),
         input_bytes=sum(f.size for f in files),
+        heldout=measured,
         storage=storage.join(run_name).url,
         history=history,
     )
+
+
+def _bucket(path: str, buckets: int = 10) -> int:
+    import hashlib
+
+    return int(hashlib.sha256(path.encode()).hexdigest()[:8], 16) % buckets
+
+
+def measure_heldout(bundle: bytes, input_loc: Location, files: list, limit: int = 64) -> dict[str, Any]:
+    """Compress and decode up to ``limit`` held-out files: mean quality and rate, as a compress job would."""
+    from aecore import load_bundle
+    from cluster.storage import with_retries
+
+    if not files:
+        return {"files": 0}
+    compressor = load_bundle(bundle)
+    samples = []
+    for f in files[:limit]:
+        try:
+            samples.append(compressor.modality.load(with_retries(input_loc.fs.cat_file, f.path, what="input")))
+        except UnreadableInput:
+            continue
+    encoded = compressor.encode(samples, [True] * len(samples)) if samples else []
+    keys = sorted({k for e in encoded for k in e.quality})
+    return {"files": len(encoded), **{k: float(np.mean([e.quality[k] for e in encoded])) for k in keys}}

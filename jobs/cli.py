@@ -114,6 +114,7 @@ def train(
         "preset": cfg.preset,
         "modality": job.modality,
         "metrics": result.metrics,
+        "heldout": result.heldout,
         "lineage": {"input": job.input, "files": result.files, "input_bytes": result.input_bytes,
                     "listing_sha256": lineage},
         "checkpoints": result.storage,
@@ -123,6 +124,7 @@ def train(
         "model": mv.ref, "registry": registry.loc.url, "files": result.files,
         "epochs": job.epochs, "train PSNR (dB)": result.metrics.get("train_psnr"),
         "regularizers": cfg.regularizers, "lmbda": cfg.lmbda,
+        "held-out quality": {k: v for k, v in result.heldout.items()},
         "train bits/pixel (ideal)": result.metrics.get("train_bits_per_element"),
         "seconds": time.perf_counter() - started,
     }))

@@ -53,6 +53,7 @@ def test_train_registers_a_version_with_lineage(job):
     mv = ModelRegistry(str(job["registry"])).resolve("photos")
     assert mv.version == 1
     assert mv.info["lineage"]["files"] == 36
+    assert mv.info["heldout"]["files"] >= 1 and mv.info["heldout"]["psnr"] > 0  # measured on files it never saw
     assert mv.info["metrics"]["final"] is True
     assert any(Path(job["registry"], "_runs").iterdir()), "Ray Train checkpoints live in the registry's storage"
 
