@@ -66,9 +66,8 @@ class Compressor:
         self.codec = codec
         self.device = device
         self.lossless = getattr(modality, "lossless_default", False) if lossless is None else lossless
-        if self.lossless and not hasattr(model, "probabilities"):
-            raise ValueError(f"lossless mode needs a model that predicts a distribution; {type(model).__name__} "
-                             f"does not (use lossless: false for {modality.name})")
+        if self.lossless and type(modality).symbols is Modality.symbols:
+            raise ValueError(f"lossless mode is not available for {modality.name} yet; set lossless: false")
 
     @property
     def query_latent_shape(self) -> tuple[int, ...]:
@@ -114,11 +113,13 @@ class Compressor:
                     x_hat = self._synthesize(y_hat)
                     x_hats.append(x_hat[..., : piece.shape[-1]])
                     if self.lossless:
-                        residual = self._code_symbols(x_hat, self.modality.symbols(piece))
+                        info = _piece_info(s.info, piece, len(pieces[i]))
+                        residual = self._code_symbols(self.modality.lossless_view(x_hat, info),
+                                                      self.modality.symbols(piece, info))
                         parts += [_U32.pack(len(residual)), residual]
             flags = _LOSSLESS if self.lossless else 0
             payload = bytes([PAYLOAD_VERSION, flags]) + self.modality.pack_info(s.info) + b"".join(parts)
-            if self.lossless and self.decode(payload)[0] != self.modality.from_symbols(self.modality.symbols(s.x), s.info):
+            if self.lossless and self.decode(payload)[0] != self.modality.from_symbols(self.modality.symbols(s.x, s.info), s.info):
                 raise RuntimeError("lossless verification failed: the decoder did not restore the input exactly")
             quality = None
             if measure[i]:
@@ -141,28 +142,26 @@ class Compressor:
         with _one_thread():
             return self.model.g_s(torch.from_numpy(y_hat[None]).to(self.device))[0].cpu().numpy()
 
-    def _probabilities(self, x_hat: np.ndarray, n: int) -> np.ndarray:
+    def _blocks(self, view: np.ndarray):
         with _one_thread():
-            p = self.model.probabilities(torch.from_numpy(x_hat[..., :n])).cpu().numpy()
-        # Quantized to a fixed grid so the coder's tables depend on nothing but these integers.
-        # (C order: constriction reads the buffer row by row, and the softmax came transposed.)
-        return np.ascontiguousarray(np.floor(p * 65536.0) + 1.0, dtype=np.float32)
+            for p in self.model.probability_blocks(torch.from_numpy(np.ascontiguousarray(view))):
+                # Quantized to a fixed grid so the coder's tables depend on nothing but these
+                # integers; C order, since constriction reads the buffer row by row.
+                yield np.ascontiguousarray(np.floor(p.cpu().numpy() * 65536.0) + 1.0, dtype=np.float32)
 
-    def _code_symbols(self, x_hat: np.ndarray, symbols: np.ndarray) -> bytes:
-        if symbols.size == 0:
-            return b""
-        probs = self._probabilities(x_hat, symbols.size)
+    def _code_symbols(self, view: np.ndarray, symbols: np.ndarray) -> bytes:
         encoder = constriction.stream.queue.RangeEncoder()
-        encoder.encode(symbols.astype(np.int32), constriction.stream.model.Categorical(perfect=False),
-                       probs)
+        start = 0
+        for probs in self._blocks(view):
+            block = symbols[start : start + len(probs)].astype(np.int32)
+            encoder.encode(block, constriction.stream.model.Categorical(perfect=False), probs)
+            start += len(probs)
         return encoder.get_compressed().astype("<u4").tobytes()
 
-    def _decode_symbols(self, x_hat: np.ndarray, data: bytes, n: int) -> np.ndarray:
-        if n == 0:
-            return np.zeros(0, dtype=np.int32)
-        probs = self._probabilities(x_hat, n)
+    def _decode_symbols(self, view: np.ndarray, data: bytes) -> np.ndarray:
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-        return decoder.decode(constriction.stream.model.Categorical(perfect=False), probs)
+        out = [decoder.decode(constriction.stream.model.Categorical(perfect=False), probs) for probs in self._blocks(view)]
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.int32)
 
     @torch.inference_mode()
     def decode(self, payload: bytes) -> tuple[bytes, np.ndarray | None, dict[str, Any]]:
@@ -189,7 +188,8 @@ class Compressor:
             if lossless:
                 (m,) = _U32.unpack_from(payload, pos)
                 pos += 4
-                symbols.append(self._decode_symbols(x_hat, payload[pos : pos + m], span[-1]))
+                piece_info = _piece_info(info, np.empty((0, *span)), len(spans))
+                symbols.append(self._decode_symbols(self.modality.lossless_view(x_hat, piece_info), payload[pos : pos + m]))
                 pos += m
         if lossless:
             data = self.modality.from_symbols(np.concatenate(symbols) if symbols else np.zeros(0, np.int32), info)
@@ -204,3 +204,8 @@ def _spans(extent: tuple[int, ...], chunk: int | None, count: int) -> list[tuple
         return [extent]
     total = extent[-1]
     return [(*extent[:-1], min(chunk, total - i)) for i in range(0, total, chunk)]
+
+
+def _piece_info(info: dict[str, Any], piece: np.ndarray, pieces: int) -> dict[str, Any]:
+    """The info of one piece of a chunked input (its own length); the whole input's otherwise."""
+    return info if pieces <= 1 else {**info, "shape": tuple(piece.shape[1:])}

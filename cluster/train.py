@@ -130,7 +130,7 @@ def _train_loop(config: dict[str, Any]) -> None:
     model.eval()
     codec = FactorizedCategoricalCodec(model.latent_channels, cfg.prior_support)
     hist = np.zeros((model.latent_channels, 2 * cfg.prior_support + 1), dtype=np.int64)
-    sse, count, pixels = 0.0, 0, 0
+    sse, count, pixels, sae = 0.0, 0, 0, 0.0
     with torch.inference_mode():
         for batch in batches():
             x = batch["x"]
@@ -138,15 +138,19 @@ def _train_loop(config: dict[str, Any]) -> None:
             x_hat = model.g_s(y_hat)
             hist += codec.histogram(y_hat.cpu().numpy())
             sse += float(model.distortion(x, {"x_hat": x_hat, "y_hat": y_hat})) * x.numel()
+            if model.distortion_unit == "mse":
+                sae += float(torch.sum(torch.abs(x_hat - x)))
             count += x.numel()
             pixels += x[:, 0].numel()
-    totals = torch.tensor([sse, count, pixels], dtype=torch.float64)
+    totals = torch.tensor([sse, count, pixels, sae], dtype=torch.float64)
     hist_t = torch.from_numpy(hist)
     if world > 1:
         torch.distributed.all_reduce(totals)
         torch.distributed.all_reduce(hist_t)
     codec = FactorizedCategoricalCodec.from_histogram(hist_t.numpy(), cfg.prior_support)
-    sse, count, pixels = totals.tolist()
+    sse, count, pixels, sae = totals.tolist()
+    if model.distortion_unit == "mse":  # Laplace MLE scale of the residual, for lossless mode
+        model.fit_residual_scale(255.0 * sae / max(count, 1))
     mse = sse / max(count, 1)
     bits = -float((hist_t.numpy() * np.log2(codec.probabilities)).sum())
     final = {
@@ -154,6 +158,7 @@ def _train_loop(config: dict[str, Any]) -> None:
         "resumed_from_epoch": start_epoch,
         "train_distortion": mse,
         "distortion_unit": model.distortion_unit,
+        "residual_scale": float(model.residual_scale),
         "train_bits_per_element": bits / max(pixels, 1),
         "final": True,
     }

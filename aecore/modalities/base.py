@@ -85,6 +85,19 @@ class Modality(ABC):
     def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
         """Quality metrics of a reconstruction, both cropped to the original extent."""
 
+    def lossless_view(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        """x_hat cropped and laid out like :meth:`symbols` (what lossless coding predicts)."""
+        ext = tuple(slice(0, e) for e in self.extent(info))
+        return x_hat[(slice(None), *ext)]
+
+    def symbols(self, x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        """The exact values (0..255) lossless mode restores, as a flat int array."""
+        raise NotImplementedError(f"lossless mode is not available for {self.name}")
+
+    def from_symbols(self, symbols: np.ndarray, info: dict[str, Any]) -> bytes:
+        """File bytes from the exact symbols."""
+        raise NotImplementedError(f"lossless mode is not available for {self.name}")
+
     @abstractmethod
     def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
         """``(unit name, count)`` that bits are divided by, e.g. ``("bpp", H*W)``."""

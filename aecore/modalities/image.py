@@ -102,6 +102,23 @@ class ImageModality(Modality):
     def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
         return {"psnr": psnr(x, np.clip(x_hat, 0.0, 1.0))}
 
+    def lossless_view(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        h, w, c = info["shape"]
+        x_hat = x_hat[:, :h, :w]
+        return x_hat.mean(axis=0, keepdims=True) if c == 1 else x_hat
+
+    def symbols(self, x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        h, w, c = info["shape"]
+        return np.rint(x[:c, :h, :w] * 255.0).astype(np.int32).reshape(-1)
+
+    def from_symbols(self, symbols: np.ndarray, info: dict[str, Any]) -> bytes:
+        h, w, c = info["shape"]
+        pixels = symbols.astype(np.uint8).reshape(c, h, w)
+        img = Image.fromarray(pixels[0] if c == 1 else pixels.transpose(1, 2, 0))
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return buf.getvalue()
+
     def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
         h, w, _ = info["shape"]
         return "bpp", float(h * w)

@@ -56,8 +56,8 @@ class TextModality(Modality):
         (n,) = _INFO.unpack_from(data)
         return {"shape": (n,)}, _INFO.size
 
-    def symbols(self, x: np.ndarray) -> np.ndarray:
-        return np.rint(x[0] * 255.0).astype(np.int32)
+    def symbols(self, x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        return np.rint(x[0, : info["shape"][0]] * 255.0).astype(np.int32)
 
     def from_symbols(self, symbols: np.ndarray, info: dict[str, Any]) -> bytes:
         return symbols.astype(np.uint8).tobytes()
@@ -68,7 +68,7 @@ class TextModality(Modality):
         return x_hat[:, :n].argmax(axis=0).astype(np.uint8).tobytes()
 
     def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
-        truth = self.symbols(x)
+        truth = np.rint(x[0] * 255.0).astype(np.int32)
         exact = float(np.array_equal(truth, x_hat.argmax(axis=0))) if x_hat.shape[0] == 256 else float(np.array_equal(x, x_hat))
         return {"exact": exact}
 

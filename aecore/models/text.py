@@ -68,6 +68,7 @@ class TextByteAE(ConvAutoEncoder):
         tokens = torch.round(x[:, 0] * 255.0).long().clamp(0, 255)
         return F.cross_entropy(out["x_hat"], tokens) / math.log(2)
 
-    def probabilities(self, x_hat: torch.Tensor) -> torch.Tensor:
-        """[256, L] logits -> [L, 256] byte probabilities for the residual coder."""
-        return torch.softmax(x_hat.double(), dim=0).T
+    def probability_blocks(self, view: torch.Tensor, block: int = 1 << 15):
+        """[256, L] logits -> [L, 256] byte probabilities for the residual coder, in blocks."""
+        for start in range(0, view.shape[-1], block):
+            yield torch.softmax(view[:, start : start + block].double(), dim=0).T

@@ -73,3 +73,18 @@ def test_payload_version_is_checked(compressor):
     payload = compressor.encode([sample])[0].payload
     with pytest.raises(ValueError, match="payload version 9"):
         compressor.decode(bytes([9]) + payload[1:])
+
+
+@pytest.mark.parametrize("shape,mode", [((29, 41, 3), "RGB"), ((17, 9), "L"), ((1, 1, 3), "RGB")])
+def test_lossless_images_restore_every_pixel(shape, mode):
+    torch.manual_seed(0)
+    model = build_model("image-conv", "tiny")
+    model.fit_residual_scale(30.0)
+    comp = Compressor(get_modality("image"), model, FactorizedCategoricalCodec(12), lossless=True)
+    pixels = np.random.default_rng(3).integers(0, 256, size=shape, dtype=np.uint8)
+    sample = comp.modality.load(png_bytes(pixels, mode))
+    enc = comp.encode([sample], [True])[0]
+    restored, _, _ = comp.decode(enc.payload)
+    with Image.open(io.BytesIO(restored)) as img:
+        assert np.array_equal(np.asarray(img), pixels)
+    assert enc.quality["exact"] == 1.0
