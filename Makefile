@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.aec-installed
 DEMO   ?= demo-output
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# rate-distortion against JPEG/WebP, Opus, gzip/xz/zstd: ~10 min on 2 cores, writes docs/bench/rd_classic.json
+bench: setup
+	$(BIN)/python -m pip install -q zstandard
+	$(BIN)/python -m tests.bench.rd_classic
 
 clean:
 	rm -rf $(DEMO) .pytest_cache
