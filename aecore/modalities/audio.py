@@ -16,7 +16,8 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly, stft
 
-from aecore.modalities.base import Modality, Sample, UnreadableInput
+from aecore.modalities.base import Sample, UnreadableInput
+from aecore.modalities.sequence import SequenceModality
 from aecore.registry import register_modality
 
 __all__ = ["AudioModality", "MODEL_RATE"]
@@ -33,13 +34,11 @@ def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
 
 
 @register_modality("audio")
-class AudioModality(Modality):
+class AudioModality(SequenceModality):
     name = "audio"
     extensions = (".wav", ".flac", ".ogg", ".oga", ".opus")
     default_model = "audio-conv"
     output_suffix = ".wav"
-    channels = 1
-    spatial_dims = 1
 
     def load(self, data: bytes) -> Sample:
         if not data:
@@ -54,21 +53,6 @@ class AudioModality(Modality):
         per_channel = _resample(frames.T, rate, MODEL_RATE)  # [C, T']
         x = np.clip(per_channel.reshape(1, -1), -1.0, 1.0)
         return Sample(x=x, info={"shape": (n, c), "rate": int(rate), "resampled": int(per_channel.shape[1])})
-
-    def training_patches(self, sample: Sample, size: int, count: int, rng: np.random.Generator) -> np.ndarray:
-        x = sample.x
-        if x.shape[1] < size:
-            x = np.pad(x, ((0, 0), (0, size - x.shape[1])))
-        starts = rng.integers(0, x.shape[1] - size + 1, size=count)
-        return np.stack([x[:, s : s + size] for s in starts]).astype(np.float32)
-
-    def thumbnail(self, sample: Sample, size: int) -> np.ndarray:
-        x = sample.x[:, :size]
-        return np.pad(x, ((0, 0), (0, size - x.shape[1])))
-
-    def pad(self, sample: Sample, multiple: int) -> np.ndarray:
-        n = sample.x.shape[1]
-        return np.pad(sample.x, ((0, 0), (0, max(multiple, -(-n // multiple) * multiple) - n)))
 
     def extent(self, info: dict[str, Any]) -> tuple[int, ...]:
         return (int(info["shape"][1]) * int(info["resampled"]),)

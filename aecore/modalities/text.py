@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from aecore.modalities.base import Modality, Sample
+from aecore.modalities.base import Sample
+from aecore.modalities.sequence import SequenceModality
 from aecore.registry import register_modality
 
 __all__ = ["TextModality"]
@@ -16,35 +17,18 @@ _INFO = struct.Struct("<Q")  # length in bytes
 
 
 @register_modality("text")
-class TextModality(Modality):
+class TextModality(SequenceModality):
     name = "text"
     extensions = (".txt", ".md", ".rst", ".csv", ".tsv", ".json", ".jsonl", ".log", ".xml", ".html", ".py", ".yaml",
                   ".yml", ".bin")
     default_model = "text-byte"
     output_suffix = ".txt"
-    channels = 1
-    spatial_dims = 1
     lossless_default = True
 
     def load(self, data: bytes) -> Sample:
         # Any byte string is valid input: invalid UTF-8 is kept as is, never "fixed".
         x = np.frombuffer(data, dtype=np.uint8).astype(np.float32)[None] / 255.0
         return Sample(x=x, info={"shape": (len(data),)})
-
-    def training_patches(self, sample: Sample, size: int, count: int, rng: np.random.Generator) -> np.ndarray:
-        x = sample.x
-        if x.shape[1] < size:
-            x = np.pad(x, ((0, 0), (0, size - x.shape[1])))
-        starts = rng.integers(0, x.shape[1] - size + 1, size=count)
-        return np.stack([x[:, s : s + size] for s in starts]).astype(np.float32)
-
-    def thumbnail(self, sample: Sample, size: int) -> np.ndarray:
-        x = sample.x[:, :size]
-        return np.pad(x, ((0, 0), (0, size - x.shape[1])))
-
-    def pad(self, sample: Sample, multiple: int) -> np.ndarray:
-        n = sample.x.shape[1]
-        return np.pad(sample.x, ((0, 0), (0, max(multiple, -(-n // multiple) * multiple) - n)))
 
     def extent(self, info: dict[str, Any]) -> tuple[int, ...]:
         return (int(info["shape"][0]),)
