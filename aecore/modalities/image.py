@@ -1,4 +1,4 @@
-"""Images: PNG, JPEG (anything Pillow reads); RGB or grayscale; any size."""
+"""Images: PNG, JPEG, WebP (anything Pillow reads); RGB, grayscale and 16-bit grayscale; any size."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from aecore.registry import register_modality
 
 __all__ = ["ImageModality"]
 
-# height, width, channels of the original file
-_INFO = struct.Struct("<IIB")
+# height, width, channels, bits per sample of the original file
+_INFO = struct.Struct("<IIBB")
+_DEEP_MODES = ("I;16", "I;16B", "I;16L", "I")
 # Decompression-bomb guard: Pillow's own default, stated here so the error names it.
 MAX_PIXELS = 178_956_970
 
@@ -38,9 +39,14 @@ class ImageModality(Modality):
                 if img.width * img.height > MAX_PIXELS:
                     raise UnreadableInput(f"image of {img.width}x{img.height} exceeds {MAX_PIXELS} pixels")
                 img.load()
-                gray = img.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "F")
-                img = img.convert("L" if gray else "RGB")
-                arr = np.asarray(img, dtype=np.float32) / 255.0
+                bits = 16 if img.mode in _DEEP_MODES else 8
+                if bits == 16:  # 16-bit grayscale keeps its precision end to end
+                    arr = np.clip(np.asarray(img, dtype=np.float32), 0, 65535) / 65535.0
+                    gray = True
+                else:
+                    gray = img.mode in ("1", "L", "LA", "F")
+                    img = img.convert("L" if gray else "RGB")
+                    arr = np.asarray(img, dtype=np.float32) / 255.0
         except UnreadableInput:
             raise
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -53,7 +59,7 @@ class ImageModality(Modality):
         else:
             h, w, c = arr.shape
             x = np.ascontiguousarray(arr.transpose(2, 0, 1))
-        return Sample(x=x, info={"shape": (h, w, c)})
+        return Sample(x=x, info={"shape": (h, w, c), "bits": bits})
 
     def training_patches(self, sample: Sample, size: int, count: int, rng: np.random.Generator) -> np.ndarray:
         x = _pad_to_at_least(sample.x, size)
@@ -84,17 +90,20 @@ class ImageModality(Modality):
 
     def pack_info(self, info: dict[str, Any]) -> bytes:
         h, w, c = info["shape"]
-        return _INFO.pack(h, w, c)
+        return _INFO.pack(h, w, c, info.get("bits", 8))
 
     def unpack_info(self, data: bytes) -> tuple[dict[str, Any], int]:
-        h, w, c = _INFO.unpack_from(data)
-        return {"shape": (h, w, c)}, _INFO.size
+        h, w, c, bits = _INFO.unpack_from(data)
+        return {"shape": (h, w, c), "bits": bits}, _INFO.size
 
     def restore(self, x_hat: np.ndarray, info: dict[str, Any]) -> bytes:
         h, w, c = info["shape"]
         x_hat = np.clip(x_hat[:, :h, :w], 0.0, 1.0)
         pixels = x_hat.mean(axis=0) if c == 1 else x_hat.transpose(1, 2, 0)
-        img = Image.fromarray((pixels * 255.0 + 0.5).astype(np.uint8))
+        if info.get("bits", 8) == 16:
+            img = Image.fromarray((pixels * 65535.0 + 0.5).astype(np.uint16))
+        else:
+            img = Image.fromarray((pixels * 255.0 + 0.5).astype(np.uint8))
         buf = io.BytesIO()
         img.save(buf, format="PNG")
         return buf.getvalue()
@@ -108,6 +117,8 @@ class ImageModality(Modality):
         return x_hat.mean(axis=0, keepdims=True) if c == 1 else x_hat
 
     def symbols(self, x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        if info.get("bits", 8) != 8:
+            raise ValueError("lossless mode restores 8-bit images; this one is 16-bit (compress it lossy)")
         h, w, c = info["shape"]
         return np.rint(x[:c, :h, :w] * 255.0).astype(np.int32).reshape(-1)
 

@@ -88,3 +88,36 @@ def test_lossless_images_restore_every_pixel(shape, mode):
     with Image.open(io.BytesIO(restored)) as img:
         assert np.array_equal(np.asarray(img), pixels)
     assert enc.quality["exact"] == 1.0
+
+
+def test_16_bit_grayscale_round_trips_at_16_bits(compressor):
+    ramp = (np.linspace(0, 65535, 24 * 20).reshape(24, 20)).astype(np.uint16)
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, format="PNG")
+    sample = compressor.modality.load(buf.getvalue())
+    assert sample.info["bits"] == 16 and sample.shape == (24, 20, 1)
+    restored, _, info = compressor.decode(compressor.encode([sample])[0].payload)
+    with Image.open(io.BytesIO(restored)) as img:
+        assert img.mode.startswith("I") and img.size == (20, 24)
+        values = np.asarray(img)
+    assert values.dtype != np.uint8 and values.max() > 255  # kept at 16 bits, not squeezed to 8
+    assert info["bits"] == 16
+
+
+def test_lossless_refuses_16_bit_with_a_clear_message():
+    model = build_model("image-conv", "tiny")
+    comp = Compressor(get_modality("image"), model, FactorizedCategoricalCodec(12), lossless=True)
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), np.uint16)).save(buf, format="PNG")
+    with pytest.raises(ValueError, match="lossless mode restores 8-bit images"):
+        comp.encode([comp.modality.load(buf.getvalue())])
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])
+def test_jpeg_and_webp_inputs_restore_their_size(compressor, fmt):
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (21, 34, 3), dtype=np.uint8)).save(buf, format=fmt)
+    sample = compressor.modality.load(buf.getvalue())
+    restored, _, _ = compressor.decode(compressor.encode([sample])[0].payload)
+    with Image.open(io.BytesIO(restored)) as img:
+        assert img.size == (34, 21)

@@ -330,14 +330,17 @@ def test_a_training_worker_killed_mid_run_resumes_from_its_checkpoint(photos, ra
     def kill_worker() -> None:
         deadline = time.monotonic() + 180
         runs = tmp_path / "registry" / "_runs"
-        pid = None
+        pid, seen = None, set()
         while time.monotonic() < deadline:
-            if pid is None:  # find a worker first (the state API is slow), kill it after a checkpoint
+            if pid is None:  # find a worker first (the state API is slow)
                 for actor in list_actors(filters=[("state", "=", "ALIVE")], detail=True):
                     if "RayTrainWorker" in (actor.class_name or "") and actor.pid:
                         pid = actor.pid
-            if pid and runs.exists() and len(list(runs.glob("*/checkpoint_*"))) >= 2:
-                time.sleep(1.0)  # the controller registers reported checkpoints asynchronously
+            present = {p.name for p in runs.glob("*/checkpoint_*")} if runs.exists() else set()
+            seen |= present
+            # The controller registers reported checkpoints asynchronously; once it has pruned one
+            # (num_to_keep=2), it has registered a later one, which a restart must resume from.
+            if pid and seen - present:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 return
