@@ -22,6 +22,8 @@ variational     w * mean KL(N(mu, sigma^2) || N(0, I)) per latent element       
 The contractive penalty is exact (the full Jacobian via ``torch.func.jacrev``) when the latent
 of one sample has at most ``exact_max`` elements, else an unbiased Hutchinson estimate:
 for u ~ N(0, I) in latent space, E ||u^T J||^2 = tr(J J^T) = ||J||_F^2, one VJP per projection.
+For discrete inputs (text bytes) J is taken with respect to the embedded input, the first
+continuous tensor of the encoder.
 """
 
 from __future__ import annotations
@@ -50,8 +52,6 @@ class Regularizer(nn.Module):
     default_weight: ClassVar[float] = 1.0
     #: model config a regularizer needs (e.g. a variational encoder)
     model_config: ClassVar[dict[str, Any]] = {}
-    #: whether the penalty differentiates through the input
-    needs_input_grad: ClassVar[bool] = False
 
     def __init__(self, weight: float | None = None) -> None:
         super().__init__()
@@ -110,7 +110,6 @@ class ContractivePenalty(Regularizer):
     """lambda * ||J_f(x)||_F^2 of the encoder f = g_a, averaged over the batch."""
 
     default_weight = 1e-4
-    needs_input_grad = True
 
     def __init__(self, weight: float | None = None, projections: int = 1, exact_max: int = 256) -> None:
         super().__init__(weight)
@@ -118,15 +117,18 @@ class ContractivePenalty(Regularizer):
         self.exact_max = exact_max
 
     def penalty(self, model: nn.Module, x: torch.Tensor, out: dict[str, torch.Tensor]) -> torch.Tensor:
-        y = out["y"]
+        core = _core(model)
+        # The encoder's first continuous input: x itself, or its embedding for bytes.
+        e = core.embed(x.detach()).detach().requires_grad_(True)
+        y = core.encode_embedded(e)
         if y[0].numel() <= self.exact_max:
-            return self.exact(model, x)
-        return self.hutchinson(x, y, self.projections)
+            return self.exact(model, e)
+        return self.hutchinson(e, y, self.projections)
 
     @staticmethod
-    def exact(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def exact(model: nn.Module, e: torch.Tensor) -> torch.Tensor:
         core = _core(model)
-        jac = torch.func.vmap(torch.func.jacrev(lambda xi: core.g_a(xi[None])[0]))(x)
+        jac = torch.func.vmap(torch.func.jacrev(lambda ei: core.encode_embedded(ei[None])[0]))(e)
         return jac.pow(2).flatten(1).sum(1).mean()
 
     @staticmethod
@@ -178,8 +180,6 @@ class Objective(nn.Module):
         x_in = x
         for reg in self.regularizers.values():
             x_in = reg.corrupt(x_in)
-        if any(r.needs_input_grad for r in self.regularizers.values()):
-            x_in = x_in.detach().requires_grad_(True)
         out = model(x_in)
         core = _core(model)
         terms = {"distortion": core.distortion(x, out)}

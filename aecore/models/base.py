@@ -68,9 +68,19 @@ class ConvAutoEncoder(nn.Module):
             raise KeyError(f"unknown size preset {preset!r} for {cls.__name__} (known: {', '.join(cls.PRESETS)})")
         return cls(**{**cls.PRESETS[preset], **overrides})
 
+    #: leading ``analysis`` layers that only embed discrete input (text bytes) into a
+    #: continuous tensor; the contractive penalty differentiates g_a after them
+    input_layers: ClassVar[int] = 0
+
     def g_a(self, x: torch.Tensor) -> torch.Tensor:
         """The latent y (the posterior mean for a variational encoder)."""
-        h = self.analysis(x)
+        return self.encode_embedded(self.embed(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.analysis[: self.input_layers](x) if self.input_layers else x
+
+    def encode_embedded(self, e: torch.Tensor) -> torch.Tensor:
+        h = self.analysis[self.input_layers :](e) if self.input_layers else self.analysis(e)
         return h[:, : self.latent_channels] if self.variational else h
 
     def g_s(self, y_hat: torch.Tensor) -> torch.Tensor:

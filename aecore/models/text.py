@@ -36,6 +36,7 @@ class _Bytes(nn.Module):
 @register_model("text-byte")
 class TextByteAE(ConvAutoEncoder):
     distortion_unit = "bits"
+    input_layers = 1  # the byte embedding
     PRESETS = {
         "tiny": {"channels": (64, 96), "latent_channels": 8, "native_size": 256, "chunk": 16384},
         "base": {"channels": (192, 256, 320), "latent_channels": 32, "native_size": 1024, "chunk": 65536},

@@ -134,3 +134,21 @@ def test_unknown_regularizer_names_the_nearest():
 
 def test_build_model_keeps_presets():
     assert build_model("image-conv", "tiny").latent_channels == 12
+
+
+@pytest.mark.parametrize("name", sorted(REGULARIZERS))
+@pytest.mark.parametrize("model_name,shape", [("text-byte", (4, 1, 64)), ("audio-conv", (4, 1, 256))])
+def test_every_regularizer_works_on_1d_models(name, model_name, shape):
+    """Any regularizer with any modality's model: text's contractive term is taken on the byte embedding."""
+    torch.manual_seed(0)
+    regs = {name: None}
+    model = build_model(model_name, "tiny", **model_overrides(regs))
+    x = torch.rand(*shape)
+    if model_name == "text-byte":
+        x = torch.round(x * 255) / 255
+    terms = build_objective(regs, lmbda=0.01)(model, x)
+    terms["loss"].backward()
+    assert torch.isfinite(terms["loss"])
+    assert all(p.grad is not None for p in model.analysis.parameters())
+    if name == "contractive":
+        assert terms["contractive"].item() > 0
