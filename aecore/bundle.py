@@ -49,4 +49,5 @@ def load_bundle(blob: bytes, device: str = "cpu", lossless: bool | None = None) 
     model = build_model(bundle["model"], **bundle["config"])
     model.load_state_dict(bundle["state_dict"])
     codec = FactorizedCategoricalCodec.from_state(bundle["codec"])
-    return Compressor(get_modality(bundle["modality"]), model, codec, device=device, lossless=lossless)
+    return Compressor(get_modality(bundle["modality"]), model, codec, device=device, lossless=lossless,
+                      architecture=bundle["model"])

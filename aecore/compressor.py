@@ -60,8 +60,10 @@ def _one_thread():
 
 class Compressor:
     def __init__(self, modality: Modality, model: ConvAutoEncoder, codec: FactorizedCategoricalCodec,
-                 device: str = "cpu", lossless: bool | None = None) -> None:
+                 device: str = "cpu", lossless: bool | None = None, architecture: str | None = None) -> None:
         self.modality = modality
+        #: the registry name of the model class (recorded in dataset metadata)
+        self.architecture = architecture
         self.model = model.to(device).eval()
         self.codec = codec
         self.device = device
@@ -113,7 +115,7 @@ class Compressor:
                     x_hat = self._synthesize(y_hat)
                     x_hats.append(x_hat[..., : piece.shape[-1]])
                     if self.lossless:
-                        info = _piece_info(s.info, piece, len(pieces[i]))
+                        info = _piece_info(s.info, piece.shape[1:], len(pieces[i]))
                         residual = self._code_symbols(self.modality.lossless_view(x_hat, info),
                                                       self.modality.symbols(piece, info))
                         parts += [_U32.pack(len(residual)), residual]
@@ -188,7 +190,7 @@ class Compressor:
             if lossless:
                 (m,) = _U32.unpack_from(payload, pos)
                 pos += 4
-                piece_info = _piece_info(info, np.empty((0, *span)), len(spans))
+                piece_info = _piece_info(info, span, len(spans))
                 symbols.append(self._decode_symbols(self.modality.lossless_view(x_hat, piece_info), payload[pos : pos + m]))
                 pos += m
         if lossless:
@@ -206,6 +208,6 @@ def _spans(extent: tuple[int, ...], chunk: int | None, count: int) -> list[tuple
     return [(*extent[:-1], min(chunk, total - i)) for i in range(0, total, chunk)]
 
 
-def _piece_info(info: dict[str, Any], piece: np.ndarray, pieces: int) -> dict[str, Any]:
-    """The info of one piece of a chunked input (its own length); the whole input's otherwise."""
-    return info if pieces <= 1 else {**info, "shape": tuple(piece.shape[1:])}
+def _piece_info(info: dict[str, Any], extent: tuple[int, ...], pieces: int) -> dict[str, Any]:
+    """The info of one piece of a chunked input (its own extent); the whole input's otherwise."""
+    return info if pieces <= 1 else {**info, "shape": tuple(extent)}

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from cluster.stage import part_name
+from cluster.stage import describe_part, part_name
 from cluster.storage import Location, StorageError, with_retries
 
 __all__ = ["DatasetCommitter", "ERRORS", "MANIFEST", "META_DIR", "STAGING_SUFFIX"]
@@ -109,21 +109,17 @@ class DatasetCommitter:
             if self.committed_ids.intersection(ids) or name != part_name(ids):
                 self._io(fs.rm, p)
                 continue
-            self._record(name, table, data)
+            self._record(describe_part(name, table, data))
 
-    def _record(self, name: str, table: pa.Table, data: bytes) -> None:
-        import hashlib
-
-        ids = table.column("id").to_pylist()
-        uris = table.column("uri").to_pylist()
-        self.manifest["files"].append({"name": name, "rows": table.num_rows, "size": len(data),
-                                       "sha256": hashlib.sha256(data).hexdigest()})
-        self.manifest["rows"] += table.num_rows
-        self.manifest["input_bytes"] += int(pc.sum(table.column("bytes")).as_py() or 0)
-        self.manifest["payload_bytes"] += int(pc.sum(pc.binary_length(table.column("payload"))).as_py() or 0)
-        self.committed_ids.update(ids)
-        self.committed_uris.update(uris)
-        for uri in uris:
+    def _record(self, part: dict[str, Any]) -> None:
+        """Count a part (a descriptor from :func:`describe_part`) as committed."""
+        self.manifest["files"].append({k: part[k] for k in ("rows", "size", "sha256")} | {"name": part["file"]})
+        self.manifest["rows"] += part["rows"]
+        self.manifest["input_bytes"] += part["input_bytes"]
+        self.manifest["payload_bytes"] += part["payload_bytes"]
+        self.committed_ids.update(part["ids"])
+        self.committed_uris.update(part["uris"])
+        for uri in part["uris"]:
             self.errors.pop(uri, None)
 
     # -- committing ------------------------------------------------------------------
@@ -151,16 +147,13 @@ class DatasetCommitter:
                     continue
                 buf = io.BytesIO()
                 pq.write_table(table, buf, compression="zstd")
-                name = part_name(table.column("id").to_pylist())
-                src = posixpath.join(self.staging.path, name)
+                d = describe_part(part_name(table.column("id").to_pylist()), table, buf.getvalue())
+                src = posixpath.join(self.staging.path, d["file"])
                 self._io(fs.pipe_file, src, buf.getvalue())
-                d = {**d, "file": name}
-            dst = posixpath.join(self.output.path, d["file"])
-            self._io(fs.mv, src, dst)
-            data = self._io(fs.cat_file, dst)
-            table = pq.read_table(io.BytesIO(data), columns=["id", "uri", "bytes", "payload"])
-            self._record(d["file"], table, data)
-            self.run["rows"] += table.num_rows
+            # The staged descriptor already says what the part holds: no read-back after the move.
+            self._io(fs.mv, src, posixpath.join(self.output.path, d["file"]))
+            self._record(d)
+            self.run["rows"] += d["rows"]
         self._write_state()
 
     def finish(self, status: str, **extra: Any) -> dict[str, Any]:

@@ -22,7 +22,8 @@ import numpy as np
 import pyarrow as pa
 import ray
 
-from aecore import load_bundle, read_bundle
+from aecore import load_bundle
+from aecore.compressor import PAYLOAD_VERSION
 from cluster.commit import DatasetCommitter
 from cluster.encode import EncodeBatch
 from cluster.runtime import actor_cpus
@@ -66,9 +67,9 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
         "model": req.model_name,
         "model_version": req.model_version,
         "model_ref": f"{req.model_name}@{req.model_version}",
-        "model_class": read_bundle(req.bundle)["model"],
+        "model_class": compressor.architecture,
         "codec": compressor.codec.name,
-        "payload_version": 1,
+        "payload_version": PAYLOAD_VERSION,
         "latent_shape": list(compressor.query_latent_shape),
         "lossless": compressor.lossless,
         "latent": "quantized g_a(x) of the input resized to the model's native size",

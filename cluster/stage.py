@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from cluster.encode import ERROR_COLUMN, QUALITY_COLUMN
 from cluster.storage import Location, with_retries
 
-__all__ = ["DESCRIPTOR_SCHEMA", "part_name", "stage_part"]
+__all__ = ["DESCRIPTOR_SCHEMA", "describe_part", "part_name", "stage_part"]
 
 DESCRIPTOR_SCHEMA = pa.schema([
     ("file", pa.string()),  # null when the batch held only error rows
@@ -40,6 +40,15 @@ def part_name(ids: list[str]) -> str:
     return f"part-{hashlib.sha256(''.join(sorted(ids)).encode()).hexdigest()[:24]}.parquet"
 
 
+def describe_part(name: str | None, table: pa.Table, data: bytes) -> dict[str, Any]:
+    """What the manifest records of a part (``table`` needs id, uri, bytes and payload)."""
+    return {"file": name, "rows": table.num_rows, "size": len(data),
+            "sha256": hashlib.sha256(data).hexdigest() if data else None,
+            "input_bytes": int(pc.sum(table.column("bytes")).as_py() or 0),
+            "payload_bytes": int(pc.sum(pc.binary_length(table.column("payload"))).as_py() or 0),
+            "ids": table.column("id").to_pylist(), "uris": table.column("uri").to_pylist()}
+
+
 def stage_part(batch: pa.Table, staging_url: str, schema_ipc: bytes, storage_options: dict[str, Any]) -> pa.Table:
     """Ray Data task: write the good rows of ``batch`` to staging; describe the part."""
     schema = pa.ipc.read_schema(pa.py_buffer(schema_ipc))
@@ -51,18 +60,14 @@ def stage_part(batch: pa.Table, staging_url: str, schema_ipc: bytes, storage_opt
     good = batch.filter(pc.invert(failed))
     quality = [json.loads(q) for q in good.column(QUALITY_COLUMN).to_pylist() if q]
     good = good.select(schema.names).cast(schema)
-    row: dict[str, Any] = {"file": None, "rows": good.num_rows, "size": 0, "sha256": None,
-                           "input_bytes": int(pc.sum(good.column("bytes")).as_py() or 0),
-                           "payload_bytes": int(pc.sum(pc.binary_length(good.column("payload"))).as_py() or 0),
-                           "ids": good.column("id").to_pylist(), "uris": good.column("uri").to_pylist(),
-                           "errors": json.dumps(errors), "quality": json.dumps(quality)}
+    name, data = None, b""
     if good.num_rows:
         buf = io.BytesIO()
         pq.write_table(good, buf, compression="zstd")
         data = buf.getvalue()
-        name = part_name(row["ids"])
+        name = part_name(good.column("id").to_pylist())
         staging = Location.of(staging_url, storage_options)
         with_retries(staging.fs.makedirs, staging.path, exist_ok=True, what="staging")
         with_retries(staging.fs.pipe_file, posixpath.join(staging.path, name), data, what="staging")
-        row.update(file=name, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    row = {**describe_part(name, good, data), "errors": json.dumps(errors), "quality": json.dumps(quality)}
     return pa.Table.from_pylist([row], schema=DESCRIPTOR_SCHEMA)

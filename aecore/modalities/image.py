@@ -134,11 +134,6 @@ class ImageModality(Modality):
         h, w, _ = info["shape"]
         return "bpp", float(h * w)
 
-    def array_from_file(self, data: bytes) -> np.ndarray:
-        """Pixels ``[C, H, W]`` of a file as stored (grayscale has one channel)."""
-        sample = self.load(data)
-        return sample.x[:1] if sample.shape[2] == 1 else sample.x
-
 
 def _pad_to_at_least(x: np.ndarray, size: int) -> np.ndarray:
     _, h, w = x.shape
