@@ -29,7 +29,7 @@ from cluster.encode import EncodeBatch
 from cluster.runtime import actor_cpus
 from cluster.schema import latent_schema
 from cluster.stage import stage_part
-from cluster.storage import Location, StorageError, list_collection, with_retries
+from cluster.storage import InputFile, Location, StorageError, list_collection, with_retries
 
 __all__ = ["CompressRequest", "compress_collection"]
 
@@ -52,6 +52,7 @@ class CompressRequest:
     commit_seconds: float = 30.0
     lossless: bool | None = None  # None: the modality's default (text: lossless)
     metadata: dict[str, Any] | None = None  # extra dataset-level metadata (job name, registry, ...)
+    files: tuple[InputFile, ...] | None = None  # the input listing, if the caller made it already
 
 
 def compress_collection(req: CompressRequest, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
     started = time.perf_counter()
     compressor = load_bundle(req.bundle, lossless=req.lossless)
     modality = compressor.modality
-    files = list_collection(req.input, modality.extensions)
+    files = list(req.files) if req.files is not None else list_collection(req.input, modality.extensions)
     metadata = {
         "format": "aec-dataset/1",
         "modality": modality.name,

@@ -24,7 +24,7 @@ import pyarrow.fs as pafs
 from fsspec.core import url_to_fs
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
-__all__ = ["Location", "StorageError", "list_collection", "with_retries", "storage_error"]
+__all__ = ["InputFile", "Location", "StorageError", "list_collection", "storage_error", "with_retries"]
 
 T = TypeVar("T")
 

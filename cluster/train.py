@@ -25,7 +25,7 @@ from ray.train.torch import TorchTrainer
 from aecore import FactorizedCategoricalCodec, UnreadableInput, build_model, build_objective, dump_bundle, get_modality
 from aecore.regularizers import model_overrides
 from cluster.runtime import actor_cpus
-from cluster.storage import Location, list_collection
+from cluster.storage import InputFile, Location, list_collection
 
 __all__ = ["TrainConfig", "TrainResult", "train_model"]
 
@@ -184,13 +184,16 @@ def train_model(
     gpus: float = 0.0,
     cpus_per_worker: float | None = None,
     max_failures: int = 2,
+    files: list[InputFile] | None = None,
 ) -> TrainResult:
-    """Train on every file of the collection at ``input_loc``; checkpoints go under ``storage/run_name``."""
+    """Train on every file of the collection at ``input_loc`` (``files``, if the caller listed it
+    already); checkpoints go under ``storage/run_name``."""
     modality = get_modality(cfg.modality)
-    files = list_collection(input_loc, modality.extensions)
+    files = files if files is not None else list_collection(input_loc, modality.extensions)
     # A deterministic tenth of the collection (by path) is held out to measure the model.
-    heldout = [f for f in files if _bucket(f.path) == 0] if len(files) >= 10 else []
-    train_files = [f for f in files if f not in heldout]
+    heldout, train_files = [], []
+    for f in files:  # one pass: a membership test per file would be quadratic in the collection
+        (heldout if len(files) >= 10 and _bucket(f.path) == 0 else train_files).append(f)
     native = build_model(cfg.model, cfg.preset).native_size
     data = ray.data.read_binary_files([f.path for f in train_files], filesystem=input_loc.pyarrow_fs(), shuffle="files")
     data = data.map_batches(

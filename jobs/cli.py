@@ -106,7 +106,7 @@ def train(
                   f"{job.input} with {job.workers} Ray Train worker(s), {job.epochs} epochs")
     started = time.perf_counter()
     result = train_model(cfg, input_loc, registry.loc.join("_runs"), run_name, workers=job.workers,
-                         gpus=job.gpus, cpus_per_worker=job.cpus_per_worker)
+                         gpus=job.gpus, cpus_per_worker=job.cpus_per_worker, files=files)
     lineage = hashlib.sha256("\n".join(f"{f.path}\t{f.size}" for f in files).encode()).hexdigest()
     mv = registry.register(job.model, result.bundle, {
         "spec": job.model_dump(exclude={"storage_options"}),
@@ -161,7 +161,7 @@ def compress(
         raise SpecError(f"spec {spec}: model {mv.ref} was trained for {trained_for!r}, not {job.modality!r}; "
                         f"fix `modality` or `model`")
     input_loc = Location.of(job.input, job.storage_options)
-    list_collection(input_loc, get_modality(job.modality).extensions)
+    files = list_collection(input_loc, get_modality(job.modality).extensions)
     output = Location.of(job.output, job.storage_options)
     _check_writable(output)
     _ray(verbose)
@@ -174,7 +174,7 @@ def compress(
             workers=job.workers, gpus=job.gpus, batch_size=job.batch_size, cpus_per_worker=job.cpus_per_worker,
             overwrite=overwrite, quality_every=job.quality_every, max_file_bytes=job.max_file_bytes,
             commit_every=job.commit_every, commit_seconds=job.commit_seconds, lossless=job.lossless,
-            metadata={"job": job.name, "registry": registry.loc.url},
+            metadata={"job": job.name, "registry": registry.loc.url}, files=tuple(files),
         ), progress=lambda done, total: bar.update(task, completed=done, total=total))
     errors, inputs = summary["errors"], summary["inputs"]
     rows = {
