@@ -26,6 +26,7 @@ from aecore import load_bundle
 from aecore.compressor import PAYLOAD_VERSION
 from cluster.commit import DatasetCommitter
 from cluster.encode import EncodeBatch
+from cluster.metrics import ProcessMetrics
 from cluster.runtime import actor_cpus
 from cluster.schema import latent_schema
 from cluster.stage import stage_part
@@ -53,6 +54,7 @@ class CompressRequest:
     lossless: bool | None = None  # None: the modality's default (text: lossless)
     metadata: dict[str, Any] | None = None  # extra dataset-level metadata (job name, registry, ...)
     files: tuple[InputFile, ...] | None = None  # the input listing, if the caller made it already
+    job_name: str = ""  # tag of the job's metrics
 
 
 def compress_collection(req: CompressRequest, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -91,9 +93,24 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
             {"uri": req.input.uri(f.path), "sha256": None, "bytes": f.size, "stage": "read",
              "reason": f"file of {f.size} bytes exceeds max_file_bytes={req.max_file_bytes}; raise it in the spec"}
             for f in oversized])])
+    metrics = ProcessMetrics.from_env("driver")
+    timeline: list[list[float]] = []  # [seconds since start, rows committed by this run], per commit
+
+    def report(done: int) -> None:
+        elapsed = time.perf_counter() - started
+        m = committer.manifest
+        timeline.append([round(elapsed, 3), committer.run["rows"]])
+        metrics.set("aec_job_progress", done / len(files) if files else 1.0, job_name=req.job_name)
+        metrics.set("aec_job_rows_committed", m["rows"], job_name=req.job_name)
+        metrics.set("aec_job_rows_per_second", committer.run["rows"] / elapsed if elapsed else 0.0, job_name=req.job_name)
+        metrics.set("aec_job_compression_ratio", m["input_bytes"] / m["payload_bytes"] if m["payload_bytes"] else 0.0,
+                    job_name=req.job_name)
+        metrics.set("aec_job_errors", len(committer.errors), job_name=req.job_name)
+        if progress:
+            progress(done, len(files))
+
     done = skipped + len(oversized)
-    if progress:
-        progress(done, len(files))
+    report(done)
     stream = _CommitStream()
     try:
         if readable:
@@ -101,12 +118,11 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
                 stream.buffer.extend(batch.to_pylist())
                 if len(stream.buffer) >= req.commit_every or time.monotonic() - stream.last >= req.commit_seconds:
                     done += stream.flush(committer)
-                    if progress:
-                        progress(done, len(files))
+                    report(done)
             done += stream.flush(committer)
-            if progress:
-                progress(done, len(files))
+            report(done)
     except BaseException as exc:
+        metrics.close()
         stream.buffer.clear()
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         try:
@@ -117,7 +133,8 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
             raise
         raise StorageError(f"compress job failed after committing {committer.run['rows']} new rows "
                            f"({type(exc).__name__}); re-run it to finish the rest") from exc
-    summary = committer.finish("completed", seconds=round(time.perf_counter() - started, 3))
+    metrics.close()
+    summary = committer.finish("completed", seconds=round(time.perf_counter() - started, 3), timeline=timeline)
     summary.update(inputs=len(files), skipped=skipped, encoded=summary["run"]["rows"],
                    seconds=time.perf_counter() - started, output=req.output.url)
     return summary
@@ -153,6 +170,7 @@ def _pipeline(req: CompressRequest, files: list, schema: pa.Schema, committer: D
             "quality_every": req.quality_every,
             "lossless": req.lossless,
             "threads": max(1, math.floor(cpus)),
+            "job_name": req.job_name,
         },
         compute=ray.data.ActorPoolStrategy(size=req.workers),
         batch_size=req.batch_size,

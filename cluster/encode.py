@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  - pa.compute
 import ray
 import torch
 
 from aecore import Sample, UnreadableInput, load_bundle
+from cluster.metrics import ActorMetrics
 
 __all__ = ["EncodeBatch", "ERROR_COLUMN", "QUALITY_COLUMN", "row_id"]
 
@@ -30,7 +33,7 @@ def row_id(key: str, sha256: str) -> str:
 
 class EncodeBatch:
     def __init__(self, bundle: bytes | ray.ObjectRef, model_name: str, model_version: int, root: str, uri_prefix: str,
-                 quality_every: int = 8, threads: int = 1, lossless: bool | None = None) -> None:
+                 quality_every: int = 8, threads: int = 1, lossless: bool | None = None, job_name: str = "") -> None:
         torch.set_num_threads(max(1, threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         if isinstance(bundle, ray.ObjectRef):  # shared once through the object store
@@ -42,8 +45,20 @@ class EncodeBatch:
         self.root = root.rstrip("/") + "/"
         self.uri_prefix = uri_prefix
         self.quality_every = quality_every
+        self.metrics = ActorMetrics({"model": f"{model_name}@{model_version}", "job_name": job_name})
 
     def __call__(self, batch: pa.Table) -> pa.Table:
+        started = time.perf_counter()
+        table = self._encode(batch)
+        encoded = table.column(ERROR_COLUMN).null_count  # rows without an error
+        self.metrics.inc("aec_encoder_items", encoded)
+        self.metrics.inc("aec_encoder_errors", table.num_rows - encoded)
+        self.metrics.inc("aec_encoder_bytes_in", float(pa.compute.sum(table.column("bytes")).as_py() or 0))
+        self.metrics.inc("aec_encoder_bytes_out", float(pa.compute.sum(pa.compute.binary_length(table.column("payload"))).as_py() or 0))
+        self.metrics.observe("aec_encoder_batch_seconds", time.perf_counter() - started)
+        return table
+
+    def _encode(self, batch: pa.Table) -> pa.Table:
         rows: list[dict] = []
         samples: list[Sample] = []
         ok: list[int] = []

@@ -1,13 +1,44 @@
-"""Connecting to Ray: the embedded default (a local instance) or a cluster address."""
+"""Connecting to Ray: the embedded default (a local instance) or a cluster address.
+
+Ray 2.60 clusters run with token authentication on. A client finds the token where Ray
+itself looks (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``) and sends it;
+:func:`auth_headers` gives it to HTTP clients such as the Jobs API.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import ray
 
-__all__ = ["ensure_ray", "actor_cpus"]
+__all__ = ["actor_cpus", "auth_headers", "auth_token", "ensure_ray", "in_ray_job"]
+
+#: set by Ray in the entrypoint process of a job submitted through the Jobs API
+_JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+
+
+def in_ray_job() -> bool:
+    """True inside the entrypoint of a job submitted through the Ray Jobs API."""
+    return _JOB_CONFIG_ENV in os.environ
+
+
+def auth_token() -> str | None:
+    """The cluster token, from where Ray looks for it; ``None`` if there is none."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return os.environ["RAY_AUTH_TOKEN"].strip()
+    for path in (os.environ.get("RAY_AUTH_TOKEN_PATH"), str(Path.home() / ".ray" / "auth_token")):
+        if path and os.path.isfile(path):
+            token = Path(path).read_text().strip()
+            if token:
+                return token
+    return None
+
+
+def auth_headers() -> dict[str, str]:
+    token = auth_token()
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None, log_to_driver: bool = True) -> None:
@@ -16,10 +47,14 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, log_to_d
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        # Storage endpoints and credentials travel with the job, never in a spec or a log.
+        if auth_token() and "RAY_AUTH_MODE" not in os.environ:
+            os.environ["RAY_AUTH_MODE"] = "token"  # send the token the cluster expects
+        # Storage endpoints and credentials travel with the job, never in a spec or a log. A job
+        # submitted through the Jobs API already carries them in its runtime_env (repeating a key
+        # there is a conflict Ray refuses).
         env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=log_to_driver,
-                 runtime_env={"env_vars": env} if env else None)
+        runtime_env = {"env_vars": env} if env and not in_ray_job() else None
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=log_to_driver, runtime_env=runtime_env)
     else:
         # The embedded default stays on loopback: nothing of it is reachable from outside.
         ray.init(num_cpus=num_cpus or os.cpu_count(), logging_level=logging.WARNING, log_to_driver=log_to_driver,

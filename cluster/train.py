@@ -27,7 +27,7 @@ from aecore.regularizers import model_overrides
 from cluster.runtime import actor_cpus
 from cluster.storage import InputFile, Location, list_collection
 
-__all__ = ["TrainConfig", "TrainResult", "train_model"]
+__all__ = ["TrainConfig", "TrainResult", "collection_digest", "measure_heldout", "train_model"]
 
 BUNDLE_FILE = "model.aec"
 STATE_FILE = "state.pt"
@@ -57,6 +57,8 @@ class TrainResult:
     heldout: dict[str, Any] = field(default_factory=dict)
     storage: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
+    heldout_files: tuple[InputFile, ...] = ()  # what ``heldout`` was measured on (for the promotion gate)
+    content_sha256: str = ""  # digest over every file's key and content: the version's data lineage
 
 
 def make_patches(batch: pa.Table, modality: str, size: int, count: int, seed: int) -> dict[str, np.ndarray]:
@@ -226,6 +228,7 @@ def train_model(
         with open(os.path.join(d, BUNDLE_FILE), "rb") as f:
             bundle = f.read()
     measured = measure_heldout(bundle, input_loc, heldout)
+    digest = collection_digest(input_loc, files)
     history = [m for m in (result.metrics_dataframe.to_dict("records") if result.metrics_dataframe is not None else [])]
     return TrainResult(
         bundle=bundle,
@@ -235,7 +238,30 @@ def train_model(
         heldout=measured,
         storage=storage.join(run_name).url,
         history=history,
+        heldout_files=tuple(heldout),
+        content_sha256=digest,
     )
+
+
+def _sha256_batch(batch: pa.Table) -> pa.Table:
+    import hashlib
+
+    return pa.table({"path": batch.column("path"),
+                     "sha256": [hashlib.sha256(b).hexdigest() for b in batch.column("bytes").to_pylist()]})
+
+
+def collection_digest(input_loc: Location, files: list[InputFile]) -> str:
+    """sha256 over ``key\tsha256(content)`` of every file, in key order: the same bytes under the
+    same keys give the same digest on any storage. One Ray Data pass (files are read in parallel)."""
+    import hashlib
+
+    if not files:
+        return hashlib.sha256(b"").hexdigest()
+    data = ray.data.read_binary_files([f.path for f in files], include_paths=True, filesystem=input_loc.pyarrow_fs())
+    rows = data.map_batches(_sha256_batch, batch_format="pyarrow").take_all()
+    root = input_loc.path.rstrip("/") + "/"
+    lines = sorted(f"{r['path'][len(root):] if r['path'].startswith(root) else r['path']}\t{r['sha256']}" for r in rows)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _bucket(path: str, buckets: int = 10) -> int:

@@ -3,74 +3,33 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from jobs.registry import ModelRegistry, RegistryError
+from jobs.catalog import JobCatalog, JobRun
+from jobs.registry import ModelRegistry
 from jobs.spec import CompressJobSpec, SpecError, TrainJobSpec, load_spec
+from jobs.ui import console, err_console, fmt as _fmt, kv_table as _kv_table, user_errors
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="aec: compress image archives into learned latents with Ray, query them with Arrow tools.")
-console = Console()
-err_console = Console(stderr=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
+                  help="aec: compress image, audio and text archives into learned latents with Ray, "
+                       "query them with Arrow tools.")
 
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key: --set epochs=3 (repeatable).")]
-
-
-def user_errors(fn: F) -> F:
-    """Errors a user can cause end the command with one line and exit code 2, no traceback."""
-    from cluster.storage import StorageError
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (SpecError, StorageError, RegistryError) as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyError as exc:  # unknown names from the aecore registries
-            err_console.print(f"[bold red]error:[/] {exc.args[0] if exc.args else exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _ray(verbose: bool) -> None:
     from cluster.runtime import ensure_ray
 
     ensure_ray(log_to_driver=verbose)
-
-
-def _kv_table(title: str, rows: dict[str, Any]) -> Table:
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
-    for k, v in rows.items():
-        table.add_row(k, _fmt(v))
-    return table
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:,.3f}"
-    if isinstance(v, int) and not isinstance(v, bool):
-        return f"{v:,}"
-    if isinstance(v, dict):
-        return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items()) or "-"
-    return str(v)
 
 
 @app.command()
@@ -105,29 +64,52 @@ def train(
     console.print(f"training [bold]{job.model}[/] ({cfg.model}/{cfg.preset}) on {len(files)} files from "
                   f"{job.input} with {job.workers} Ray Train worker(s), {job.epochs} epochs")
     started = time.perf_counter()
-    result = train_model(cfg, input_loc, registry.loc.join("_runs"), run_name, workers=job.workers,
-                         gpus=job.gpus, cpus_per_worker=job.cpus_per_worker, files=files)
-    lineage = hashlib.sha256("\n".join(f"{f.path}\t{f.size}" for f in files).encode()).hexdigest()
-    mv = registry.register(job.model, result.bundle, {
-        "spec": job.model_dump(exclude={"storage_options"}),
-        "architecture": cfg.model,
-        "preset": cfg.preset,
-        "modality": job.modality,
-        "metrics": result.metrics,
-        "heldout": result.heldout,
-        "lineage": {"input": job.input, "files": result.files, "input_bytes": result.input_bytes,
-                    "listing_sha256": lineage},
-        "checkpoints": result.storage,
-        "train_seconds": time.perf_counter() - started,
-    })
+    with JobRun(JobCatalog(job.registry, job.storage_options), "train", job.model_dump()) as run:
+        result = train_model(cfg, input_loc, registry.loc.join("_runs"), run_name, workers=job.workers,
+                             gpus=job.gpus, cpus_per_worker=job.cpus_per_worker, files=files)
+        decision = _promotion_gate(job, registry, result, input_loc)
+        mv = registry.register(job.model, result.bundle, {
+            "spec": job.model_dump(exclude={"storage_options"}),
+            "architecture": cfg.model,
+            "preset": cfg.preset,
+            "modality": job.modality,
+            "metrics": result.metrics,
+            "heldout": result.heldout,
+            "lineage": {"input": job.input, "files": result.files, "input_bytes": result.input_bytes,
+                        "content_sha256": result.content_sha256,
+                        "listing_sha256": hashlib.sha256("\n".join(f"{f.path}\t{f.size}" for f in files).encode()).hexdigest()},
+            "checkpoints": result.storage,
+            "train_seconds": time.perf_counter() - started,
+            "promotion": decision.as_dict(),
+            "job_id": run.job_id,
+        })
+        if decision.promote:
+            registry.promote(mv.name, mv.version)
+        run.finish(model_version=mv.ref, files=result.files, heldout=result.heldout,
+                   promotion={"promoted": decision.promote, "reason": decision.reason})
     console.print(_kv_table(f"registered {mv.ref}", {
         "model": mv.ref, "registry": registry.loc.url, "files": result.files,
         "epochs": job.epochs, "train PSNR (dB)": result.metrics.get("train_psnr"),
         "regularizers": cfg.regularizers, "lmbda": cfg.lmbda,
         "held-out quality": {k: v for k, v in result.heldout.items()},
         "train bits/pixel (ideal)": result.metrics.get("train_bits_per_element"),
+        "production": f"v{mv.version} (promoted)" if decision.promote else f"unchanged",
         "seconds": time.perf_counter() - started,
     }))
+    console.print(f"promotion gate: {decision.reason}", highlight=False)
+
+
+def _promotion_gate(job: TrainJobSpec, registry: ModelRegistry, result: Any, input_loc: Any) -> Any:
+    from cluster.train import measure_heldout
+    from jobs.promotion import decide
+
+    production = None
+    version = registry.aliases(job.model).get("production")
+    if version is not None:
+        _, bundle = registry.load(f"{job.model}@{version}")
+        production = (version, bundle)
+    return decide(job.promote, job.modality, result.heldout, production, job.promotion_tolerance,
+                  lambda bundle: measure_heldout(bundle, input_loc, list(result.heldout_files)))
 
 
 @app.command()
@@ -166,17 +148,29 @@ def compress(
     _check_writable(output)
     _ray(verbose)
     console.print(f"compressing {job.input} with [bold]{mv.ref}[/] on {job.workers} encoder actor(s)")
-    with Progress(TextColumn("committed"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
+    catalog = JobCatalog(job.registry, job.storage_options)
+    with JobRun(catalog, "compress", job.model_dump()) as run, \
+            Progress(TextColumn("committed"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                     console=console, transient=True) as bar:
         task = bar.add_task("compress", total=None)
         summary = compress_collection(CompressRequest(
             bundle=bundle, model_name=mv.name, model_version=mv.version, input=input_loc, output=output,
             workers=job.workers, gpus=job.gpus, batch_size=job.batch_size, cpus_per_worker=job.cpus_per_worker,
             overwrite=overwrite, quality_every=job.quality_every, max_file_bytes=job.max_file_bytes,
             commit_every=job.commit_every, commit_seconds=job.commit_seconds, lossless=job.lossless,
-            metadata={"job": job.name, "registry": registry.loc.url}, files=tuple(files),
+            metadata={"job": job.name, "registry": registry.loc.url, "job_id": run.job_id}, files=tuple(files),
+            job_name=job.name,
         ), progress=lambda done, total: bar.update(task, completed=done, total=total))
-    errors, inputs = summary["errors"], summary["inputs"]
+        counts = {k: summary[k] for k in ("inputs", "skipped", "encoded", "rows", "errors", "input_bytes",
+                                          "payload_bytes", "ratio", "quality")}
+        run.finish(model_version=mv.ref, **counts)
+        catalog.record_dataset(summary["output"], modality=job.modality, model=mv.ref, last_job=run.job_id,
+                               **{k: counts[k] for k in ("rows", "errors", "input_bytes", "payload_bytes", "ratio")})
+        errors, inputs = summary["errors"], summary["inputs"]
+        rate = errors / inputs if inputs else 0.0
+        failed = (fail_on_error and errors) or (job.max_error_rate is not None and rate > job.max_error_rate)
+        if failed:
+            run.finish(status="FAILED", message=f"{errors} of {inputs} inputs could not be encoded")
     rows = {
         "output": summary["output"], "inputs": inputs, "skipped (already committed)": summary["skipped"],
         "encoded now": summary["encoded"], "rows in dataset": summary["rows"], "errors": errors,
@@ -189,8 +183,7 @@ def compress(
     console.print(_kv_table(f"compress job {job.name!r} {status}", rows))
     if errors:
         console.print(f"errors: {output.join('_aec', 'errors.jsonl').url}", highlight=False)
-    rate = errors / inputs if inputs else 0.0
-    if (fail_on_error and errors) or (job.max_error_rate is not None and rate > job.max_error_rate):
+    if failed:
         limit = "--fail-on-error" if fail_on_error else f"max_error_rate={job.max_error_rate}"
         err_console.print(f"[bold red]error:[/] compress job {job.name!r} failed: {errors} of {inputs} inputs "
                           f"could not be encoded ({limit}); committed rows are kept, see the errors file",
@@ -325,6 +318,11 @@ def validate(spec: Annotated[Path, typer.Argument(help="A job spec (YAML).")], s
 
     job = load_spec(spec, set_)
     console.print(yaml.safe_dump(job.model_dump(), sort_keys=False), highlight=False)
+
+
+from jobs import cli_ops  # noqa: E402  - the cluster commands, on the same app
+
+cli_ops.register(app)
 
 
 def main() -> None:  # pragma: no cover

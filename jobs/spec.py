@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -51,6 +51,18 @@ class JobSpec(BaseModel):
     #: passed to fsspec for input, output and registry (e.g. endpoint_url, anon)
     storage_options: dict[str, Any] = Field(default_factory=dict)
 
+    #: keys that hold a location; local ones are resolved against the submitter's directory
+    #: when a spec is submitted, so the job finds them from any working directory
+    _PATH_KEYS: ClassVar[tuple[str, ...]] = ("input", "registry")
+
+    def with_absolute_paths(self, base: Path) -> "JobSpec":
+        updates = {}
+        for key in self._PATH_KEYS:
+            value = getattr(self, key)
+            if "://" not in value and not Path(value).is_absolute():
+                updates[key] = str((base / value).resolve())
+        return self.model_copy(update=updates)
+
     @field_validator("modality")
     @classmethod
     def _known_modality(cls, v: str) -> str:
@@ -73,6 +85,13 @@ class TrainJobSpec(JobSpec):
     #: random crops taken from each file per epoch
     patches_per_item: int = Field(default=4, ge=1)
     seed: int = 0
+    #: after training: promote the new version to `production` if its held-out quality is at least
+    #: production's (measured on the same held-out files) within promotion_tolerance ("if-better"),
+    #: always, or never
+    promote: Literal["if-better", "always", "never"] = "if-better"
+    #: how much worse than production the new version may be and still be promoted, in the units
+    #: of the modality's gate metric (image: PSNR dB, audio: SNR dB, text: bits per byte)
+    promotion_tolerance: float = Field(default=0.1, ge=0)
 
     @field_validator("model")
     @classmethod
@@ -122,6 +141,8 @@ class CompressJobSpec(JobSpec):
     #: commit staged parts at least every this many parts or seconds (the unit of resume)
     commit_every: int = Field(default=16, ge=1)
     commit_seconds: float = Field(default=30.0, gt=0)
+
+    _PATH_KEYS: ClassVar[tuple[str, ...]] = ("input", "registry", "output")
 
     @field_validator("model")
     @classmethod

@@ -36,6 +36,7 @@ def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
 @register_modality("audio")
 class AudioModality(SequenceModality):
     name = "audio"
+    gate_metric = ("snr", 1)
     extensions = (".wav", ".flac", ".ogg", ".oga", ".opus")
     default_model = "audio-conv"
     output_suffix = ".wav"

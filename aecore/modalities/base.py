@@ -48,6 +48,9 @@ class Modality(ABC):
     spatial_dims: ClassVar[int]
     #: restore byte-exact unless a job says otherwise
     lossless_default: ClassVar[bool] = False
+    #: the held-out metric a new model version must match to be promoted, and its direction
+    #: (+1: higher is better, -1: lower is better)
+    gate_metric: ClassVar[tuple[str, int]]
 
     @abstractmethod
     def load(self, data: bytes) -> Sample:

@@ -25,6 +25,7 @@ MAX_PIXELS = 178_956_970
 @register_modality("image")
 class ImageModality(Modality):
     name = "image"
+    gate_metric = ("psnr", 1)
     extensions = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
     default_model = "image-conv"
     output_suffix = ".png"

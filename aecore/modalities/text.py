@@ -19,6 +19,7 @@ _INFO = struct.Struct("<Q")  # length in bytes
 @register_modality("text")
 class TextModality(SequenceModality):
     name = "text"
+    gate_metric = ("bits_per_byte", -1)  # lossless: quality is the rate
     extensions = (".txt", ".md", ".rst", ".csv", ".tsv", ".json", ".jsonl", ".log", ".xml", ".html", ".py", ".yaml",
                   ".yml", ".bin")
     default_model = "text-byte"

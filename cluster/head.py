@@ -1,0 +1,157 @@
+"""A local Ray head on loopback for the embedded default: dashboard + Jobs API, metrics export.
+
+``ray start --head --block`` runs as a child in a session of its own; stopping sends it
+SIGTERM, on which it stops exactly the Ray processes it started (``ray stop`` would stop
+every Ray process on the machine, other users' included). The state file says what was
+started, so ``down`` never touches a head it did not start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+__all__ = ["HeadError", "LocalHead", "head_status", "start_head", "stop_head"]
+
+
+class HeadError(RuntimeError):
+    """The local head could not be started or stopped; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class LocalHead:
+    pid: int
+    address: str  # Jobs API / dashboard URL
+    gcs_address: str
+    metrics_url: str
+    driver_metrics_port: int
+    temp_dir: str
+    log: str
+    started_at: float
+
+    def alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _state_file(home: Path) -> Path:
+    return home / "cluster.json"
+
+
+def head_status(home: Path) -> LocalHead | None:
+    """The head this ``home`` started, if it is still running."""
+    path = _state_file(home)
+    if not path.exists():
+        return None
+    head = LocalHead(**json.loads(path.read_text()))
+    return head if head.alive() else None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=2).close()
+    except urllib.error.HTTPError:
+        return True  # 401 without a token: it is up
+    except OSError:
+        return False
+    return True
+
+
+def start_head(home: Path, *, num_cpus: int | None = None, port: int = 6379, dashboard_port: int = 8265,
+               metrics_port: int = 8080, driver_metrics_port: int = 8081, timeout: float = 120.0,
+               env: dict[str, str] | None = None) -> LocalHead:
+    """Start a head on 127.0.0.1 with token authentication on; return once the Jobs API answers."""
+    running = head_status(home)
+    if running:
+        return running
+    for what, p in (("GCS", port), ("dashboard", dashboard_port), ("metrics", metrics_port)):
+        if not _port_free(p):
+            raise HeadError(f"port {p} ({what}) is in use on 127.0.0.1; stop what holds it or pick another "
+                            f"with --{'port' if what == 'GCS' else what + '-port'}")
+    home.mkdir(parents=True, exist_ok=True)
+    temp_dir = Path("/tmp") / f"aec-ray-{os.getuid()}-{port}"
+    log = home / "cluster.log"
+    ray_bin = Path(sys.executable).with_name("ray")
+    cmd = [str(ray_bin) if ray_bin.exists() else "ray", "start", "--head", "--block",
+           f"--num-cpus={num_cpus or os.cpu_count()}", "--node-ip-address=127.0.0.1",
+           f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
+           f"--metrics-export-port={metrics_port}", f"--temp-dir={temp_dir}", "--include-dashboard=true"]
+    child_env = {**os.environ, **(env or {})}
+    child_env["RAY_AUTH_MODE"] = "token"  # keep authentication on: it stops strangers running code here
+    # Job entrypoints run `python -m jobs.cli`: this interpreter, first on PATH.
+    child_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{child_env.get('PATH', '')}"
+    child_env["AEC_METRICS_PORT"] = str(driver_metrics_port)  # drivers of jobs on this head export here
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=child_env, start_new_session=True)
+    head = LocalHead(pid=proc.pid, address=f"http://127.0.0.1:{dashboard_port}", gcs_address=f"127.0.0.1:{port}",
+                     metrics_url=f"http://127.0.0.1:{metrics_port}/metrics", driver_metrics_port=driver_metrics_port,
+                     temp_dir=str(temp_dir), log=str(log), started_at=time.time())
+    deadline = time.monotonic() + timeout
+    while not _answers(f"{head.address}/api/version"):
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise HeadError(f"ray start exited with {proc.returncode}: {tail[0][:200]} (full log: {log})")
+        if time.monotonic() > deadline:
+            _terminate(proc.pid)
+            raise HeadError(f"the Ray head did not answer on {head.address} within {timeout:.0f} s; see {log}")
+        time.sleep(0.5)
+    _state_file(home).write_text(json.dumps(asdict(head), indent=2))
+    return head
+
+
+def _terminate(pid: int, timeout: float = 30.0) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+        except ChildProcessError:  # not our child (another `aec` started it): poll instead
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+        time.sleep(0.2)
+    else:
+        try:  # the whole session it led, nothing else
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def stop_head(home: Path) -> LocalHead | None:
+    """Stop the head this ``home`` started; ``None`` if none is running. Other Ray processes are left alone."""
+    head = head_status(home)
+    if head is not None:
+        _terminate(head.pid)
+    _state_file(home).unlink(missing_ok=True)
+    return head
