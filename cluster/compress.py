@@ -27,7 +27,7 @@ from aecore.compressor import PAYLOAD_VERSION
 from cluster.commit import DatasetCommitter
 from cluster.encode import EncodeBatch
 from cluster.metrics import ProcessMetrics
-from cluster.runtime import actor_cpus
+from cluster.runtime import IO_TASK_CPUS, actor_cpus
 from cluster.schema import latent_schema
 from cluster.stage import stage_part
 from cluster.storage import InputFile, Location, StorageError, list_collection, with_retries
@@ -158,7 +158,8 @@ class _CommitStream:
 
 def _pipeline(req: CompressRequest, files: list, schema: pa.Schema, committer: DatasetCommitter) -> ray.data.Dataset:
     cpus = actor_cpus(req.workers, req.cpus_per_worker)
-    data = ray.data.read_binary_files([f.path for f in files], include_paths=True, filesystem=req.input.pyarrow_fs())
+    data = ray.data.read_binary_files([f.path for f in files], include_paths=True, filesystem=req.input.pyarrow_fs(),
+                                      ray_remote_args={"num_cpus": IO_TASK_CPUS})
     data = data.map_batches(
         EncodeBatch,
         fn_constructor_kwargs={
@@ -180,6 +181,7 @@ def _pipeline(req: CompressRequest, files: list, schema: pa.Schema, committer: D
     )
     return data.map_batches(
         stage_part,
+        num_cpus=IO_TASK_CPUS,
         batch_size=None,
         batch_format="pyarrow",
         fn_kwargs={"staging_url": committer.staging.url, "schema_ipc": schema.serialize().to_pybytes(),

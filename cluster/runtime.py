@@ -13,7 +13,11 @@ from pathlib import Path
 
 import ray
 
-__all__ = ["actor_cpus", "auth_headers", "auth_token", "ensure_ray", "in_ray_job"]
+__all__ = ["IO_TASK_CPUS", "actor_cpus", "auth_headers", "auth_token", "ensure_ray", "in_ray_job"]
+
+#: CPUs asked by the read and staging tasks: they mostly wait on storage, and a small ask lets
+#: them run beside actors that other jobs on the same cluster hold for life
+IO_TASK_CPUS = 0.25
 
 #: set by Ray in the entrypoint process of a job submitted through the Jobs API
 _JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
@@ -64,8 +68,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, log_to_d
 def actor_cpus(workers: int, requested: float | None = None) -> float:
     """CPUs per actor/worker. Actors hold their CPUs for life, so on a small machine they
     get a fraction, leaving at least half of the CPUs to the read and write tasks that feed
-    them (else the pipeline stalls on its resource budget)."""
+    them (else the pipeline stalls on its resource budget). The share is of what is free
+    when the job starts: a second job on the same small cluster must not take the CPUs the
+    first one's tasks need (two jobs sized on the total deadlock on 2 cores)."""
     if requested:
         return requested
     total = float(ray.cluster_resources().get("CPU", 1.0))
-    return max(0.1, min(1.0, total / (2.0 * max(1, workers))))
+    free = min(total, float(ray.available_resources().get("CPU", 0.0)))
+    return max(0.1, min(1.0, max(free, IO_TASK_CPUS) / (2.0 * max(1, workers))))

@@ -105,6 +105,16 @@ class JobRun:
         self.fields: dict[str, Any] = {}
 
     def __enter__(self) -> "JobRun":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            # `aec jobs cancel` (Ray's stop_job) sends SIGTERM: unwind like Ctrl-C, so the job
+            # records STOPPED and a compress job leaves its committed rows in order
+            def _stop(signum: int, frame: Any) -> None:
+                raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+            signal.signal(signal.SIGTERM, _stop)
         self.catalog.update_job(self.job_id, kind=self.kind, name=self.spec.get("name"), status="RUNNING",
                                 started_at=now(), spec_sha256=spec_digest(self.spec), spec=self.spec,
                                 input=self.spec.get("input"), output=self.spec.get("output"), model=self.spec.get("model"))

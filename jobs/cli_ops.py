@@ -166,12 +166,13 @@ def jobs_list(
                         catalog.update_job(r["id"], status=live)
             except Exception:  # noqa: BLE001 - cluster gone: show what the catalog knows
                 pass
-    table = Table("id", "kind", "status", "model", "output", "rows", "errors", "seconds", "finished",
-                  title=f"jobs in {catalog.loc.url}", title_justify="left")
+    table = Table(title=f"jobs in {catalog.loc.url}", title_justify="left")
+    table.add_column("id", overflow="fold", min_width=20)
+    for col in ("kind", "status", "model", "rows", "errors", "seconds"):
+        table.add_column(col, no_wrap=True)
     for r in records:
         table.add_row(r["id"], r.get("kind", "-"), r.get("status", "-"), r.get("model_version") or r.get("model", "-"),
-                      r.get("output") or "-", fmt(r.get("rows")), fmt(r.get("errors")), fmt(r.get("seconds")),
-                      r.get("finished_at", "-"))
+                      fmt(r.get("rows")), fmt(r.get("errors")), fmt(r.get("seconds")))
     console.print(table)
 
 

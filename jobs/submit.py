@@ -9,6 +9,7 @@ with every call (token authentication stays on).
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import time
@@ -65,6 +66,8 @@ class JobsClient:
         from ray.job_submission import JobSubmissionClient
 
         self.address = address
+        for noisy in ("ray.dashboard.modules.dashboard_sdk", "ray._private.runtime_env.packaging"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)  # one INFO line per uploaded package
         try:
             self.client = JobSubmissionClient(address, headers=auth_headers())
         except Exception as exc:  # noqa: BLE001 - connection refused, auth, version check

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -12,8 +13,9 @@ from rich.table import Table
 
 __all__ = ["console", "err_console", "fmt", "kv_table", "user_errors"]
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped or captured output (job logs, CI) gets room for ids and URLs instead of 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 140)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
