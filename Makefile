@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml Makefile
 	# torch first, pinned: an unpinned resolve would pull a multi-GB CUDA build
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
 	$(BIN)/python -m pip install -q -e ".[test]"
+	# Debian's prometheus: the metrics test scrapes a real server (needs root or sudo; skipped if present)
+	command -v prometheus >/dev/null || { SUDO=$$(command -v sudo || true); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 	touch $(STAMP)
 
 setup: $(STAMP)
