@@ -122,7 +122,7 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
             done += stream.flush(committer)
             report(done)
     except BaseException as exc:
-        metrics.close()
+        metrics.close(linger=0)
         stream.buffer.clear()
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         try:

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["HeadError", "LocalHead", "head_status", "start_head", "stop_head"]
+__all__ = ["HeadError", "LocalHead", "head_status", "session_processes", "start_head", "stop_head"]
 
 
 class HeadError(RuntimeError):
@@ -39,13 +39,44 @@ class LocalHead:
     started_at: float
 
     def alive(self) -> bool:
+        return _alive(self.pid)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie is not: in a container whose init does not reap, dead children linger)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it is our child
+        if done:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:
         try:
-            os.kill(self.pid, 0)
+            os.kill(pid, 0)
         except ProcessLookupError:
             return False
-        except PermissionError:
-            return True
         return True
+
+
+def session_processes(temp_dir: str) -> list[int]:
+    """Live processes of the Ray session under ``temp_dir`` (gcs_server, raylet, dashboard, workers)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read()
+            except OSError:
+                continue
+            mine = (temp_dir + "/").encode() in cmdline or (temp_dir + "\0").encode() in cmdline
+            if mine and _alive(int(entry)):
+                pids.append(int(entry))
+    return pids
 
 
 def _state_file(home: Path) -> Path:
@@ -69,6 +100,12 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def _answers(url: str) -> bool:
@@ -99,7 +136,9 @@ def start_head(home: Path, *, num_cpus: int | None = None, port: int = 6379, das
     cmd = [str(ray_bin) if ray_bin.exists() else "ray", "start", "--head", "--block",
            f"--num-cpus={num_cpus or os.cpu_count()}", "--node-ip-address=127.0.0.1",
            f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-           f"--metrics-export-port={metrics_port}", f"--temp-dir={temp_dir}", "--include-dashboard=true"]
+           f"--metrics-export-port={metrics_port}", f"--temp-dir={temp_dir}", "--include-dashboard=true",
+           # fixed defaults (52365, 10001) collide with any other Ray on the machine: take free ones
+           f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}"]
     child_env = {**os.environ, **(env or {})}
     child_env["RAY_AUTH_MODE"] = "token"  # keep authentication on: it stops strangers running code here
     # Job entrypoints run `python -m jobs.cli`: this interpreter, first on PATH.
@@ -131,15 +170,8 @@ def _terminate(pid: int, timeout: float = 30.0) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                break
-        except ChildProcessError:  # not our child (another `aec` started it): poll instead
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
+        if not _alive(pid):
+            break
         time.sleep(0.2)
     else:
         try:  # the whole session it led, nothing else
@@ -153,5 +185,15 @@ def stop_head(home: Path) -> LocalHead | None:
     head = head_status(home)
     if head is not None:
         _terminate(head.pid)
+        # its children (raylet, agents, job drivers) exit on their own a moment later; wait, then
+        # end stragglers of this session only (they are recognised by the session's temp dir)
+        deadline = time.monotonic() + 20
+        while (left := session_processes(head.temp_dir)) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     _state_file(home).unlink(missing_ok=True)
     return head

@@ -132,10 +132,19 @@ class ProcessMetrics:
     def inc(self, name: str, value: float = 1.0, **tags: str) -> None:
         self._m[name].labels(**tags).inc(value)
 
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
+    def close(self, linger: float | None = None) -> None:
+        """Stop serving. A job's driver lingers ``AEC_METRICS_LINGER_SECONDS`` (default 15 s, one
+        scrape interval of deploy/prometheus) first, so its final values get scraped."""
+        if self._server is None:
+            return
+        if linger is None:
+            linger = float(os.environ.get("AEC_METRICS_LINGER_SECONDS", "15"))
+        if linger > 0:
+            import time
+
+            time.sleep(linger)
+        self._server.shutdown()
+        self._server = None
 
 
 def grafana_dashboard() -> dict[str, Any]:

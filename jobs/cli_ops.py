@@ -447,7 +447,7 @@ def scheduler_run(
     except KeyboardInterrupt:
         console.print("scheduler stopped")
     finally:
-        metrics.close()
+        metrics.close(linger=0)
 
 
 def register(app: typer.Typer) -> None:

@@ -91,6 +91,12 @@ class ScheduleStore:
             return self.db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
         return self.db.execute("SELECT * FROM runs WHERE schedule = ? ORDER BY id DESC LIMIT ?", (name, limit)).fetchall()
 
+    def active(self, name: str) -> list[sqlite3.Row]:
+        """Runs of a schedule that may still be running on the cluster, oldest first."""
+        marks = ", ".join("?" * len(ACTIVE))
+        return self.db.execute(f"SELECT * FROM runs WHERE schedule = ? AND status IN ({marks}) ORDER BY id",
+                               (name, *sorted(ACTIVE))).fetchall()
+
     def spec(self, row: sqlite3.Row) -> JobSpec:
         return parse_spec(yaml.safe_load(row["spec"]), source=f"schedule {row['name']}")
 
@@ -160,7 +166,7 @@ class Scheduler:
 
     def _fire(self, row: Any, at: float) -> Event:
         name = row["name"]
-        active = [r for r in self.store.runs(name, limit=5) if r["status"] in ACTIVE]
+        active = self.store.active(name)
         if active:
             msg = f"previous run {active[0]['job_id']} is still {active[0]['status']}; not started"
             self.store.record(name, at, "SKIPPED_OVERLAP", message=msg)
@@ -179,9 +185,7 @@ class Scheduler:
 
     def _settle(self, row: Any) -> list[Event]:
         events = []
-        for run in self.store.runs(row["name"], limit=5):
-            if run["status"] not in ACTIVE:
-                continue
+        for run in self.store.active(row["name"]):
             try:
                 status = self.status(run["job_id"], row["address"])
             except Exception:  # noqa: BLE001 - cluster unreachable: ask again next tick

@@ -100,12 +100,19 @@ class JobsClient:
                                input=job.input, output=getattr(job, "output", None), model=job.model,
                                schedule=schedule)
             try:
-                self._call(self.client.submit_job, entrypoint=entrypoint, runtime_env=runtime_env, submission_id=job_id,
-                           metadata={"aec_kind": job.kind, "aec_name": job.name}, entrypoint_num_cpus=0)
+                self._call(self._submit,entrypoint=entrypoint, runtime_env=runtime_env, submission_id=job_id,
+                             metadata={"aec_kind": job.kind, "aec_name": job.name}, entrypoint_num_cpus=0)
             except ClusterError as exc:
                 catalog.update_job(job_id, status="FAILED", message=f"submission failed: {exc}", finished_at=now())
                 raise
         return Submitted(job_id, self.address, entrypoint)
+
+    def _submit(self, **kwargs: Any) -> None:
+        """Submit; a head that has just started answers "No available agent" for a few seconds."""
+        from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
+
+        not_ready = retry_if_exception(lambda e: "no available agent" in str(e).lower())
+        retry(retry=not_ready, stop=stop_after_delay(60), wait=wait_fixed(1), reraise=True)(self.client.submit_job)(**kwargs)
 
     def status(self, job_id: str) -> str:
         return str(self._call(self.client.get_job_status, job_id).value)
