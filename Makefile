@@ -37,10 +37,14 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# rate-distortion against JPEG/WebP, Opus, gzip/xz/zstd: ~10 min on 2 cores, writes docs/bench/rd_classic.json
+# throughput, memory, training, rate-distortion: ~30 min on 2 cores; writes docs/bench/*.json and *.png
 bench: setup
 	$(BIN)/python -m pip install -q zstandard
+	$(BIN)/python -m tests.bench.throughput
+	$(BIN)/python -m tests.bench.memory
+	$(BIN)/python -m tests.bench.training
 	$(BIN)/python -m tests.bench.rd_classic
+	$(BIN)/python -m tests.bench.plots
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

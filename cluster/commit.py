@@ -154,6 +154,7 @@ class DatasetCommitter:
             self._io(fs.mv, src, posixpath.join(self.output.path, d["file"]))
             self._record(d)
             self.run["rows"] += d["rows"]
+            self.run["input_bytes"] = self.run.get("input_bytes", 0) + d["input_bytes"]
         self._write_state()
 
     def finish(self, status: str, **extra: Any) -> dict[str, Any]:

@@ -135,9 +135,25 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
                            f"({type(exc).__name__}); re-run it to finish the rest") from exc
     metrics.close()
     summary = committer.finish("completed", seconds=round(time.perf_counter() - started, 3), timeline=timeline)
+    summary["report"] = _report(req, files, compressor, committer)
     summary.update(inputs=len(files), skipped=skipped, encoded=summary["run"]["rows"],
                    seconds=time.perf_counter() - started, output=req.output.url)
     return summary
+
+
+def _report(req: CompressRequest, files: list[InputFile], compressor: Any, committer: DatasetCommitter) -> str | None:
+    """Write the job's report; a report that cannot be made is logged, never a failed job."""
+    import logging
+
+    from cluster.report import REPORT_HTML, write_report
+
+    try:
+        write_report(req.output, req.input, files, compressor, committer.manifest,
+                     sorted(committer.errors.values(), key=lambda e: e["uri"]))
+    except Exception as exc:  # noqa: BLE001
+        logging.getLogger(__name__).warning("no report for %s: %s: %s", req.output.url, type(exc).__name__, exc)
+        return None
+    return req.output.join(REPORT_HTML).url
 
 
 class _CommitStream:

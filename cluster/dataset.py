@@ -44,6 +44,25 @@ class LatentDataset:
             "ratio": input_bytes / payload_bytes if payload_bytes else None,
             "quality": self.manifest.get("quality", {}),
             "errors_file": self.location.join(ERRORS).url,
+            **self.report_summary(),
+        }
+
+    def report_summary(self) -> dict[str, Any]:
+        """The last job report's headline figures and where the report is (if one was written)."""
+        from cluster.report import REPORT_HTML, REPORT_JSON, REPORT_PNG
+
+        path = posixpath.join(self.location.path, REPORT_JSON)
+        try:
+            report = json.loads(self.location.fs.cat_file(path))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        rd = report.get("rate_distortion", {})
+        return {
+            "throughput (last run)": f"{report['throughput']['rows_per_second']:.1f} rows/s, "
+                                     f"{report['throughput'].get('input_mb_per_second', 0):.2f} MB/s",
+            "rate–distortion (sample)": rd.get("aec", {}),
+            "report": self.location.join(REPORT_HTML).url,
+            "report picture": self.location.join(REPORT_PNG).url,
         }
 
 

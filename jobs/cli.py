@@ -183,6 +183,8 @@ def compress(
     console.print(_kv_table(f"compress job {job.name!r} {status}", rows))
     if errors:
         console.print(f"errors: {output.join('_aec', 'errors.jsonl').url}", highlight=False)
+    if summary.get("report"):
+        console.print(f"report: {summary['report']}", highlight=False)
     if failed:
         limit = "--fail-on-error" if fail_on_error else f"max_error_rate={job.max_error_rate}"
         err_console.print(f"[bold red]error:[/] compress job {job.name!r} failed: {errors} of {inputs} inputs "

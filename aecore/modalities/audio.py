@@ -83,6 +83,30 @@ class AudioModality(SequenceModality):
         snr = math.inf if noise == 0 else 10.0 * math.log10(max(signal, 1e-12) / noise)
         return {"snr": snr, "lsd": log_spectral_distance(x.ravel(), x_hat.ravel())}
 
+    def classic_codecs(self, sample: Sample) -> list[tuple[str, bytes, np.ndarray]]:
+        c = int(sample.info["shape"][1])
+        ref = sample.x[0].reshape(c, -1)  # at the model rate, where quality is measured
+        out = []
+        for level in (0.0, 0.3, 0.6, 0.8, 1.0):
+            buf = io.BytesIO()
+            sf.write(buf, ref.T, MODEL_RATE, format="OGG", subtype="OPUS", compression_level=level)
+            dec, _ = sf.read(io.BytesIO(buf.getvalue()), always_2d=True, dtype="float32")
+            dec = dec.T[:, : ref.shape[1]]
+            dec = np.pad(dec, ((0, 0), (0, ref.shape[1] - dec.shape[1])))
+            out.append((f"opus level {level:g}", buf.getvalue(), dec.reshape(1, -1)))
+        return out
+
+    def preview(self, sample: Sample, x_hat: np.ndarray) -> dict[str, Any]:
+        from scipy.signal import spectrogram
+
+        n = self.extent(sample.info)[0]
+
+        def spec(x: np.ndarray) -> np.ndarray:
+            _, _, sxx = spectrogram(x[0, :n].astype(np.float64), fs=MODEL_RATE, nperseg=256)
+            return 10.0 * np.log10(sxx + 1e-10)
+
+        return {"kind": "spectrogram", "original": spec(sample.x), "restored": spec(x_hat), "rate": MODEL_RATE}
+
     def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
         seconds = max(info["shape"][0], 1) / info["rate"]
         return "kbps", 1000.0 * seconds

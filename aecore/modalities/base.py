@@ -101,6 +101,16 @@ class Modality(ABC):
         """File bytes from the exact symbols."""
         raise NotImplementedError(f"lossless mode is not available for {self.name}")
 
+    def classic_codecs(self, sample: Sample) -> list[tuple[str, bytes, np.ndarray]]:
+        """What a user would use instead: ``(codec, its file bytes, decoded x)`` at a few
+        settings, for the rate–distortion reference curve of a job's report."""
+        return []
+
+    def preview(self, sample: Sample, x_hat: np.ndarray) -> dict[str, Any]:
+        """Original beside reconstruction, for a person: ``{"kind": "image" | "spectrogram" |
+        "text", "original": ..., "restored": ...}`` (both cropped to the original extent)."""
+        return {"kind": "none"}
+
     @abstractmethod
     def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
         """``(unit name, count)`` that bits are divided by, e.g. ``("bpp", H*W)``."""

@@ -131,6 +131,25 @@ class ImageModality(Modality):
         img.save(buf, format="PNG")
         return buf.getvalue()
 
+    def _pil(self, sample: Sample) -> Image.Image:
+        h, w, c = sample.info["shape"]
+        img = Image.fromarray((np.clip(sample.x[:, :h, :w], 0, 1).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8))
+        return img.convert("L") if c == 1 else img
+
+    def classic_codecs(self, sample: Sample) -> list[tuple[str, bytes, np.ndarray]]:
+        img, out = self._pil(sample), []
+        for fmt, qualities in (("JPEG", (5, 10, 20, 40, 70, 90)), ("WEBP", (1, 5, 20, 50, 80, 95))):
+            for q in qualities:
+                buf = io.BytesIO()
+                img.save(buf, format=fmt, quality=q)
+                out.append((f"{fmt.lower()} q{q}", buf.getvalue(), self.load(buf.getvalue()).x))
+        return out
+
+    def preview(self, sample: Sample, x_hat: np.ndarray) -> dict[str, Any]:
+        h, w, _ = sample.info["shape"]
+        as_rgb = lambda x: np.clip(x[:3, :h, :w], 0, 1).transpose(1, 2, 0)  # noqa: E731
+        return {"kind": "image", "original": as_rgb(sample.x), "restored": as_rgb(x_hat)}
+
     def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
         h, w, _ = info["shape"]
         return "bpp", float(h * w)

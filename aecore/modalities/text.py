@@ -57,5 +57,24 @@ class TextModality(SequenceModality):
         exact = float(np.array_equal(truth, x_hat.argmax(axis=0))) if x_hat.shape[0] == 256 else float(np.array_equal(x, x_hat))
         return {"exact": exact}
 
+    def classic_codecs(self, sample: Sample) -> list[tuple[str, bytes, np.ndarray]]:
+        import gzip
+        import lzma
+
+        data = np.rint(sample.x[0] * 255.0).astype(np.uint8).tobytes()
+        out = [("gzip -9", gzip.compress(data, 9), sample.x), ("xz -9", lzma.compress(data, preset=9), sample.x)]
+        try:
+            import zstandard
+        except ImportError:  # the bench extra; the report shows gzip and xz without it
+            return out
+        return out + [("zstd -19", zstandard.ZstdCompressor(level=19).compress(data), sample.x)]
+
+    def preview(self, sample: Sample, x_hat: np.ndarray) -> dict[str, Any]:
+        n = min(600, int(sample.info["shape"][0]))
+        original = np.rint(sample.x[0, :n] * 255.0).astype(np.uint8).tobytes()
+        restored = (x_hat[:, :n].argmax(axis=0).astype(np.uint8).tobytes() if x_hat.shape[0] == 256
+                    else np.rint(x_hat[0, :n] * 255.0).astype(np.uint8).tobytes())
+        return {"kind": "text", "original": original.decode("utf-8", "replace"), "restored": restored.decode("utf-8", "replace")}
+
     def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
         return "bits_per_byte", float(max(1, info["shape"][0]))

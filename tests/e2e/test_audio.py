@@ -41,3 +41,9 @@ def test_audio_collection_round_trip(ray_local, tmp_path):
         info = sf.info(r["uri"])
         assert (rate, frames.shape[1], frames.shape[0]) == (info.samplerate, info.channels, info.frames)
         assert list(r["shape"]) == [info.frames, info.channels]
+
+    report = json.loads((tmp_path / "out/_aec/report.json").read_text())
+    rd = report["rate_distortion"]
+    assert rd["metric"] == "snr" and rd["rate_unit"] == "kbps"
+    assert any(codec.startswith("opus") for codec in rd["classic"]) and "snr" in rd["aec"]
+    assert (tmp_path / "out/_aec/report.png").stat().st_size > 10_000

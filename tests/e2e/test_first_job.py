@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -67,6 +68,28 @@ def test_compress_writes_rows_and_error_rows(job):
     assert sorted(Path(e["uri"]).name for e in errors) == ["corrupt.png", "empty.jpg"]
     assert all(e["stage"] == "decode" and e["reason"] for e in errors)
     assert not list(job["root"].glob(".latents.staging-*")), "staging is cleaned up after commit"
+
+
+def test_compress_writes_a_report_a_person_can_read(job):
+    from PIL import Image
+
+    meta = job["output"] / "_aec"
+    report = json.loads((meta / "report.json").read_text())
+    assert report["summary"]["rows"] == 36 and report["errors"]["count"] == 2
+    assert {Path(e["uri"]).name for e in report["errors"]["first"]} == {"corrupt.png", "empty.jpg"}
+    assert report["throughput"]["rows_per_second"] > 0 and report["throughput"]["timeline"][-1]["rows"] == 36
+    rd = report["rate_distortion"]
+    assert rd["metric"] == "psnr" and rd["rate_unit"] == "bpp" and rd["samples"] >= 1
+    assert rd["aec"]["psnr"] > 15 and 0 < rd["aec"]["bpp"] < 2
+    assert {"jpeg q5", "webp q50"} <= set(rd["classic"]) and all("psnr" in p for p in rd["classic"].values())
+    picture = Image.open(meta / "report.png")
+    assert picture.size[0] >= 800 and picture.size[1] >= 600
+    assert np.asarray(picture.convert("L")).std() > 10  # not a blank page
+    page = (meta / "report.html").read_text()
+    assert "data:image/png;base64," in page and "corrupt.png" in page
+    assert "report.html" in job["compress_out"]
+    inspect = run("inspect", str(job["output"]))
+    assert "report.html" in inspect and "rows/s" in inspect
 
 
 def test_pyarrow_reads_the_dataset_without_ray(job):

@@ -45,3 +45,8 @@ def test_text_archive_restores_byte_exact(ray_local, tmp_path):
     ).fetchall()
     print(f"text: {bits_per_byte:.3f} bits per byte after 6 epochs, byte-exact")
     assert 0 < bits_per_byte < 8.0, bits_per_byte  # smaller than the raw bytes, even after 6 epochs
+
+    report = json.loads((tmp_path / "out/_aec/report.json").read_text())
+    rd = report["rate_distortion"]
+    assert rd["rate_unit"] == "bits_per_byte" and {"gzip -9", "xz -9"} <= set(rd["classic"])
+    assert (tmp_path / "out/_aec/report.png").stat().st_size > 10_000

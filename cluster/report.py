@@ -1,0 +1,191 @@
+"""The report every compress job writes beside its dataset.
+
+    OUTPUT/_aec/report.json   counts, bytes, ratio, throughput over time, errors, quality on a
+                              sample, and the job's rate–distortion point against the classic codecs
+    OUTPUT/_aec/report.png    the same for a person: R–D point vs the classic-codec curve,
+                              originals beside reconstructions, throughput over time
+    OUTPUT/_aec/report.html   summary table + the picture, one self-contained file
+
+The classic codecs (JPEG/WebP, Opus, gzip/xz/zstd) and the previews (pictures, spectrograms,
+text) come from the modality (``Modality.classic_codecs`` / ``preview``), so nothing here knows
+which modality it draws.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import platform
+import posixpath
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from aecore.compressor import Compressor
+from cluster.storage import InputFile, Location, with_retries
+
+__all__ = ["REPORT_JSON", "REPORT_PNG", "REPORT_HTML", "write_report"]
+
+REPORT_JSON = "_aec/report.json"
+REPORT_PNG = "_aec/report.png"
+REPORT_HTML = "_aec/report.html"
+
+
+def _samples(output: Location, manifest: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for f in manifest.get("files", []):
+        with output.fs.open(posixpath.join(output.path, f["name"]), "rb") as fh:
+            table = pq.read_table(fh, columns=["uri", "payload"])
+        rows += table.slice(0, limit - len(rows)).to_pylist()
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def _rd(compressor: Compressor, input_loc: Location, by_uri: dict[str, str], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    modality = compressor.modality
+    metric = modality.gate_metric[0]
+    aec, classic, previews, unit = [], {}, [], "rate"
+    for row in rows:
+        path = by_uri.get(row["uri"])
+        if path is None:
+            continue
+        sample = modality.load(with_retries(input_loc.fs.cat_file, path, what="input"))
+        restored, x_hat, _ = compressor.decode(row["payload"])
+        if x_hat is None:  # lossless: the restored file itself
+            x_hat = modality.load(restored).x
+        unit, count = modality.rate_unit(sample.info)
+        q = modality.quality(sample.x, x_hat)
+        aec.append({unit: 8.0 * len(row["payload"]) / count, **q})
+        previews.append({"uri": row["uri"], **modality.preview(sample, x_hat)})
+        for codec, data, x_dec in modality.classic_codecs(sample):
+            classic.setdefault(codec, []).append({unit: 8.0 * len(data) / count, **modality.quality(sample.x, x_dec)})
+
+    def mean(points: list[dict[str, float]]) -> dict[str, float]:
+        keys = set.intersection(*(set(p) for p in points)) if points else set()
+        return {k: float(np.mean([p[k] for p in points])) for k in sorted(keys)}
+
+    return {"metric": metric, "rate_unit": unit, "samples": len(aec), "aec": mean(aec),
+            "classic": {codec: mean(points) for codec, points in classic.items()}, "previews": previews}
+
+
+def _throughput(run: dict[str, Any]) -> list[dict[str, float]]:
+    """Rows committed by this run over time, and the rate since the previous commit."""
+    timeline = run.get("timeline") or []
+    out = []
+    for (t0, r0), (t1, r1) in zip([(0.0, 0)] + timeline, timeline):
+        out.append({"t": t1, "rows": r1, "rows_per_second": (r1 - r0) / (t1 - t0) if t1 > t0 else 0.0})
+    return out
+
+
+def _figure(report: dict[str, Any], rd: dict[str, Any]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    previews = rd["previews"][:3]
+    fig = plt.figure(figsize=(12, 4 + 2.6 * max(1, len(previews))), constrained_layout=True)
+    grid = fig.add_gridspec(1 + max(1, len(previews)), 2)
+    ax = fig.add_subplot(grid[0, 0])
+    metric, unit = rd["metric"], rd["rate_unit"]
+    if metric == unit:  # lossless (text): the rate is the whole story
+        names = ["aec"] + list(rd["classic"])
+        values = [rd["aec"].get(unit, np.nan)] + [p.get(unit, np.nan) for p in rd["classic"].values()]
+        ax.barh(names, values, color=["tab:red"] + ["tab:gray"] * len(rd["classic"]))
+        ax.set_xlabel(f"{unit} (lower is better; all lossless)")
+    else:
+        families: dict[str, list[tuple[float, float]]] = {}
+        for codec, p in rd["classic"].items():
+            if unit in p and metric in p:
+                families.setdefault(codec.split()[0], []).append((p[unit], p[metric]))
+        for family, pts in families.items():
+            pts.sort()
+            ax.plot([a for a, _ in pts], [b for _, b in pts], "o-", label=family, alpha=0.8)
+        if unit in rd["aec"] and metric in rd["aec"]:
+            ax.plot([rd["aec"][unit]], [rd["aec"][metric]], "*", color="tab:red", markersize=16, label="aec (this job)")
+        ax.set_xlabel(unit)
+        ax.set_ylabel(metric)
+        ax.legend()
+    ax.set_title(f"rate–distortion on {rd['samples']} sampled files")
+    ax = fig.add_subplot(grid[0, 1])
+    tp = report["throughput"]["timeline"]
+    if tp:
+        ax.step([0.0] + [p["t"] for p in tp], [0] + [p["rows"] for p in tp], where="post", marker="o")
+    ax.set_xlabel("seconds since the job started")
+    ax.set_ylabel("rows committed (this run)")
+    ax.set_title(f"throughput: {report['throughput']['rows_per_second']:.1f} rows/s overall")
+    for i, p in enumerate(previews):
+        for j, side in enumerate(("original", "restored")):
+            ax = fig.add_subplot(grid[1 + i, j])
+            if p["kind"] == "image":
+                ax.imshow(p[side], interpolation="nearest")
+                ax.axis("off")
+            elif p["kind"] == "spectrogram":
+                ax.imshow(p[side], origin="lower", aspect="auto", cmap="magma", vmin=-100, vmax=0)
+                ax.set_ylabel("frequency bin")
+            elif p["kind"] == "text":
+                ax.text(0, 1, p[side][:400], va="top", ha="left", family="monospace", fontsize=7, wrap=True)
+                ax.axis("off")
+            ax.set_title(f"{side}: {posixpath.basename(p['uri'])}", fontsize=9)
+    fig.suptitle(f"aec compress report — {report['dataset']} ({report['model']})")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _html(report: dict[str, Any], png: bytes) -> str:
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v) if isinstance(v, dict | list) else str(v))}</td></tr>"
+                   for k, v in report["summary"].items())
+    errors = "".join(f"<li><code>{html.escape(e['uri'])}</code>: {html.escape(e.get('reason', ''))}</li>"
+                     for e in report["errors"]["first"])
+    return (f"<!doctype html><meta charset='utf-8'><title>aec report {html.escape(report['dataset'])}</title>"
+            f"<h1>aec compress report</h1><table>{rows}</table>"
+            f"<img alt='report' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+            f"<h2>errors ({report['errors']['count']})</h2><ul>{errors or '<li>none</li>'}</ul>")
+
+
+def write_report(output: Location, input_loc: Location, files: list[InputFile], compressor: Compressor,
+                 manifest: dict[str, Any], errors: list[dict[str, Any]], sample_size: int = 3) -> dict[str, Any]:
+    """Write report.json / .png / .html beside the dataset; return the report."""
+    started = time.perf_counter()
+    run = manifest["runs"][-1] if manifest.get("runs") else {}
+    by_uri = {input_loc.uri(f.path): f.path for f in files}
+    rd = _rd(compressor, input_loc, by_uri, _samples(output, manifest, sample_size))
+    seconds = float(run.get("seconds") or 0.0)
+    report = {
+        "dataset": output.url,
+        "model": manifest.get("metadata", {}).get("model_ref"),
+        "modality": compressor.modality.name,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "summary": {
+            "rows": manifest["rows"], "errors": manifest.get("errors", 0), "input_bytes": manifest["input_bytes"],
+            "payload_bytes": manifest["payload_bytes"], "parquet_bytes": manifest.get("parquet_bytes"),
+            "ratio": manifest.get("ratio"), "quality (sample)": manifest.get("quality", {}),
+            "this run": {"inputs": run.get("inputs"), "skipped": run.get("skipped"), "encoded": run.get("rows"),
+                         "seconds": seconds},
+        },
+        "throughput": {"rows_per_second": (run.get("rows") or 0) / seconds if seconds else 0.0,
+                       "input_mb_per_second": 0.0, "timeline": _throughput(run)},
+        "errors": {"count": len(errors), "first": errors[:20]},
+        "rate_distortion": {k: v for k, v in rd.items() if k != "previews"},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+    }
+    encoded_bytes = run.get("input_bytes")
+    if encoded_bytes and seconds:
+        report["throughput"]["input_mb_per_second"] = encoded_bytes / seconds / 1e6
+    png = _figure(report, rd)
+    fs = output.fs
+    with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_JSON),
+                 json.dumps(report, indent=2, default=float).encode(), what=f"output {output.url!r}")
+    with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_PNG), png, what=f"output {output.url!r}")
+    with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_HTML), _html(report, png).encode(),
+                 what=f"output {output.url!r}")
+    report["report_seconds"] = time.perf_counter() - started
+    return report

@@ -1,0 +1,62 @@
+"""What the benchmarks share: a collection, a quickly trained model, the machine, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parents[2] / "docs" / "bench"
+WORK = Path(os.environ.get("AEC_BENCH_WORK", "/tmp/aec-bench"))
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    mem = 0
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) * 1024
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpus": os.cpu_count(), "memory_gib": round(mem / 2**30, 1), "gpu": gpu, "platform": platform.platform(),
+            "python": platform.python_version(), "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+
+
+def collection(count: int, sizes: tuple[int, ...] = (96, 128, 160), seed: int = 11) -> Path:
+    from jobs.sample_data import make_photo_collection
+
+    root = WORK / f"photos-{count}-{'-'.join(map(str, sizes))}-{seed}"
+    if not root.exists() or len(list(root.iterdir())) < count:
+        make_photo_collection(root, count, sizes=sizes, seed=seed, jpeg_every=0)
+    return root
+
+
+def model_bundle(steps: int = 150) -> bytes:
+    """The tiny image model trained briefly in-process (speed does not depend on how well)."""
+    from aecore import dump_bundle
+    from jobs.sample_data import make_photo_collection
+    from aecore import get_modality
+    from tests.bench.rd_classic import train
+
+    path = WORK / f"model-{steps}.aec"
+    if path.exists():
+        return path.read_bytes()
+    paths = make_photo_collection(WORK / "train-photos", 64, sizes=(64, 96), seed=3, jpeg_every=0)
+    mod = get_modality("image")
+    comp = train("image-conv", "image", [mod.load(p.read_bytes()) for p in paths], steps, lmbda=0.01)
+    data = dump_bundle(comp.model, "image-conv", "image", comp.codec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return data
+
+
+def save(name: str, result: dict[str, Any]) -> Path:
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    path = BENCH_DIR / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2))
+    return path
