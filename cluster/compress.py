@@ -27,7 +27,7 @@ from aecore.compressor import PAYLOAD_VERSION
 from cluster.commit import DatasetCommitter
 from cluster.encode import EncodeBatch
 from cluster.metrics import ProcessMetrics
-from cluster.runtime import IO_TASK_CPUS, actor_cpus
+from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
 from cluster.schema import latent_schema
 from cluster.stage import stage_part
 from cluster.storage import InputFile, Location, StorageError, list_collection, with_retries
@@ -175,7 +175,7 @@ class _CommitStream:
 def _pipeline(req: CompressRequest, files: list, schema: pa.Schema, committer: DatasetCommitter) -> ray.data.Dataset:
     cpus = actor_cpus(req.workers, req.cpus_per_worker)
     data = ray.data.read_binary_files([f.path for f in files], include_paths=True, filesystem=req.input.pyarrow_fs(),
-                                      ray_remote_args={"num_cpus": IO_TASK_CPUS})
+                                      num_cpus=IO_TASK_CPUS, concurrency=io_tasks(req.workers))
     data = data.map_batches(
         EncodeBatch,
         fn_constructor_kwargs={
@@ -198,6 +198,7 @@ def _pipeline(req: CompressRequest, files: list, schema: pa.Schema, committer: D
     return data.map_batches(
         stage_part,
         num_cpus=IO_TASK_CPUS,
+        compute=ray.data.TaskPoolStrategy(size=io_tasks(req.workers)),
         batch_size=None,
         batch_format="pyarrow",
         fn_kwargs={"staging_url": committer.staging.url, "schema_ipc": schema.serialize().to_pybytes(),

@@ -13,11 +13,18 @@ from pathlib import Path
 
 import ray
 
-__all__ = ["IO_TASK_CPUS", "actor_cpus", "auth_headers", "auth_token", "ensure_ray", "in_ray_job"]
+__all__ = ["IO_TASK_CPUS", "io_tasks", "actor_cpus", "auth_headers", "auth_token", "ensure_ray", "in_ray_job"]
 
 #: CPUs asked by the read and staging tasks: they mostly wait on storage, and a small ask lets
 #: them run beside actors that other jobs on the same cluster hold for life
 IO_TASK_CPUS = 0.25
+
+
+def io_tasks(workers: int) -> int:
+    """Concurrent read/stage tasks of a job. Each runs in a Python worker of ~200 MiB; without a
+    cap, Ray Data starts more of them as more tasks queue, and a job's memory grows with its
+    input (measured: +35 % at 10x the files). As many as there are encoder actors keeps them fed."""
+    return max(2, workers)
 
 #: set by Ray in the entrypoint process of a job submitted through the Jobs API
 _JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"

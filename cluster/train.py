@@ -24,7 +24,7 @@ from ray.train.torch import TorchTrainer
 
 from aecore import FactorizedCategoricalCodec, UnreadableInput, build_model, build_objective, dump_bundle, get_modality
 from aecore.regularizers import model_overrides
-from cluster.runtime import IO_TASK_CPUS, actor_cpus
+from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
 from cluster.storage import InputFile, Location, list_collection
 
 __all__ = ["TrainConfig", "TrainResult", "collection_digest", "measure_heldout", "train_model"]
@@ -198,10 +198,11 @@ def train_model(
         (heldout if len(files) >= 10 and _bucket(f.path) == 0 else train_files).append(f)
     native = build_model(cfg.model, cfg.preset).native_size
     data = ray.data.read_binary_files([f.path for f in train_files], filesystem=input_loc.pyarrow_fs(), shuffle="files",
-                                      ray_remote_args={"num_cpus": IO_TASK_CPUS})
+                                      num_cpus=IO_TASK_CPUS, concurrency=io_tasks(workers))
     data = data.map_batches(
         make_patches,
         num_cpus=0.5,  # decoding and cropping: light, and it must fit beside other jobs' actors
+        compute=ray.data.TaskPoolStrategy(size=io_tasks(workers)),
         batch_format="pyarrow",
         fn_kwargs={"modality": cfg.modality, "size": native, "count": cfg.patches_per_item, "seed": cfg.seed},
     )
@@ -260,8 +261,9 @@ def collection_digest(input_loc: Location, files: list[InputFile]) -> str:
     if not files:
         return hashlib.sha256(b"").hexdigest()
     data = ray.data.read_binary_files([f.path for f in files], include_paths=True, filesystem=input_loc.pyarrow_fs(),
-                                      ray_remote_args={"num_cpus": IO_TASK_CPUS})
-    rows = data.map_batches(_sha256_batch, batch_format="pyarrow", num_cpus=IO_TASK_CPUS).take_all()
+                                      num_cpus=IO_TASK_CPUS, concurrency=2)
+    rows = data.map_batches(_sha256_batch, batch_format="pyarrow", num_cpus=IO_TASK_CPUS,
+                            compute=ray.data.TaskPoolStrategy(size=2)).take_all()
     root = input_loc.path.rstrip("/") + "/"
     lines = sorted(f"{r['path'][len(root):] if r['path'].startswith(root) else r['path']}\t{r['sha256']}" for r in rows)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()

@@ -36,6 +36,14 @@ def collection(count: int, sizes: tuple[int, ...] = (96, 128, 160), seed: int = 
     return root
 
 
+def speed_bundle(preset: str) -> bytes:
+    """An image model of ``preset`` with its initial weights: for speed, which weights do not change."""
+    from aecore import FactorizedCategoricalCodec, build_model, dump_bundle
+
+    model = build_model("image-conv", preset)
+    return dump_bundle(model, "image-conv", "image", FactorizedCategoricalCodec(model.latent_channels))
+
+
 def model_bundle(steps: int = 150) -> bytes:
     """The tiny image model trained briefly in-process (speed does not depend on how well)."""
     from aecore import dump_bundle

@@ -22,7 +22,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     written = []
-    if (tp := _load("throughput")) is not None:
+    if (tp := _load("throughput-base-256")) is not None:
         fig, ax = plt.subplots(figsize=(8, 3.2), constrained_layout=True)
         names = list(tp["results"])
         ax.barh(names, [tp["results"][n]["items_per_s"] for n in names], color=["tab:gray", "tab:gray", "tab:red", "tab:red"])

@@ -9,7 +9,8 @@ single-process loop a user would write, on the same inputs, in one run.
 - (b) plain loop: one process, torch's default threads: read a file, decode it, encode in
   batches, write one Parquet file.
 
-    python -m tests.bench.throughput --files 800          # ~3 min on 2 cores
+    python -m tests.bench.throughput --files 480 --size 256 --preset base   # ~6 min on 2 cores
+    python -m tests.bench.throughput --files 800 --size 128 --preset tiny   # where fixed costs dominate
 """
 
 from __future__ import annotations
@@ -85,21 +86,26 @@ def pipeline(bundle: bytes, root: Path, out: Path, workers: int, batch: int) -> 
     t0 = time.perf_counter()
     summary = compress_collection(CompressRequest(bundle=bundle, model_name="bench", model_version=1,
                                                   input=Location.of(str(root)), output=Location.of(str(out)),
-                                                  workers=workers, batch_size=batch, commit_every=64, commit_seconds=60.0))
+                                                  workers=workers, batch_size=batch, commit_every=1, commit_seconds=60.0))
     wall = time.perf_counter() - t0
-    return {"seconds": wall, "rows": summary["rows"], "report_seconds": None}
+    timeline = summary["run"]["timeline"]
+    (t_first, r_first), (t_last, r_last) = next(p for p in timeline if p[1] > 0), timeline[-1]
+    return {"seconds": wall, "job_seconds": summary["run"]["seconds"], "rows": summary["rows"],
+            "first_commit_s": t_first, "steady_items_per_s": (r_last - r_first) / (t_last - t_first) if t_last > t_first else None}
 
 
 def main() -> None:
-    from tests.bench.common import WORK, collection, machine, model_bundle, save
+    from tests.bench.common import WORK, collection, machine, save, speed_bundle
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=800)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--size", type=int, default=256, help="photo crop size in pixels")
+    parser.add_argument("--preset", default="base", choices=["tiny", "base"])
     args = parser.parse_args()
-    bundle = model_bundle()
-    root = collection(args.files)
+    bundle = speed_bundle(args.preset)
+    root = collection(args.files, sizes=(args.size,), seed=13)
     paths = sorted(p for p in root.iterdir() if p.suffix == ".png")[: args.files]
     mb = sum(p.stat().st_size for p in paths) / 1e6
     alone = encoder_alone(bundle, paths, args.workers, args.batch)
@@ -113,18 +119,26 @@ def main() -> None:
         "aec pipeline (first job)": cold["seconds"],
         "aec pipeline (second job)": warm["seconds"],
     }
-    result = {"command": f"python -m tests.bench.throughput --files {args.files} --workers {args.workers} --batch {args.batch}",
+    steady = warm["steady_items_per_s"]
+    result = {"command": f"python -m tests.bench.throughput --files {args.files} --size {args.size} --preset {args.preset} "
+                         f"--workers {args.workers} --batch {args.batch}",
+              "preset": args.preset, "size": args.size, "pipeline_first_commit_s": warm["first_commit_s"],
+              "pipeline_steady_items_per_s": steady,
               "machine": machine(), "files": n, "input_mb": mb,
               "results": {k: {"seconds": v, "items_per_s": n / v, "mb_per_s": mb / v} for k, v in rows.items()},
               "ratios": {"pipeline / encoder alone": alone / warm["seconds"],
                          "pipeline / plain loop": plain / warm["seconds"],
-                         "first job / encoder alone": alone / cold["seconds"]}}
-    print(f"{n} files, {mb:.1f} MB, {args.workers} encoder actors vs {args.workers} encoder processes")
+                         "first job / encoder alone": alone / cold["seconds"],
+                         "pipeline steady state / encoder alone": steady * alone / n if steady else None,
+                         "pipeline steady state / plain loop": steady * plain / n if steady else None}}
+    print(f"{n} files ({args.size} px), {mb:.1f} MB, {args.preset} model, {args.workers} encoder actors vs "
+          f"{args.workers} encoder processes; pipeline: first commit at {warm['first_commit_s']:.1f} s, "
+          f"steady state {steady or 0:.1f} items/s")
     for k, v in result["results"].items():
         print(f"  {k:32s} {v['seconds']:7.1f} s  {v['items_per_s']:7.1f} items/s  {v['mb_per_s']:6.2f} MB/s")
     for k, v in result["ratios"].items():
-        print(f"  {k:32s} {v:.2f}x")
-    print(f"written: {save('throughput', result)}")
+        print(f"  {k:40s} {v:.2f}x" if v is not None else f"  {k:40s} -")
+    print(f"written: {save(f'throughput-{args.preset}-{args.size}', result)}")
 
 
 if __name__ == "__main__":
