@@ -104,6 +104,7 @@ def _train_loop(config: dict[str, Any]) -> None:
         return shard.iter_torch_batches(batch_size=cfg.batch_size, dtypes=torch.float32, device=device,
                                         local_shuffle_buffer_size=cfg.batch_size * 8)
 
+    rates: list[float] = []  # this worker's samples/s per epoch (benchmarks read them)
     for epoch in range(start_epoch, cfg.epochs):
         ddp_model.train()
         sums = {"loss": 0.0, "distortion": 0.0, "bits_per_element": 0.0}
@@ -119,6 +120,7 @@ def _train_loop(config: dict[str, Any]) -> None:
             n += len(x)
         metrics = {k: v / max(n, 1) for k, v in sums.items()}
         metrics.update(epoch=epoch, samples=n, samples_per_s=n / (time.perf_counter() - t0))
+        rates.append(metrics["samples_per_s"])
         with tempfile.TemporaryDirectory() as d:
             ckpt = None
             if rank == 0:
@@ -163,6 +165,7 @@ def _train_loop(config: dict[str, Any]) -> None:
         "residual_scale": float(model.residual_scale),
         "train_bits_per_element": bits / max(pixels, 1),
         "final": True,
+        "samples_per_s_by_epoch": rates,
     }
     if model.distortion_unit == "mse":
         final["train_psnr"] = float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf")
