@@ -103,9 +103,8 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
         metrics.set("aec_job_progress", done / len(files) if files else 1.0, job_name=req.job_name)
         metrics.set("aec_job_rows_committed", m["rows"], job_name=req.job_name)
         metrics.set("aec_job_rows_per_second", committer.run["rows"] / elapsed if elapsed else 0.0, job_name=req.job_name)
-        metrics.set("aec_job_compression_ratio", m["input_bytes"] / m["payload_bytes"] if m["payload_bytes"] else 0.0,
-                    job_name=req.job_name)
-        metrics.set("aec_job_errors", len(committer.errors), job_name=req.job_name)
+        metrics.set("aec_job_compression_ratio", m.get("ratio") or 0.0, job_name=req.job_name)
+        metrics.set("aec_job_errors", m.get("errors", 0), job_name=req.job_name)
         if progress:
             progress(done, len(files))
 

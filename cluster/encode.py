@@ -19,6 +19,7 @@ import torch
 
 from aecore import Sample, UnreadableInput, load_bundle
 from cluster.metrics import ActorMetrics
+from cluster.storage import relative_key
 
 __all__ = ["EncodeBatch", "ERROR_COLUMN", "QUALITY_COLUMN", "row_id"]
 
@@ -42,7 +43,7 @@ class EncodeBatch:
         self.modality = self.compressor.modality
         self.model_name = model_name
         self.model_version = model_version
-        self.root = root.rstrip("/") + "/"
+        self.root = root
         self.uri_prefix = uri_prefix
         self.quality_every = quality_every
         self.metrics = ActorMetrics({"model": f"{model_name}@{model_version}", "job_name": job_name})
@@ -64,7 +65,7 @@ class EncodeBatch:
         ok: list[int] = []
         for path, data in zip(batch.column("path").to_pylist(), batch.column("bytes").to_pylist()):
             digest = hashlib.sha256(data).hexdigest()
-            key = path[len(self.root) :] if path.startswith(self.root) else path
+            key = relative_key(path, self.root)
             rid = row_id(key, digest)
             row = {"id": rid, "uri": self.uri_prefix + path, "sha256": digest, "bytes": len(data),
                    ERROR_COLUMN: None, QUALITY_COLUMN: None}

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["HeadError", "LocalHead", "head_status", "session_processes", "start_head", "stop_head"]
+__all__ = ["HeadError", "LocalHead", "free_port", "head_status", "session_processes", "start_head", "stop_head"]
 
 
 class HeadError(RuntimeError):
@@ -102,7 +102,8 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port nothing listens on at the moment, on 127.0.0.1."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -138,7 +139,7 @@ def start_head(home: Path, *, num_cpus: int | None = None, port: int = 6379, das
            f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
            f"--metrics-export-port={metrics_port}", f"--temp-dir={temp_dir}", "--include-dashboard=true",
            # fixed defaults (52365, 10001) collide with any other Ray on the machine: take free ones
-           f"--dashboard-agent-listen-port={_free_port()}", f"--ray-client-server-port={_free_port()}"]
+           f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}"]
     child_env = {**os.environ, **(env or {})}
     child_env["RAY_AUTH_MODE"] = "token"  # keep authentication on: it stops strangers running code here
     # Job entrypoints run `python -m jobs.cli`: this interpreter, first on PATH.

@@ -154,11 +154,11 @@ def _html(report: dict[str, Any], png: bytes) -> str:
 def write_report(output: Location, input_loc: Location, files: list[InputFile], compressor: Compressor,
                  manifest: dict[str, Any], errors: list[dict[str, Any]], sample_size: int = 3) -> dict[str, Any]:
     """Write report.json / .png / .html beside the dataset; return the report."""
-    started = time.perf_counter()
     run = manifest["runs"][-1] if manifest.get("runs") else {}
     by_uri = {input_loc.uri(f.path): f.path for f in files}
     rd = _rd(compressor, input_loc, by_uri, _samples(output, manifest, sample_size))
     seconds = float(run.get("seconds") or 0.0)
+    encoded_bytes = run.get("input_bytes") or 0
     report = {
         "dataset": output.url,
         "model": manifest.get("metadata", {}).get("model_ref"),
@@ -172,14 +172,12 @@ def write_report(output: Location, input_loc: Location, files: list[InputFile], 
                          "seconds": seconds},
         },
         "throughput": {"rows_per_second": (run.get("rows") or 0) / seconds if seconds else 0.0,
-                       "input_mb_per_second": 0.0, "timeline": _throughput(run)},
+                       "input_mb_per_second": encoded_bytes / seconds / 1e6 if seconds else 0.0,
+                       "timeline": _throughput(run)},
         "errors": {"count": len(errors), "first": errors[:20]},
         "rate_distortion": {k: v for k, v in rd.items() if k != "previews"},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
-    encoded_bytes = run.get("input_bytes")
-    if encoded_bytes and seconds:
-        report["throughput"]["input_mb_per_second"] = encoded_bytes / seconds / 1e6
     png = _figure(report, rd)
     fs = output.fs
     with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_JSON),
@@ -187,5 +185,4 @@ def write_report(output: Location, input_loc: Location, files: list[InputFile], 
     with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_PNG), png, what=f"output {output.url!r}")
     with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_HTML), _html(report, png).encode(),
                  what=f"output {output.url!r}")
-    report["report_seconds"] = time.perf_counter() - started
     return report

@@ -24,7 +24,7 @@ import pyarrow.fs as pafs
 from fsspec.core import url_to_fs
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
-__all__ = ["InputFile", "Location", "StorageError", "list_collection", "storage_error", "with_retries"]
+__all__ = ["InputFile", "Location", "StorageError", "list_collection", "relative_key", "storage_error", "with_retries"]
 
 T = TypeVar("T")
 
@@ -137,6 +137,10 @@ class Location:
         return Location(url=f"{parent_url}/{name}", fs=self.fs, path=posixpath.join(parent_path, name),
                         storage_options=self.storage_options)
 
+    def key(self, path: str) -> str:
+        """A file's key under this location (its path relative to the location's root)."""
+        return relative_key(path, self.path)
+
     def uri(self, path: str) -> str:
         """A full URI for a path on this location's filesystem."""
         return path if self.is_local else f"{self.protocol}://{path}"
@@ -181,6 +185,13 @@ def _native_s3(options: Mapping[str, Any]) -> pafs.S3FileSystem:
 class InputFile:
     path: str
     size: int
+
+
+def relative_key(path: str, root: str) -> str:
+    """``path`` relative to ``root``: what ids and digests are made of, so the same collection
+    copied elsewhere keeps them."""
+    root = root.rstrip("/") + "/"
+    return path[len(root):] if path.startswith(root) else path
 
 
 def list_collection(loc: Location, extensions: Iterable[str]) -> list[InputFile]:

@@ -267,8 +267,7 @@ def collection_digest(input_loc: Location, files: list[InputFile]) -> str:
                                       num_cpus=IO_TASK_CPUS, concurrency=2)
     rows = data.map_batches(_sha256_batch, batch_format="pyarrow", num_cpus=IO_TASK_CPUS,
                             compute=ray.data.TaskPoolStrategy(size=2)).take_all()
-    root = input_loc.path.rstrip("/") + "/"
-    lines = sorted(f"{r['path'][len(root):] if r['path'].startswith(root) else r['path']}\t{r['sha256']}" for r in rows)
+    lines = sorted(f"{input_loc.key(r['path'])}\t{r['sha256']}" for r in rows)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from cluster.storage import Location, with_retries
 
-__all__ = ["JobCatalog", "TERMINAL", "now"]
+__all__ = ["JobCatalog", "JobRun", "TERMINAL", "new_job_id", "now", "spec_digest"]
 
 #: statuses after which a job never changes (the Ray Jobs API's terminal statuses)
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
@@ -27,6 +27,13 @@ TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
 
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def new_job_id(prefix: str, name: str) -> str:
+    """``PREFIX-NAME-YYYYmmdd-HHMMSS-xxxxxx``: sortable by time, unique, readable in a listing."""
+    import uuid
+
+    return f"{prefix}-{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
 
 
 class JobCatalog:
@@ -94,11 +101,9 @@ class JobRun:
 
     def __init__(self, catalog: JobCatalog, kind: str, spec: dict[str, Any]) -> None:
         import os
-        import uuid
 
         self.catalog = catalog
-        self.job_id = os.environ.get("AEC_JOB_ID") or (
-            f"local-{spec.get('name', kind)}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}")
+        self.job_id = os.environ.get("AEC_JOB_ID") or new_job_id("local", spec.get("name", kind))
         self.kind = kind
         self.spec = {k: v for k, v in spec.items() if k != "storage_options"}
         self.started = time.time()
@@ -129,7 +134,7 @@ class JobRun:
         seconds = round(time.time() - self.started, 3)
         failed = exc is not None and not (isinstance(exc, Exit) and exc.exit_code == 0)
         if failed:
-            reason = str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if isinstance(exc, Exit):
                 reason = self.fields.pop("message", f"exit code {exc.exit_code}")
             status = "STOPPED" if isinstance(exc, KeyboardInterrupt) else "FAILED"

@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from typing import Any
 import yaml
 
 from cluster.runtime import auth_headers
-from jobs.catalog import JobCatalog, now, spec_digest
+from jobs.catalog import JobCatalog, new_job_id, now, spec_digest
 from jobs.spec import JobSpec
 
 __all__ = ["ClusterError", "JobsClient", "Submitted", "resolve_address"]
@@ -82,7 +80,7 @@ class JobsClient:
     def submit(self, job: JobSpec, catalog: JobCatalog, *, name_prefix: str = "aec", extra_env: dict[str, str] | None = None,
                schedule: str | None = None) -> Submitted:
         job = job.with_absolute_paths(Path.cwd())
-        job_id = f"{name_prefix}-{job.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+        job_id = new_job_id(name_prefix, job.name)
         spec = job.model_dump()
         env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
         env.update({"AEC_JOB_ID": job_id, **(extra_env or {})})

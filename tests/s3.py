@@ -9,10 +9,11 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import closing
 from pathlib import Path
 
 import requests
+
+from cluster.head import free_port
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing-key-id",
@@ -20,12 +21,6 @@ CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "sEcReT-never-print-me-0042",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
-
-
-def free_port() -> int:
-    with closing(socket.socket()) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MotoServer:

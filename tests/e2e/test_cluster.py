@@ -19,7 +19,8 @@ import pytest
 from jobs.catalog import JobCatalog
 from jobs.submit import JobsClient
 from tests.conftest import run_cli
-from tests.prometheus import Prometheus, free_port
+from cluster.head import free_port
+from tests.prometheus import Prometheus
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
