@@ -47,7 +47,9 @@ def read_bundle(blob: bytes) -> dict[str, Any]:
 def load_bundle(blob: bytes, device: str = "cpu", lossless: bool | None = None) -> Compressor:
     bundle = read_bundle(blob)
     model = build_model(bundle["model"], **bundle["config"])
-    model.load_state_dict(bundle["state_dict"])
+    state = dict(bundle["state_dict"])
+    state.pop("residual_scale", None)  # bundles before per-block residual scales carried one fixed scale
+    model.load_state_dict(state)
     codec = FactorizedCategoricalCodec.from_state(bundle["codec"])
     return Compressor(get_modality(bundle["modality"]), model, codec, device=device, lossless=lossless,
                       architecture=bundle["model"])

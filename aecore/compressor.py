@@ -2,15 +2,24 @@
 
 Payload layout (everything decode needs besides the model)::
 
-    u8 version (2) | u8 flags (bit 0: lossless) | modality info (pack_info) | u32 pieces
+    u8 version (3) | u8 flags (bit 0: lossless, bit 1: stored) | modality info (pack_info)
+    [lossless: u8 k | k bytes container name | u32 r | r bytes container recipe]
+    u32 pieces
     per piece:  u32 n | n bytes of range-coded latents
-                [lossless: u32 m | m bytes of range-coded symbols under the decoder's distribution]
+                [lossless: u32 m | m bytes of range-coded exact values under the decoder's distribution]
+    [stored: the file's bytes as they are, instead of the container section and the pieces]
 
 Long 1-D inputs (audio, text) are cut into pieces of ``model.chunk`` positions along the last
-axis, so memory stays bounded whatever the length. In lossless mode each piece's exact symbols
-are coded under the probabilities the decoder predicts from the piece's own latents, computed
-one piece at a time on one thread so encoder and decoder compute them identically; every
-lossless payload is decoded again at encode time and must restore the input byte for byte.
+axis, so memory stays bounded whatever the length. In lossless mode each piece's exact values
+are coded under the distribution the decoder predicts from the piece's own latents, computed
+one piece at a time on one thread so encoder and decoder compute them identically: text bytes
+under the model's softmax over 256 values, pixels and PCM samples (8 or 16 bits) under a Laplace
+around the prediction with a scale fitted per block (``LaplaceResidualCodec``).
+
+Lossless restores *files*: the container (``aecore.containers``: PNG, WAV) rebuilds the exact
+bytes from the values and a recipe. A file no container can rebuild (JPEG, FLAC, Ogg, RGBA PNG,
+24-bit WAV, ...) is stored as it is, flagged, and counted in the job's quality figures. Every
+lossless payload is decoded again at encode time and must restore the file byte for byte.
 
 The fixed-size query latent is separate: the quantized latent of the sample resized to the
 model's native size, so every row of a dataset has the same latent shape.
@@ -29,14 +38,16 @@ import constriction
 import numpy as np
 import torch
 
-from aecore.codecs import FactorizedCategoricalCodec
+from aecore.codecs import FactorizedCategoricalCodec, LaplaceResidualCodec
+from aecore.containers import get_container
 from aecore.modalities import Modality, Sample
 from aecore.models import ConvAutoEncoder
 
 __all__ = ["Compressor", "Encoded", "PAYLOAD_VERSION"]
 
-PAYLOAD_VERSION = 2
-_LOSSLESS = 1
+PAYLOAD_VERSION = 3
+_READS = (2, 3)  # version 2: no container section (lossless files written canonically)
+_LOSSLESS, _STORED = 1, 2
 _U32 = struct.Struct("<I")
 
 
@@ -84,11 +95,19 @@ class Compressor:
     def _pad(self, x: np.ndarray) -> np.ndarray:
         return self.modality.pad(Sample(x=x), self.model.stride)
 
+    def load(self, data: bytes) -> Sample:
+        """One file as the model sees it; in lossless mode also what rebuilds its exact bytes
+        (the container's recipe), or nothing when the file will be stored as it is."""
+        sample = self.modality.load(data)
+        if not self.lossless:
+            return sample
+        return Sample(x=sample.x, info={**sample.info, "file": data, "exact": self.modality.exact(data, sample)})
+
     @torch.inference_mode()
     def encode(self, samples: Sequence[Sample], measure: Sequence[bool] | None = None) -> list[Encoded]:
         """Encode samples; pieces of equal padded shape share one forward pass."""
         measure = measure or [False] * len(samples)
-        pieces = [self._pieces(s.x) for s in samples]
+        pieces = [[] if self._stored(s) else self._pieces(s.x) for s in samples]
         flat = [(i, k, self._pad(p)) for i, ps in enumerate(pieces) for k, p in enumerate(ps)]
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for j, (_, _, x) in enumerate(flat):
@@ -104,24 +123,31 @@ class Compressor:
         out = []
         j = 0
         for i, s in enumerate(samples):
-            parts = [_U32.pack(len(pieces[i]))]
-            x_hats = []
-            for piece in pieces[i]:
-                y_hat = y_hats[j]
-                j += 1
-                words = self.codec.compress(y_hat)
-                parts += [_U32.pack(len(words)), words]
-                if self.lossless or measure[i]:
-                    x_hat = self._synthesize(y_hat)
-                    x_hats.append(x_hat[..., : piece.shape[-1]])
-                    if self.lossless:
-                        info = _piece_info(s.info, piece.shape[1:], len(pieces[i]))
-                        residual = self._code_symbols(self.modality.lossless_view(x_hat, info),
-                                                      self.modality.symbols(piece, info))
-                        parts += [_U32.pack(len(residual)), residual]
-            flags = _LOSSLESS if self.lossless else 0
-            payload = bytes([PAYLOAD_VERSION, flags]) + self.modality.pack_info(s.info) + b"".join(parts)
-            if self.lossless and self.decode(payload)[0] != self.modality.from_symbols(self.modality.symbols(s.x, s.info), s.info):
+            head = bytes([PAYLOAD_VERSION, self._flags(s)]) + self.modality.pack_info(s.info)
+            x_hats: list[np.ndarray] = []
+            if self._stored(s):
+                payload = head + s.info["file"]
+            else:
+                exact = s.info.get("exact") or {}
+                parts = [_container_section(exact)] if self.lossless else []
+                parts.append(_U32.pack(len(pieces[i])))
+                offset = 0
+                for piece in pieces[i]:
+                    y_hat = y_hats[j]
+                    j += 1
+                    words = self.codec.compress(y_hat)
+                    parts += [_U32.pack(len(words)), words]
+                    if self.lossless or measure[i]:
+                        x_hat = self._synthesize(y_hat)
+                        x_hats.append(x_hat[..., : piece.shape[-1]])
+                        if self.lossless:
+                            info = {**s.info, **exact, "offset": offset, "extent": tuple(piece.shape[1:])}
+                            residual = self._code_exact(self.modality.lossless_view(x_hat, info),
+                                                        self.modality.symbols(piece, info), info.get("bits", 8))
+                            parts += [_U32.pack(len(residual)), residual]
+                    offset += piece.shape[-1]
+                payload = head + b"".join(parts)
+            if self.lossless and self.decode(payload)[0] != self._expected(s):
                 raise RuntimeError("lossless verification failed: the decoder did not restore the input exactly")
             quality = None
             if measure[i]:
@@ -129,10 +155,25 @@ class Compressor:
             out.append(Encoded(payload=payload, latent=latents[i].reshape(-1).astype(np.float32), quality=quality))
         return out
 
+    def _stored(self, s: Sample) -> bool:
+        """Lossless, and no container rebuilds this file: it is kept as it is."""
+        return self.lossless and "file" in s.info and s.info.get("exact") is None
+
+    def _flags(self, s: Sample) -> int:
+        return (_LOSSLESS if self.lossless else 0) | (_STORED if self._stored(s) else 0)
+
+    def _expected(self, s: Sample) -> bytes:
+        """What a lossless decode must return: the file itself, or (for a sample made without
+        its file) the file the modality writes canonically from the exact values."""
+        if "file" in s.info:
+            return s.info["file"]
+        info = {**s.info, "offset": 0, "extent": tuple(s.x.shape[1:])}
+        return self.modality.from_symbols(self.modality.symbols(s.x, info), s.info)
+
     def _quality(self, s: Sample, x_hats: list[np.ndarray], payload: bytes) -> dict[str, float]:
         unit, count = self.modality.rate_unit(s.info)
         if self.lossless:
-            quality = {"exact": 1.0}
+            quality = {"exact": 1.0, "stored": float(self._stored(s))}
         else:
             x_hat = np.concatenate(x_hats, axis=-1) if x_hats else np.zeros_like(s.x)
             ext = tuple(slice(0, e) for e in self.modality.extent(s.info))
@@ -151,7 +192,10 @@ class Compressor:
                 # integers; C order, since constriction reads the buffer row by row.
                 yield np.ascontiguousarray(np.floor(p.cpu().numpy() * 65536.0) + 1.0, dtype=np.float32)
 
-    def _code_symbols(self, view: np.ndarray, symbols: np.ndarray) -> bytes:
+    def _code_exact(self, view: np.ndarray, symbols: np.ndarray, bits: int) -> bytes:
+        if bits > 8 or not self.model.categorical_residual:
+            levels = (1 << bits) - 1
+            return LaplaceResidualCodec(levels + 1).compress(symbols, view.astype(np.float64).reshape(-1) * levels)
         encoder = constriction.stream.queue.RangeEncoder()
         start = 0
         for probs in self._blocks(view):
@@ -160,7 +204,10 @@ class Compressor:
             start += len(probs)
         return encoder.get_compressed().astype("<u4").tobytes()
 
-    def _decode_symbols(self, view: np.ndarray, data: bytes) -> np.ndarray:
+    def _decode_exact(self, view: np.ndarray, data: bytes, bits: int) -> np.ndarray:
+        if bits > 8 or not self.model.categorical_residual:
+            levels = (1 << bits) - 1
+            return LaplaceResidualCodec(levels + 1).decompress(data, view.astype(np.float64).reshape(-1) * levels)
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         out = [decoder.decode(constriction.stream.model.Categorical(perfect=False), probs) for probs in self._blocks(view)]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int32)
@@ -168,17 +215,23 @@ class Compressor:
     @torch.inference_mode()
     def decode(self, payload: bytes) -> tuple[bytes, np.ndarray | None, dict[str, Any]]:
         """Payload -> (restored file bytes, reconstruction cropped to the original extent or None, info)."""
-        if len(payload) < 2 or payload[0] != PAYLOAD_VERSION:
+        if len(payload) < 2 or payload[0] not in _READS:
             version = payload[0] if payload else None
             raise ValueError(f"payload version {version} is not {PAYLOAD_VERSION}; decode with the aec that wrote it")
         lossless = bool(payload[1] & _LOSSLESS)
         info, used = self.modality.unpack_info(payload[2:])
         pos = 2 + used
+        if payload[1] & _STORED:
+            return payload[pos:], None, {**info, "stored": True}
+        if lossless and payload[0] >= 3:
+            exact, pos = _read_container_section(payload, pos)
+            info = {**info, **exact}
         (count,) = _U32.unpack_from(payload, pos)
         pos += 4
         extent = self.modality.extent(info)
         spans = _spans(extent, getattr(self.model, "chunk", None), count)
         x_hats, symbols = [], []
+        offset = 0
         for span in spans:
             (n,) = _U32.unpack_from(payload, pos)
             pos += 4
@@ -190,14 +243,33 @@ class Compressor:
             if lossless:
                 (m,) = _U32.unpack_from(payload, pos)
                 pos += 4
-                piece_info = _piece_info(info, span, len(spans))
-                symbols.append(self._decode_symbols(self.modality.lossless_view(x_hat, piece_info), payload[pos : pos + m]))
+                piece_info = {**info, "offset": offset, "extent": span}
+                symbols.append(self._decode_exact(self.modality.lossless_view(x_hat, piece_info),
+                                                  payload[pos : pos + m], info.get("bits", 8)))
                 pos += m
+            offset += span[-1]
         if lossless:
             data = self.modality.from_symbols(np.concatenate(symbols) if symbols else np.zeros(0, np.int32), info)
             return data, None, info
         x_hat = np.concatenate(x_hats, axis=-1)
         return self.modality.restore(x_hat, info), x_hat[(slice(None), *(slice(0, e) for e in extent))], info
+
+
+def _container_section(exact: dict[str, Any]) -> bytes:
+    name = exact.get("container", "").encode()
+    recipe = exact.get("recipe", b"")
+    return bytes([len(name)]) + name + _U32.pack(len(recipe)) + recipe
+
+
+def _read_container_section(payload: bytes, pos: int) -> tuple[dict[str, Any], int]:
+    k = payload[pos]
+    name = payload[pos + 1 : pos + 1 + k].decode()
+    (r,) = _U32.unpack_from(payload, pos + 1 + k)
+    pos += 5 + k
+    recipe = payload[pos : pos + r]
+    if not name:
+        return {}, pos + r
+    return {"container": name, "recipe": recipe, **get_container(name).describe(recipe)}, pos + r
 
 
 def _spans(extent: tuple[int, ...], chunk: int | None, count: int) -> list[tuple[int, ...]]:
@@ -206,8 +278,3 @@ def _spans(extent: tuple[int, ...], chunk: int | None, count: int) -> list[tuple
         return [extent]
     total = extent[-1]
     return [(*extent[:-1], min(chunk, total - i)) for i in range(0, total, chunk)]
-
-
-def _piece_info(info: dict[str, Any], extent: tuple[int, ...], pieces: int) -> dict[str, Any]:
-    """The info of one piece of a chunked input (its own extent); the whole input's otherwise."""
-    return info if pieces <= 1 else {**info, "shape": tuple(extent)}

@@ -70,7 +70,7 @@ class EncodeBatch:
             row = {"id": rid, "uri": self.uri_prefix + path, "sha256": digest, "bytes": len(data),
                    ERROR_COLUMN: None, QUALITY_COLUMN: None}
             try:
-                sample = self.modality.load(data)
+                sample = self.compressor.load(data)
             except UnreadableInput as exc:
                 row[ERROR_COLUMN] = f"decode: {exc}"
             else:

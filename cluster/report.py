@@ -51,20 +51,25 @@ def _rd(compressor: Compressor, input_loc: Location, by_uri: dict[str, str], row
     modality = compressor.modality
     metric = modality.gate_metric[0]
     aec, classic, previews, unit = [], {}, [], "rate"
+    lossless = compressor.lossless  # then every codec restores exactly: the rate is the comparison
     for row in rows:
         path = by_uri.get(row["uri"])
         if path is None:
             continue
-        sample = modality.load(with_retries(input_loc.fs.cat_file, path, what="input"))
+        sample = compressor.load(with_retries(input_loc.fs.cat_file, path, what="input"))
         restored, x_hat, _ = compressor.decode(row["payload"])
         if x_hat is None:  # lossless: the restored file itself
             x_hat = modality.load(restored).x
         unit, count = modality.rate_unit(sample.info)
-        q = modality.quality(sample.x, x_hat)
-        aec.append({unit: 8.0 * len(row["payload"]) / count, **q})
+        quality = (lambda x, x_dec: {}) if lossless else modality.quality  # noqa: E731
+        aec.append({unit: 8.0 * len(row["payload"]) / count, **quality(sample.x, x_hat)})
         previews.append({"uri": row["uri"], **modality.preview(sample, x_hat)})
-        for codec, data, x_dec in modality.classic_codecs(sample):
-            classic.setdefault(codec, []).append({unit: 8.0 * len(data) / count, **modality.quality(sample.x, x_dec)})
+        if lossless and "file" in sample.info:
+            classic.setdefault("input file as is", []).append({unit: 8.0 * len(sample.info["file"]) / count})
+        for codec, data, x_dec in modality.classic_codecs(sample, lossless=lossless):
+            classic.setdefault(codec, []).append({unit: 8.0 * len(data) / count, **quality(sample.x, x_dec)})
+    if lossless:
+        metric = unit
 
     def mean(points: list[dict[str, float]]) -> dict[str, float]:
         keys = set.intersection(*(set(p) for p in points)) if points else set()
@@ -94,7 +99,7 @@ def _figure(report: dict[str, Any], rd: dict[str, Any]) -> bytes:
     grid = fig.add_gridspec(1 + max(1, len(previews)), 2)
     ax = fig.add_subplot(grid[0, 0])
     metric, unit = rd["metric"], rd["rate_unit"]
-    if metric == unit:  # lossless (text): the rate is the whole story
+    if metric == unit:  # lossless: the rate is the whole story
         names = ["aec"] + list(rd["classic"])
         values = [rd["aec"].get(unit, np.nan)] + [p.get(unit, np.nan) for p in rd["classic"].values()]
         ax.barh(names, values, color=["tab:red"] + ["tab:gray"] * len(rd["classic"]))

@@ -153,8 +153,6 @@ def _train_loop(config: dict[str, Any]) -> None:
         torch.distributed.all_reduce(hist_t)
     codec = FactorizedCategoricalCodec.from_histogram(hist_t.numpy(), cfg.prior_support)
     sse, count, pixels, sae = totals.tolist()
-    if model.distortion_unit == "mse":  # Laplace MLE scale of the residual, for lossless mode
-        model.fit_residual_scale(255.0 * sae / max(count, 1))
     mse = sse / max(count, 1)
     bits = -float((hist_t.numpy() * np.log2(codec.probabilities)).sum())
     final = {
@@ -162,7 +160,7 @@ def _train_loop(config: dict[str, Any]) -> None:
         "resumed_from_epoch": start_epoch,
         "train_distortion": mse,
         "distortion_unit": model.distortion_unit,
-        "residual_scale": float(model.residual_scale),
+        "mean_abs_residual": sae / max(count, 1) if model.distortion_unit == "mse" else None,
         "train_bits_per_element": bits / max(pixels, 1),
         "final": True,
         "samples_per_s_by_epoch": rates,

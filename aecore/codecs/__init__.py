@@ -1,5 +1,6 @@
-"""Latent codecs: quantized latents <-> entropy-coded bitstreams."""
+"""Latent codecs: quantized latents <-> entropy-coded bitstreams; and the wide residual coder."""
 
 from aecore.codecs.factorized import FactorizedCategoricalCodec
+from aecore.codecs.laplace import LaplaceResidualCodec
 
-__all__ = ["FactorizedCategoricalCodec"]
+__all__ = ["FactorizedCategoricalCodec", "LaplaceResidualCodec"]

@@ -3,6 +3,11 @@
 Every channel is resampled to the model's rate and the channels are laid end to end, so a
 mono model sees one signal; the original rate, channel count and frame count travel in the
 payload and decode restores them (written as 16-bit WAV).
+
+Lossless mode codes the file's own PCM samples at their own rate: each original frame is
+predicted by interpolating the reconstruction (at the model rate) at the frame's instant, and
+the exact 16-bit (or 8-bit) values are range-coded around that prediction; the WAV container
+rebuilds the file byte for byte. Files that are not 8/16-bit PCM WAV are stored as they are.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly, stft
 
+from aecore.containers import get_container
 from aecore.modalities.base import Sample, UnreadableInput
 from aecore.modalities.sequence import SequenceModality
 from aecore.registry import register_modality
@@ -40,6 +46,7 @@ class AudioModality(SequenceModality):
     extensions = (".wav", ".flac", ".ogg", ".oga", ".opus")
     default_model = "audio-conv"
     output_suffix = ".wav"
+    containers = ("wav",)
 
     def load(self, data: bytes) -> Sample:
         if not data:
@@ -75,6 +82,36 @@ class AudioModality(SequenceModality):
         sf.write(buf, np.clip(frames.T, -1.0, 1.0), info["rate"], format="WAV", subtype="PCM_16")
         return buf.getvalue()
 
+    def accepts(self, parsed: dict[str, Any], sample: Sample) -> bool:
+        n, c = sample.info["shape"]
+        return parsed["values"].shape == (c, n)
+
+    def symbols(self, x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        if "values" not in info:
+            raise ValueError("lossless audio codes the file's own PCM samples: load the file with Compressor.load")
+        values = info["values"]
+        parts = [values[ch, lo:hi] for ch, lo, hi in _frames(info)]
+        return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+
+    def lossless_view(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        n, _ = info["shape"]
+        r = int(info["resampled"])
+        half = float(1 << (info["bits"] - 1))
+        length = info["extent"][-1]
+        signal = x_hat[0, :length].astype(np.float64)
+        parts = []
+        for ch, lo, hi in _frames(info):
+            # frame f of channel ch sits at model position ch*r + f*r/n, here relative to the piece
+            at = ch * r - info["offset"] + np.arange(lo, hi, dtype=np.float64) * (r / n)
+            parts.append(np.interp(at, np.arange(length, dtype=np.float64), signal))
+        pred = np.concatenate(parts) if parts else np.zeros(0)
+        return ((np.clip(pred, -1.0, 1.0) * half + half) / (2.0 * half - 1.0))[None]
+
+    def from_symbols(self, symbols: np.ndarray, info: dict[str, Any]) -> bytes:
+        if not info.get("container"):
+            raise ValueError("this lossless audio payload names no container; decode it with the aec that wrote it")
+        return get_container(info["container"]).build(symbols, info["recipe"])
+
     def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
         n = min(x.shape[-1], x_hat.shape[-1])
         x, x_hat = x[..., :n].astype(np.float64), x_hat[..., :n].astype(np.float64)
@@ -83,7 +120,9 @@ class AudioModality(SequenceModality):
         snr = math.inf if noise == 0 else 10.0 * math.log10(max(signal, 1e-12) / noise)
         return {"snr": snr, "lsd": log_spectral_distance(x.ravel(), x_hat.ravel())}
 
-    def classic_codecs(self, sample: Sample) -> list[tuple[str, bytes, np.ndarray]]:
+    def classic_codecs(self, sample: Sample, lossless: bool = False) -> list[tuple[str, bytes, np.ndarray]]:
+        if lossless:
+            return self._lossless_codecs(sample)
         c = int(sample.info["shape"][1])
         ref = sample.x[0].reshape(c, -1)  # at the model rate, where quality is measured
         out = []
@@ -94,6 +133,18 @@ class AudioModality(SequenceModality):
             dec = dec.T[:, : ref.shape[1]]
             dec = np.pad(dec, ((0, 0), (0, ref.shape[1] - dec.shape[1])))
             out.append((f"opus level {level:g}", buf.getvalue(), dec.reshape(1, -1)))
+        return out
+
+    def _lossless_codecs(self, sample: Sample) -> list[tuple[str, bytes, np.ndarray]]:
+        """FLAC of the file's own samples (needs the file: ``Compressor.load`` keeps it)."""
+        if "file" not in sample.info:
+            return []
+        frames, rate = sf.read(io.BytesIO(sample.info["file"]), dtype="int16", always_2d=True)
+        out = []
+        for level in (0.5, 1.0):
+            buf = io.BytesIO()
+            sf.write(buf, frames, rate, format="FLAC", subtype="PCM_16", compression_level=level)
+            out.append((f"flac level {level:g}", buf.getvalue(), sample.x))
         return out
 
     def preview(self, sample: Sample, x_hat: np.ndarray) -> dict[str, Any]:
@@ -110,6 +161,21 @@ class AudioModality(SequenceModality):
     def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
         seconds = max(info["shape"][0], 1) / info["rate"]
         return "kbps", 1000.0 * seconds
+
+
+def _frames(info: dict[str, Any]):
+    """``(channel, first frame, end frame)`` of the original frames a piece of the model signal
+    owns: frame f of channel ch belongs to model position ``ch*r + floor(f*r/n)``."""
+    n, c = info["shape"]
+    r = int(info["resampled"])
+    if n == 0 or r == 0:
+        return
+    start = info.get("offset", 0)
+    end = start + info.get("extent", (c * r,))[-1]
+    for ch in range(c):
+        a, b = max(start - ch * r, 0), min(end - ch * r, r)
+        if a < b:
+            yield ch, -(-a * n // r), -(-b * n // r)
 
 
 def log_spectral_distance(x: np.ndarray, x_hat: np.ndarray, nperseg: int = 512) -> float:

@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from aecore.containers import get_container
+
 __all__ = ["Modality", "Sample", "UnreadableInput"]
 
 
@@ -88,22 +90,52 @@ class Modality(ABC):
     def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
         """Quality metrics of a reconstruction, both cropped to the original extent."""
 
+    #: file containers lossless mode rebuilds byte for byte (``aecore.containers``), tried in order
+    containers: ClassVar[tuple[str, ...]] = ()
+
+    def exact(self, data: bytes, sample: Sample) -> dict[str, Any] | None:
+        """Info entries that let lossless decode rebuild ``data`` byte for byte from the exact
+        values (``container``, ``recipe``, ``bits``, and ``values`` where the container decoded
+        them itself), or None: no container rebuilds this file, so it is stored as it is."""
+        known = self.exact_values(sample) if self.containers else None
+        for name in self.containers:
+            container = get_container(name)
+            parsed = container.parse(data, known)
+            if parsed is None:
+                continue
+            values = parsed.get("values", known)
+            if self.accepts(parsed, sample) and container.rebuilds(data, values, parsed["recipe"]):
+                return {"container": name, **parsed}
+        return None
+
+    def exact_values(self, sample: Sample) -> np.ndarray | None:
+        """The exact values as the containers lay them out, where ``load`` already decoded them."""
+        return None
+
+    def accepts(self, parsed: dict[str, Any], sample: Sample) -> bool:
+        """Whether a container's values describe the same signal ``load`` decoded."""
+        return True
+
     def lossless_view(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        """x_hat cropped and laid out like :meth:`symbols` (what lossless coding predicts)."""
-        ext = tuple(slice(0, e) for e in self.extent(info))
+        """What lossless coding predicts the piece's :meth:`symbols` from: x_hat cropped to the
+        piece (``info["extent"]``) and laid out like the symbols, in [0, 1] of the value range."""
+        ext = tuple(slice(0, e) for e in info.get("extent", self.extent(info)))
         return x_hat[(slice(None), *ext)]
 
     def symbols(self, x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        """The exact values (0..255) lossless mode restores, as a flat int array."""
+        """The exact values (levels ``0 .. 2**bits - 1``) of one piece (``x``; ``info["offset"]``
+        and ``info["extent"]`` place it in the file) lossless mode restores, as a flat int array."""
         raise NotImplementedError(f"lossless mode is not available for {self.name}")
 
     def from_symbols(self, symbols: np.ndarray, info: dict[str, Any]) -> bytes:
-        """File bytes from the exact symbols."""
+        """File bytes from the exact values of the whole file: the container rebuilds them
+        where ``info`` names one, else the modality writes its canonical file."""
         raise NotImplementedError(f"lossless mode is not available for {self.name}")
 
-    def classic_codecs(self, sample: Sample) -> list[tuple[str, bytes, np.ndarray]]:
+    def classic_codecs(self, sample: Sample, lossless: bool = False) -> list[tuple[str, bytes, np.ndarray]]:
         """What a user would use instead: ``(codec, its file bytes, decoded x)`` at a few
-        settings, for the rate–distortion reference curve of a job's report."""
+        settings, for the reference points of a job's report; with ``lossless``, the lossless
+        codecs a user would archive these files with."""
         return []
 
     def preview(self, sample: Sample, x_hat: np.ndarray) -> dict[str, Any]:

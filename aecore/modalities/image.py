@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from aecore.metrics import psnr
+from aecore.containers import get_container
+from aecore.metrics import ms_ssim, psnr
 from aecore.modalities.base import Modality, Sample, UnreadableInput
 from aecore.registry import register_modality
 
@@ -29,6 +30,8 @@ class ImageModality(Modality):
     extensions = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
     default_model = "image-conv"
     output_suffix = ".png"
+    # Lossless mode rebuilds PNGs byte for byte; other formats are stored as they are.
+    containers = ("png",)
     channels = 3
     spatial_dims = 2
 
@@ -110,23 +113,35 @@ class ImageModality(Modality):
         return buf.getvalue()
 
     def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
-        return {"psnr": psnr(x, np.clip(x_hat, 0.0, 1.0))}
+        x_hat = np.clip(x_hat, 0.0, 1.0)
+        out = {"psnr": psnr(x, x_hat)}
+        similarity = ms_ssim(x, x_hat)
+        if similarity is not None:  # images of 161 px and more on each side
+            out["ms_ssim"] = similarity
+        return out
+
+    def exact_values(self, sample: Sample) -> np.ndarray:
+        h, w, c = sample.info["shape"]
+        levels = (1 << sample.info.get("bits", 8)) - 1
+        return np.rint(sample.x[:c, :h, :w] * levels).astype(np.int32).transpose(1, 2, 0)
 
     def lossless_view(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         h, w, c = info["shape"]
-        x_hat = x_hat[:, :h, :w]
+        x_hat = np.clip(x_hat[:, :h, :w], 0.0, 1.0)
         return x_hat.mean(axis=0, keepdims=True) if c == 1 else x_hat
 
     def symbols(self, x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        if info.get("bits", 8) != 8:
-            raise ValueError("lossless mode restores 8-bit images; this one is 16-bit (compress it lossy)")
         h, w, c = info["shape"]
-        return np.rint(x[:c, :h, :w] * 255.0).astype(np.int32).reshape(-1)
+        levels = (1 << info.get("bits", 8)) - 1
+        return np.rint(x[:c, :h, :w] * levels).astype(np.int32).reshape(-1)
 
     def from_symbols(self, symbols: np.ndarray, info: dict[str, Any]) -> bytes:
         h, w, c = info["shape"]
-        pixels = symbols.astype(np.uint8).reshape(c, h, w)
-        img = Image.fromarray(pixels[0] if c == 1 else pixels.transpose(1, 2, 0))
+        values = symbols.reshape(c, h, w).transpose(1, 2, 0)
+        if info.get("container"):
+            return get_container(info["container"]).build(values, info["recipe"])
+        pixels = values.astype(np.uint16 if info.get("bits", 8) == 16 else np.uint8)
+        img = Image.fromarray(pixels[..., 0] if c == 1 else pixels)
         buf = io.BytesIO()
         img.save(buf, format="PNG")
         return buf.getvalue()
@@ -136,13 +151,29 @@ class ImageModality(Modality):
         img = Image.fromarray((np.clip(sample.x[:, :h, :w], 0, 1).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8))
         return img.convert("L") if c == 1 else img
 
-    def classic_codecs(self, sample: Sample) -> list[tuple[str, bytes, np.ndarray]]:
+    def classic_codecs(self, sample: Sample, lossless: bool = False) -> list[tuple[str, bytes, np.ndarray]]:
+        if lossless:
+            return self._lossless_codecs(sample)
         img, out = self._pil(sample), []
         for fmt, qualities in (("JPEG", (5, 10, 20, 40, 70, 90)), ("WEBP", (1, 5, 20, 50, 80, 95))):
             for q in qualities:
                 buf = io.BytesIO()
                 img.save(buf, format=fmt, quality=q)
                 out.append((f"{fmt.lower()} q{q}", buf.getvalue(), self.load(buf.getvalue()).x))
+        return out
+
+    def _lossless_codecs(self, sample: Sample) -> list[tuple[str, bytes, np.ndarray]]:
+        values = self.exact_values(sample)
+        deep = sample.info.get("bits", 8) == 16
+        pixels = values.astype(np.uint16 if deep else np.uint8)
+        img = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+        out = []
+        for name, fmt, options in (("png optimize", "PNG", {"optimize": True}), ("webp lossless", "WEBP", {"lossless": True, "quality": 100, "method": 6})):
+            if deep and fmt == "WEBP":
+                continue  # WebP has no 16-bit samples
+            buf = io.BytesIO()
+            img.save(buf, format=fmt, **options)
+            out.append((name, buf.getvalue(), sample.x))
         return out
 
     def preview(self, sample: Sample, x_hat: np.ndarray) -> dict[str, Any]:

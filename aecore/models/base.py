@@ -29,6 +29,10 @@ class ConvAutoEncoder(nn.Module):
     native_size: int
     #: what ``distortion`` measures: "mse" (signals in [0, 1]) or "bits" (cross-entropy)
     distortion_unit: ClassVar[str] = "mse"
+    #: lossless coding: models that predict a categorical over the 256 values of each position
+    #: (text bytes) code under it through ``probability_blocks``; the others under a Laplace
+    #: around x_hat with a scale fitted per block (``aecore.codecs.LaplaceResidualCodec``)
+    categorical_residual: ClassVar[bool] = False
 
     def __init__(self, **config: Any) -> None:
         super().__init__()
@@ -39,24 +43,6 @@ class ConvAutoEncoder(nn.Module):
     def _finish(self) -> None:
         """Subclasses call this after building ``analysis``/``synthesis``."""
         self.prior = FactorizedLaplacePrior(self.latent_channels)
-        # Scale (in 8-bit levels) of the Laplace the decoder predicts around x_hat for lossless
-        # coding; fitted to the training residuals after training (its maximum-likelihood value).
-        self.register_buffer("residual_scale", torch.tensor(4.0))
-
-    def probability_blocks(self, view: torch.Tensor, block: int = 1 << 15):
-        """Lossless coding: the decoder's distribution over the 256 levels of every element of
-        ``view`` (x_hat as the modality lays out its symbols), ``block`` elements at a time:
-        a discretized Laplace centred on x_hat with the fitted scale."""
-        means = (view.reshape(-1).double() * 255.0).clamp(0.0, 255.0)
-        levels = torch.arange(256, dtype=torch.float64)
-        b = float(self.residual_scale)
-        for start in range(0, means.numel(), block):
-            mu = means[start : start + block, None]
-            upper = _laplace_cdf(levels + 0.5, mu, b)
-            lower = _laplace_cdf(levels - 0.5, mu, b)
-            upper[:, -1] = 1.0  # the end bins take the tails
-            lower[:, 0] = 0.0
-            yield (upper - lower).clamp_min(0.0)
 
     @property
     def analysis_channels(self) -> int:
@@ -113,13 +99,5 @@ class ConvAutoEncoder(nn.Module):
         """What rates are counted per: positions (pixels, samples, bytes) of the batch."""
         return float(x.numel() // x.shape[1])
 
-    def fit_residual_scale(self, mean_abs_residual_levels: float) -> None:
-        self.residual_scale.fill_(max(0.05, float(mean_abs_residual_levels)))
-
     def latent_shape(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
         return (self.latent_channels, *(-(-s // self.stride) for s in spatial))
-
-
-def _laplace_cdf(v: torch.Tensor, mu: torch.Tensor, b: float) -> torch.Tensor:
-    z = (v - mu) / b
-    return torch.where(z < 0, 0.5 * torch.exp(z.clamp(max=0)), 1 - 0.5 * torch.exp(-z.clamp(min=0)))

@@ -69,6 +69,8 @@ class TextByteAE(ConvAutoEncoder):
         tokens = torch.round(x[:, 0] * 255.0).long().clamp(0, 255)
         return F.cross_entropy(out["x_hat"], tokens) / math.log(2)
 
+    categorical_residual = True
+
     def probability_blocks(self, view: torch.Tensor, block: int = 1 << 15):
         """[256, L] logits -> [L, 256] byte probabilities for the residual coder, in blocks."""
         for start in range(0, view.shape[-1], block):

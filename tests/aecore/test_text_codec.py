@@ -33,9 +33,3 @@ def test_a_batch_encodes_like_single_files(compressor):
     together = [e.payload for e in compressor.encode(samples)]
     alone = [compressor.encode([s])[0].payload for s in samples]
     assert together == alone
-
-
-def test_lossless_is_refused_where_a_modality_has_no_exact_symbols():
-    model = build_model("audio-conv", "tiny")
-    with pytest.raises(ValueError, match="lossless mode is not available for audio"):
-        Compressor(get_modality("audio"), model, FactorizedCategoricalCodec(16), lossless=True)

@@ -1,0 +1,189 @@
+"""Lossless mode restores files byte for byte: PNG and WAV rebuilt by their containers, other
+formats stored as they are, text as bytes; and the wide residual coder is exact."""
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image, PngImagePlugin
+
+from aecore import Compressor, FactorizedCategoricalCodec, build_model, get_modality
+from aecore.codecs import LaplaceResidualCodec
+from aecore.containers import PngContainer, WavContainer
+
+RNG = np.random.default_rng(7)
+
+
+def lossless(modality: str, model: str, **overrides) -> Compressor:
+    torch.manual_seed(0)
+    m = build_model(model, "tiny", **overrides)
+    return Compressor(get_modality(modality), m, FactorizedCategoricalCodec(m.latent_channels), lossless=True)
+
+
+def round_trip(comp: Compressor, data: bytes) -> dict:
+    enc = comp.encode([comp.load(data)], [True])[0]
+    restored, _, _ = comp.decode(enc.payload)
+    assert restored == data, "not byte-identical"
+    return enc.quality
+
+
+def photo(h: int, w: int, channels: int = 3) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    planes = [(np.sin(xx / (5 + 3 * c)) * 60 + yy * 0.7 + 90 + RNG.normal(0, 4, (h, w))) for c in range(channels)]
+    return np.clip(np.stack(planes, -1), 0, 255).astype(np.uint8)
+
+
+def pillow_png(array: np.ndarray, **options) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", **options)
+    return buf.getvalue()
+
+
+def zlib_png(array: np.ndarray, level: int, flush_rows: bool = False) -> bytes:
+    """A PNG written the way libpng-style writers do (Up filter, Python's zlib), not by Pillow."""
+    h, w, c = array.shape
+    raw = array.reshape(h, w * c).astype(np.int16)
+    up = (raw - np.vstack([np.zeros((1, w * c), np.int16), raw[:-1]])) & 0xFF
+    lines = [b"\x02" + row.astype(np.uint8).tobytes() for row in up]
+    z = zlib.compressobj(level, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY)
+    # flush_rows: a stream no plain zlib setting reproduces (a sync flush after every row)
+    stream = b"".join(z.compress(line) + (z.flush(zlib.Z_SYNC_FLUSH) if flush_rows else b"") for line in lines) + z.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2 if c == 3 else 0, 0, 0, 0)
+    half = len(stream) // 2
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", stream[:half]) + chunk(b"IDAT", stream[half:])
+            + chunk(b"IEND", b""))
+
+
+def with_text_chunk(array: np.ndarray) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Title", "a photo with metadata")
+    return pillow_png(array, pnginfo=info)
+
+
+@pytest.fixture(scope="module")
+def images() -> Compressor:
+    return lossless("image", "image-conv")
+
+
+@pytest.mark.parametrize("data", [
+    pillow_png(photo(40, 56)), pillow_png(photo(33, 17, 1)[..., 0]), pillow_png(photo(40, 56), compress_level=1),
+    pillow_png(photo(40, 56), compress_level=9), pillow_png(photo(40, 56), optimize=True),
+    pillow_png((photo(24, 20, 1)[..., 0].astype(np.uint16) * 257 + 3).astype(np.uint16)), pillow_png(photo(1, 1)),
+    with_text_chunk(photo(12, 30)), zlib_png(photo(30, 22), 9), zlib_png(photo(30, 22, 1), 4),
+], ids=["rgb", "gray", "level1", "level9", "optimize", "16bit", "1x1", "text-chunk", "zlib-writer", "zlib-gray"])
+def test_pngs_are_rebuilt_byte_for_byte(images, data):
+    quality = round_trip(images, data)
+    assert quality["exact"] == 1.0 and quality["stored"] == 0.0  # rebuilt from the coded pixels
+
+
+def jpeg(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="JPEG", quality=80)
+    return buf.getvalue()
+
+
+def palette_png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).convert("P").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("data", [
+    jpeg(photo(20, 24)), pillow_png(np.dstack([photo(9, 9), np.full((9, 9, 1), 128, np.uint8)])),
+    palette_png(photo(10, 10)), zlib_png(photo(16, 16), 6, flush_rows=True),
+], ids=["jpeg", "rgba", "palette", "unreproducible-deflate"])
+def test_files_no_container_rebuilds_are_stored_as_they_are(images, data):
+    quality = round_trip(images, data)
+    assert quality["stored"] == 1.0
+
+
+def test_rebuilt_png_pays_for_pixels_not_for_the_file(images):
+    """The recipe of a Pillow PNG is a few dozen bytes: the payload is the coded pixels."""
+    data = pillow_png(photo(48, 64))
+    parsed = PngContainer().parse(data, np.asarray(Image.open(io.BytesIO(data))).astype(np.int32))
+    assert parsed is not None and len(parsed["recipe"]) < 120
+
+
+def wav(frames: np.ndarray, rate: int, subtype: str, title: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    with sf.SoundFile(buf, "w", rate, frames.shape[1], subtype, format="WAV") as f:
+        if title:
+            f.title = title  # written as a LIST/INFO chunk
+        f.write(frames)
+    return buf.getvalue()
+
+
+def tones(rate: int, channels: int, seconds: float) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return np.stack([0.3 * np.sin(2 * np.pi * (220 + 70 * c) * t) + RNG.normal(0, 0.01, t.shape) for c in range(channels)], 1)
+
+
+@pytest.fixture(scope="module")
+def audio() -> Compressor:
+    return lossless("audio", "audio-conv", chunk=6000)  # small pieces: clips take several
+
+
+@pytest.mark.parametrize("data", [
+    wav(tones(16000, 1, 1.0), 16000, "PCM_16"), wav(tones(44100, 2, 0.5), 44100, "PCM_16"),
+    wav(tones(8000, 8, 0.4), 8000, "PCM_16"), wav(tones(22050, 1, 0.05), 22050, "PCM_16"),
+    wav(tones(11025, 1, 0.3), 11025, "PCM_U8"), wav(tones(16000, 2, 0.2), 16000, "PCM_16", title="with a LIST chunk"),
+    wav(np.zeros((0, 1)), 16000, "PCM_16"),
+], ids=["mono-16k", "stereo-44k-chunked", "8-channels", "50ms", "8-bit", "list-chunk", "empty"])
+def test_wavs_are_rebuilt_byte_for_byte(audio, data):
+    quality = round_trip(audio, data)
+    assert quality["stored"] == 0.0
+
+
+def other_audio(fmt: str, subtype: str) -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, tones(16000, 1, 0.3), 16000, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt,subtype", [("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("WAV", "PCM_24"), ("WAV", "FLOAT")])
+def test_other_audio_is_stored_as_it_is(audio, fmt, subtype):
+    assert round_trip(audio, other_audio(fmt, subtype))["stored"] == 1.0
+
+
+def test_wav_values_are_the_pcm_samples():
+    frames = np.array([[0.0, -1.0], [0.5, 1.0 - 2**-15]])
+    parsed = WavContainer().parse(wav(frames, 8000, "PCM_16"))
+    assert parsed["bits"] == 16
+    assert parsed["values"].tolist() == [[32768, 32768 + 16384], [0, 65535]]  # levels = sample + 32768
+
+
+def test_text_via_load_is_byte_exact_and_never_stored():
+    comp = lossless("text", "text-byte", chunk=512)
+    for data in (b"", "naïve café ✓\n".encode() * 80, b"\xff\xfe\x00 not utf-8 \xc3("):
+        assert round_trip(comp, data)["stored"] == 0.0
+
+
+@pytest.mark.parametrize("levels", [256, 65536])
+def test_laplace_residual_codec_is_exact_and_near_the_entropy(levels):
+    codec = LaplaceResidualCodec(levels)
+    n = 20_000
+    means = np.linspace(0, levels - 1, n)
+    scale = 3.0 if levels == 256 else 40.0
+    values = np.clip(np.rint(means + RNG.laplace(0, scale, n)), 0, levels - 1).astype(np.int32)
+    values[:3] = [0, levels - 1, 0]  # the ends of the range, far from their predictions
+    data = codec.compress(values, means)
+    assert np.array_equal(codec.decompress(data, means), values)
+    entropy = np.log2(2 * np.e * scale)  # bits of a Laplace of that scale, per value
+    assert 8 * len(data) / n < entropy + 0.3
+    assert codec.decompress(codec.compress(np.zeros(0, np.int32), np.zeros(0)), np.zeros(0)).size == 0
+
+
+def test_a_better_prediction_costs_fewer_bits():
+    codec = LaplaceResidualCodec(65536)
+    truth = np.rint(32768 + 8000 * np.sin(np.arange(8192) / 30)).astype(np.int32)
+    near = codec.compress(truth, truth + RNG.normal(0, 5, truth.shape))
+    far = codec.compress(truth, truth + RNG.normal(0, 500, truth.shape))
+    assert len(near) < len(far) / 2
