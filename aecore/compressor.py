@@ -195,7 +195,7 @@ class Compressor:
     def _code_exact(self, view: np.ndarray, symbols: np.ndarray, bits: int) -> bytes:
         if bits > 8 or not self.model.categorical_residual:
             levels = (1 << bits) - 1
-            return LaplaceResidualCodec(levels + 1).compress(symbols, view.astype(np.float64).reshape(-1) * levels)
+            return LaplaceResidualCodec(levels + 1).compress(symbols, view.astype(np.float64) * levels, view.shape)
         encoder = constriction.stream.queue.RangeEncoder()
         start = 0
         for probs in self._blocks(view):
@@ -207,7 +207,7 @@ class Compressor:
     def _decode_exact(self, view: np.ndarray, data: bytes, bits: int) -> np.ndarray:
         if bits > 8 or not self.model.categorical_residual:
             levels = (1 << bits) - 1
-            return LaplaceResidualCodec(levels + 1).decompress(data, view.astype(np.float64).reshape(-1) * levels)
+            return LaplaceResidualCodec(levels + 1).decompress(data, view.astype(np.float64) * levels, view.shape)
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
         out = [decoder.decode(constriction.stream.model.Categorical(perfect=False), probs) for probs in self._blocks(view)]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int32)
@@ -222,10 +222,12 @@ class Compressor:
         info, used = self.modality.unpack_info(payload[2:])
         pos = 2 + used
         if payload[1] & _STORED:
-            return payload[pos:], None, {**info, "stored": True}
+            return payload[pos:], None, {**info, "lossless": True, "stored": True}
         if lossless and payload[0] >= 3:
             exact, pos = _read_container_section(payload, pos)
             info = {**info, **exact}
+        if lossless:
+            info["lossless"] = True
         (count,) = _U32.unpack_from(payload, pos)
         pos += 4
         extent = self.modality.extent(info)

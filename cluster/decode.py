@@ -26,6 +26,14 @@ def safe_name(row_id: str, uri: str, suffix: str) -> str:
     return f"{row_id}-{stem}{suffix}" if stem else f"{row_id}{suffix}"
 
 
+def _suffix(uri: str, info: dict[str, Any], default: str) -> str:
+    """A lossless row restores the very file, so it keeps its own extension; a lossy one is
+    written in the modality's output format."""
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    ext = "." + name.rsplit(".", 1)[-1] if "." in name.strip(".") else ""
+    return _UNSAFE.sub("_", ext)[:16] if info.get("lossless") and ext else default
+
+
 def decode_dataset(ds: LatentDataset, compressor: Compressor, out_dir: str | os.PathLike,
                    compare: bool = True, progress: Callable[[int], None] | None = None,
                    storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -38,8 +46,8 @@ def decode_dataset(ds: LatentDataset, compressor: Compressor, out_dir: str | os.
     unreachable = 0
     for batch in ds.dataset.to_batches(columns=["id", "uri", "payload"], batch_size=64):
         for rid, uri, payload in zip(*(batch.column(c).to_pylist() for c in ("id", "uri", "payload"))):
-            data, _, _ = compressor.decode(payload)
-            target = (out / safe_name(rid, uri, modality.output_suffix)).resolve()
+            data, _, info = compressor.decode(payload)
+            target = (out / safe_name(rid, uri, _suffix(uri, info, modality.output_suffix))).resolve()
             if target.parent != out:  # belt and braces: safe_name already forbids separators
                 raise ValueError(f"refusing to write outside {out}: {target}")
             target.write_bytes(data)

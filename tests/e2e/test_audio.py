@@ -47,3 +47,17 @@ def test_audio_collection_round_trip(ray_local, tmp_path):
     assert rd["metric"] == "snr" and rd["rate_unit"] == "kbps"
     assert any(codec.startswith("opus") for codec in rd["classic"]) and "snr" in rd["aec"]
     assert (tmp_path / "out/_aec/report.png").stat().st_size > 10_000
+
+    # Lossless: WAVs rebuilt byte for byte from the coded PCM, FLAC and Ogg stored as they are.
+    run_cli("compress", str(spec), "--set", f"output={tmp_path}/exact", "--set", "lossless=true")
+    run_cli("decode", str(tmp_path / "exact"), "--out", str(tmp_path / "exact-restored"))
+    rows = pds.dataset(tmp_path / "exact").to_table(columns=["id", "uri", "bytes", "payload"]).to_pylist()
+    assert len(rows) == 12
+    for r in rows:
+        [restored] = (tmp_path / "exact-restored").glob(f"{r['id']}-*")
+        assert restored.read_bytes() == open(r["uri"].removeprefix("file://"), "rb").read(), r["uri"]
+        print(f"lossless {r['uri'].rsplit('/', 1)[-1]}: {r['bytes']} -> {len(r['payload'])} bytes")
+    exact = json.loads((tmp_path / "exact/_aec/manifest.json").read_text())["quality"]
+    assert exact["stored"] == sum(not r["uri"].endswith(".wav") for r in rows) / len(rows)  # quality_every: 1
+    rd = json.loads((tmp_path / "exact/_aec/report.json").read_text())["rate_distortion"]
+    assert rd["metric"] == "kbps" and any(codec.startswith("flac") for codec in rd["classic"])

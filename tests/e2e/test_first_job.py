@@ -207,6 +207,30 @@ def test_an_untrained_model_fails_the_psnr_floor(job, tmp_path):
     assert psnr < PSNR_FLOOR_DB
 
 
+def test_lossless_restores_every_file_byte_for_byte(job, tmp_path):
+    """PNGs are rebuilt from the coded pixels (and cost less than the file); JPEGs are stored."""
+    run("compress", str(job["compress_spec"]), "--set", f"output={tmp_path}/exact", "--set", "lossless=true")
+    run("decode", str(tmp_path / "exact"), "--out", str(tmp_path / "restored"))
+    import pyarrow.dataset as ds
+
+    rows = ds.dataset(tmp_path / "exact").to_table(columns=["id", "uri", "bytes", "payload"]).to_pylist()
+    assert len(rows) == 36
+    for r in rows:
+        [restored] = (tmp_path / "restored").glob(f"{r['id']}-*")
+        original = Path(r["uri"].removeprefix("file://")).read_bytes()
+        assert restored.read_bytes() == original, r["uri"]
+        assert restored.suffix == Path(r["uri"]).suffix  # the very file, under its own extension
+    jpegs = sum(r["uri"].endswith(".jpg") for r in rows)
+    assert 0 < jpegs < len(rows)
+    quality = json.loads((tmp_path / "exact/_aec/manifest.json").read_text())["quality"]
+    assert quality["exact"] == 1.0 and quality["stored"] == jpegs / len(rows)  # quality_every: 1
+    png_in = sum(r["bytes"] for r in rows if r["uri"].endswith(".png"))
+    png_out = sum(len(r["payload"]) for r in rows if r["uri"].endswith(".png"))
+    print(f"lossless PNGs: {png_in} -> {png_out} bytes ({png_in / png_out:.2f}x)")
+    report = json.loads((tmp_path / "exact/_aec/report.json").read_text())["rate_distortion"]
+    assert report["metric"] == "bpp" and {"png optimize", "webp lossless"} <= set(report["classic"])
+
+
 def _psnr_from(output: str) -> float:
     line = next(line for line in output.splitlines() if "psnr=" in line)
     return float(line.split("psnr=")[1].split()[0].rstrip("│,"))

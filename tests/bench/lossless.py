@@ -1,0 +1,123 @@
+"""Lossless mode against the lossless codecs a user would archive with, on held-out halves.
+
+Per modality a tiny model is trained on one half of a real collection (as ``rd_classic``) and
+the other half is compressed losslessly; every payload is decoded and must give back the file
+byte for byte. Sizes are totals over the held-out half:
+
+- image: PNG photo crops (Pillow-written, 64-128 px): aec vs the files themselves, PNG with
+  ``optimize``, WebP lossless (method 6); bits per pixel;
+- audio: 16-bit PCM WAV clips (8-48 kHz, mono and stereo): aec vs the WAV files and FLAC
+  (libsndfile) at compression levels 0.5 and 1.0; bits per sample.
+
+    python -m tests.bench.lossless                    # ~4 min on 2 cores
+    python -m tests.bench.lossless --modality audio --steps 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aecore import Compressor, get_modality
+from tests.bench.rd_classic import train
+
+
+def _lossless(comp: Compressor) -> Compressor:
+    return Compressor(comp.modality, comp.model, comp.codec, lossless=True)
+
+
+def _aec(comp: Compressor, files: list[bytes]) -> tuple[int, float, int]:
+    """Total payload bytes, seconds per file (encode incl. the verifying decode), files stored."""
+    started = time.perf_counter()
+    encoded = comp.encode([comp.load(d) for d in files])
+    seconds = (time.perf_counter() - started) / max(1, len(files))
+    for e, d in zip(encoded, files):
+        assert comp.decode(e.payload)[0] == d, "lossless must restore the file byte for byte"
+    stored = sum(bool(e.payload[1] & 2) for e in encoded)
+    return sum(len(e.payload) for e in encoded), seconds, stored
+
+
+def bench_image(steps: int) -> dict:
+    from PIL import Image
+
+    from jobs.sample_data import make_photo_collection
+
+    paths = make_photo_collection("/tmp/aec-bench/photos-png", 160, sizes=(64, 96, 128), seed=7, jpeg_every=0)
+    files = [p.read_bytes() for p in paths]
+    mod = get_modality("image")
+    train_half, test_half = files[::2], files[1::2]
+    comp = _lossless(train("image-conv", "image", [mod.load(d) for d in train_half], steps, lmbda=0.01))
+    total, seconds, stored = _aec(comp, test_half)
+    pixels = sum(np.prod(mod.load(d).shape[:2]) for d in test_half)
+    sizes = {"aec lossless": total, "png (the files)": sum(len(d) for d in test_half)}
+    for name, fmt, options in (("png optimize", "PNG", {"optimize": True}),
+                               ("webp lossless", "WEBP", {"lossless": True, "quality": 100, "method": 6})):
+        sizes[name] = 0
+        for d in test_half:
+            buf = io.BytesIO()
+            Image.open(io.BytesIO(d)).save(buf, format=fmt, **options)
+            sizes[name] += len(buf.getvalue())
+    return {"collection": f"{len(files)} PNG photo crops (64-128 px); train/test halves",
+            "bpp": {k: 8 * v / pixels for k, v in sizes.items()}, "stored_files": stored,
+            "encode_seconds_per_file": seconds}
+
+
+def bench_audio(steps: int) -> dict:
+    import soundfile as sf
+
+    from jobs.sample_data import make_audio_collection
+
+    files = []
+    for p in make_audio_collection("/tmp/aec-bench/clips", 40, seed=5):
+        frames, rate = sf.read(p, dtype="int16", always_2d=True)
+        buf = io.BytesIO()
+        sf.write(buf, frames, rate, format="WAV", subtype="PCM_16")
+        files.append(buf.getvalue())
+    mod = get_modality("audio")
+    train_half, test_half = files[::2], files[1::2]
+    comp = _lossless(train("audio-conv", "audio", [mod.load(d) for d in train_half], steps, lmbda=0.003))
+    total, seconds, stored = _aec(comp, test_half)
+    values = sum(int(np.prod(mod.load(d).shape)) for d in test_half)
+    sizes = {"aec lossless": total, "wav (the files)": sum(len(d) for d in test_half)}
+    for level in (0.5, 1.0):
+        key = f"flac level {level:g}"
+        sizes[key] = 0
+        for d in test_half:
+            frames, rate = sf.read(io.BytesIO(d), dtype="int16", always_2d=True)
+            buf = io.BytesIO()
+            sf.write(buf, frames, rate, format="FLAC", subtype="PCM_16", compression_level=level)
+            sizes[key] += len(buf.getvalue())
+    return {"collection": f"{len(files)} generated clips as 16-bit WAV (8-48 kHz, 1-2 channels); train/test halves",
+            "bits_per_sample": {k: 8 * v / values for k, v in sizes.items()}, "stored_files": stored,
+            "encode_seconds_per_file": seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modality", choices=["image", "audio", "all"], default="all")
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--out", default="docs/bench/lossless.json")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+               "steps": args.steps}
+    started = time.time()
+    for name, bench in (("image", bench_image), ("audio", bench_audio)):
+        if args.modality in (name, "all"):
+            results[name] = bench(args.steps)
+            print(json.dumps(results[name], indent=1), flush=True)
+    results["seconds"] = round(time.time() - started)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out} in {results['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
