@@ -44,6 +44,7 @@ bench: setup
 	$(BIN)/python -m tests.bench.memory
 	$(BIN)/python -m tests.bench.training
 	$(BIN)/python -m tests.bench.rd_classic
+	$(BIN)/python -m tests.bench.lossless
 	$(BIN)/python -m tests.bench.plots
 
 clean:

@@ -7,19 +7,26 @@ cut into rows of ``ROW`` samples) are coded block by block (whole rows, about ``
 Each block picks the cheapest of:
 
 - ``mean``: ``v`` under a Laplace centred on ``mu`` over the valid levels ``[0, levels)``;
-- a difference ``d`` of the residual ``r = v - round(mu)`` or of the values ``v`` themselves
-  along x (order 1 or 2, FLAC's fixed polynomial predictors), along y, or along both (the
-  planar predictor) — each inverted exactly by cumulative sums — under a Laplace centred on 0.
+- a prediction error ``d`` of the residual ``r = v - round(mu)`` or of the values ``v``
+  themselves (for an image's second and third channels, also of their difference from the first
+  channel's, as WebP's colour transforms): differences along x (orders 1-4, FLAC's fixed polynomial predictors), along y, or
+  along both (the planar predictor), inverted exactly by cumulative sums; or, for signals, a
+  linear predictor of order ``LPC_ORDER`` fitted to the block (Levinson–Durbin, coefficients
+  quantized to ``1 / 2**LPC_SHIFT`` and sent), inverted by the integer recursion
+  ``x[t] = d[t] + floor(sum_k q_k x[t-1-k] / 2**LPC_SHIFT)`` run over all rows at once —
+  all under a Laplace centred on 0.
 
-The decoder's prediction is what makes the residual small; the differences take out what it
-leaves correlated (a smooth residual, or a block the model predicts badly). The scale of each
-block is its maximum-likelihood value ``mean |d|``, sent as a 2-byte log2 code with a 1-byte
-choice (3 bytes per block). constriction's ``QuantizedLaplace`` range-codes the symbols.
+The decoder's prediction is what makes the residual small; the predictors take out what it
+leaves correlated (a smooth residual, a tone, or a block the model predicts badly). The scale of
+each block is its maximum-likelihood value ``mean |d|``, sent as a 2-byte log2 code with a 1-byte
+choice (and the LPC coefficients, 2 bytes each); the first values of each row, which a predictor
+has no history for, get a scale of their own (2 more bytes). constriction's ``QuantizedLaplace`` range-codes
+the symbols.
 
-Bitstream: per block ``u8 choice | i16 scale code`` (all blocks first), then the range coder's
-words. Predictions are snapped to 1/8 of a level, so encoder and decoder agree unless their
-float computations differ by more than that; every lossless payload is decoded again at encode
-time.
+Bitstream: per block ``u8 choice | i16 scale code | i16 warm-up scale code [| i16 x LPC_ORDER coefficients]`` (all blocks
+first), then the range coder's words. Predictions are snapped to 1/8 of a level, so encoder and
+decoder agree unless their float computations differ by more than that; every lossless payload
+is decoded again at encode time.
 """
 
 from __future__ import annotations
@@ -28,17 +35,38 @@ import struct
 
 import constriction
 import numpy as np
+from scipy.linalg import LinAlgError, solve_toeplitz
 
 __all__ = ["LaplaceResidualCodec"]
 
 BLOCK = 4096
-ROW = 1024  # 1-D signals are coded as rows of this many samples
+ROW = BLOCK  # 1-D signals are coded as rows of this many samples (one row per block)
+LPC_ORDER = 16
+LPC_SHIFT = 12
 _STEPS = 16  # scale codes per octave
 _MIN_CODE, _MAX_CODE = -40, 16 * 32
-_HEAD = struct.Struct("<Bh")
-# (source, transform): source 0 = values around the prediction, 1 = residual, 2 = values
-_CHOICES = [("mean", None)] + [(src, t) for src in ("residual", "values") for t in ("dx", "dx2", "dx3", "dx4", "dy", "dxdy")]
+_HEAD = struct.Struct("<Bhh")  # choice, scale code, warm-up scale code
+_LPC = struct.Struct(f"<{LPC_ORDER}h")
+_CHOICES = ([("mean", None)] + [(src, t) for src in ("residual", "values")
+                                for t in ("dx", "dx2", "dx3", "dx4", "lpc", "dy", "dxdy")]
+            + [(src, t) for src in ("residual-plane0", "values-plane0") for t in ("dx", "dy", "dxdy")])
 _TWO_D = {"dy", "dxdy"}
+_ONE_D = {"lpc"}
+# Sources relative to the first plane (an image's red channel) take out what the colour channels
+# share, as WebP's colour transforms do; images only, where plane 0 is decoded first.
+_CROSS = {"residual-plane0", "values-plane0"}
+
+
+def _offset(src: str, p: int, v: np.ndarray, rounded: np.ndarray, rows: slice = slice(None)) -> np.ndarray:
+    """What is subtracted from plane ``p``'s values (``rows`` of them) to give source ``src``
+    (the decoder adds it back)."""
+    if src == "values":
+        return np.zeros_like(rounded[p, rows])
+    if src == "residual":
+        return rounded[p, rows]
+    if src == "values-plane0":
+        return v[0, rows]
+    return rounded[p, rows] + v[0, rows] - rounded[0, rows]  # residual-plane0
 
 
 def _snap(means: np.ndarray, levels: int) -> np.ndarray:
@@ -62,6 +90,86 @@ def _inverse(d: np.ndarray, transform: str, above: np.ndarray) -> np.ndarray:
         return d
     b = d if transform == "dy" else np.cumsum(d, axis=1)
     return np.cumsum(b, axis=0) + above[None]
+
+
+def _lpc_fit(a: np.ndarray) -> np.ndarray:
+    """Quantized coefficients of the order-``LPC_ORDER`` linear predictor of the samples ``a``."""
+    x = a.astype(np.float64).reshape(-1)
+    if x.size <= LPC_ORDER:
+        return np.zeros(LPC_ORDER, np.int64)
+    r = np.array([np.dot(x[: x.size - k], x[k:]) for k in range(LPC_ORDER + 1)])
+    if r[0] <= 0:
+        return np.zeros(LPC_ORDER, np.int64)
+    r[0] *= 1.0 + 1e-9  # a touch of white noise keeps the Toeplitz system well posed
+    try:
+        coef = solve_toeplitz(r[:-1], r[1:])
+    except (LinAlgError, ValueError):
+        return np.zeros(LPC_ORDER, np.int64)
+    if not np.all(np.isfinite(coef)):
+        return np.zeros(LPC_ORDER, np.int64)
+    return np.clip(np.round(coef * (1 << LPC_SHIFT)), -32768, 32767).astype(np.int64)
+
+
+def _lpc_forward(a: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Prediction errors of rows ``a`` [h, w], each row starting from silence."""
+    acc = np.zeros_like(a)
+    for k in range(LPC_ORDER):
+        acc[:, k + 1 :] += q[k] * a[:, : a.shape[1] - k - 1]
+    return a - (acc >> LPC_SHIFT)
+
+
+def _lpc_inverse(d: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The recursion that undoes :func:`_lpc_forward`, over all rows ``d`` [R, w] at once
+    (row i with its own coefficients ``q[i]``)."""
+    x = np.zeros_like(d)
+    history = np.zeros((d.shape[0], LPC_ORDER), np.int64)  # the last samples, most recent first
+    for t in range(d.shape[1]):
+        x[:, t] = d[:, t] + ((history * q).sum(axis=1) >> LPC_SHIFT)
+        history[:, 1:] = history[:, :-1]
+        history[:, 0] = x[:, t]
+    return x
+
+
+def _warmup(transform: str | None) -> int:
+    """Leading samples of each row a predictor has no history for."""
+    if transform == "lpc":
+        return LPC_ORDER
+    if transform and transform.startswith("dx") and transform != "dxdy":
+        return int(transform[2:] or 1)
+    return 0
+
+
+def _split(real: np.ndarray, transform: str | None) -> np.ndarray:
+    """Which of a block's real values are warm-up (the first columns of each row, which a
+    predictor has no history for): they get a scale of their own, so their large errors
+    neither widen the distribution of all the others nor cost a fortune under it."""
+    warm = np.zeros(real.shape, bool)
+    warm[:, : _warmup(transform)] = True
+    return warm[real]
+
+
+def _scales(d: np.ndarray, warm: np.ndarray) -> tuple[int, int]:
+    """Scale codes (steady, warm-up): each part's maximum-likelihood Laplace scale, mean |d|."""
+    steady = np.abs(d[~warm])
+    start = np.abs(d[warm])
+    return (_code(float(steady.mean()) if steady.size else 0.0), _code(float(start.mean()) if start.size else 0.0))
+
+
+def _per_value(warm: np.ndarray, codes: tuple[int, int]) -> np.ndarray:
+    return np.where(warm, 2.0 ** (codes[1] / _STEPS), 2.0 ** (codes[0] / _STEPS))
+
+
+def _block_bits(magnitude: np.ndarray, real: np.ndarray, warm: int, starts) -> np.ndarray:
+    """:func:`_bits` of every block (rows from ``starts``) at once, from sums of |d| and counts:
+    the steady and warm-up columns each under their own maximum-likelihood scale."""
+    total = np.zeros(len(starts))
+    for cols in ((slice(warm, None), slice(0, warm)) if warm else (slice(None),)):
+        s = np.add.reduceat(magnitude[:, cols].sum(axis=1), starts)
+        n = np.add.reduceat(real[:, cols].sum(axis=1), starts).astype(np.float64)
+        codes = np.clip(np.round(np.log2(np.maximum(s / np.maximum(n, 1), 1e-3)) * _STEPS), _MIN_CODE, _MAX_CODE)
+        b = np.maximum(2.0 ** (codes / _STEPS), 0.5)
+        total += n * np.log2(2.0 * b) + s / b * np.log2(np.e)
+    return total
 
 
 def _code(mad: float) -> int:
@@ -100,36 +208,64 @@ class LaplaceResidualCodec:
         if n == 0:
             return b""
         _, rows, width, two_d = _grid(shape)
-        mu = _snap(means, self.levels).reshape(-1)
         v = self._planes(np.asarray(values, np.int64).reshape(-1), shape)
-        m = self._planes(mu, shape, fill=-1.0)  # -1 marks the padding of a signal's last row
-        sources = {"residual": v - np.round(m).astype(np.int64), "values": v}
+        m = self._planes(_snap(means, self.levels).reshape(-1), shape, fill=-1.0)  # -1: padding of a signal's last row
+        rounded = np.round(m).astype(np.int64)
+        bounds = list(self._blocks(rows, width))
+        starts = np.array([top for top, _ in bounds])
         heads, encoder = [], constriction.stream.queue.RangeEncoder()
         for p in range(v.shape[0]):
-            for top, bottom in self._blocks(rows, width):
-                real = m[p, top:bottom] >= 0
-                best = None
-                for index, (src, transform) in enumerate(_CHOICES):
-                    if transform in _TWO_D and not two_d:
-                        continue
-                    if src == "mean":
-                        d = v[p, top:bottom][real] - m[p, top:bottom][real]
-                    else:
-                        a = sources[src][p]
-                        above = a[top - 1] if top else np.zeros(width, np.int64)
-                        d = _forward(a[top:bottom], transform, above)[real]
-                    cost = float(np.abs(d).sum()) if d.size else 0.0
-                    if best is None or cost < best[0] * 0.98:  # ties go to the earlier, simpler choice
-                        best = (cost, index, d)
-                _, index, d = best
-                code = _code(float(np.abs(d).mean()) if d.size else 0.0)
-                heads.append(_HEAD.pack(index, code))
-                scale = np.full(d.size, 2.0 ** (code / _STEPS))
-                if _CHOICES[index][0] == "mean":
-                    encoder.encode(v[p, top:bottom][real].astype(np.int32), self._mean_model, m[p, top:bottom][real], scale)
+            real = m[p] >= 0
+            index, chosen, lpc = self._choose(p, v, m, rounded, real, two_d, bounds, starts)
+            for k, (top, bottom) in enumerate(bounds):
+                src, transform = _CHOICES[index[k]]
+                block_real = real[top:bottom]
+                d = chosen[top:bottom][block_real]
+                warm = _split(block_real, transform)
+                codes = _scales(d, warm)
+                extra = _LPC.pack(*lpc[k].tolist()) if transform == "lpc" else b""
+                heads.append(_HEAD.pack(index[k], *codes) + extra)
+                scale = _per_value(warm, codes)
+                if src == "mean":
+                    encoder.encode(v[p, top:bottom][block_real].astype(np.int32), self._mean_model,
+                                   m[p, top:bottom][block_real], scale)
                 else:
                     encoder.encode(d.astype(np.int32), self._diff_model, np.zeros(d.size), scale)
         return b"".join(heads) + encoder.get_compressed().astype("<u4").tobytes()
+
+    def _choose(self, p, v, m, rounded, real, two_d, bounds, starts):
+        """Per block of plane ``p``: the cheapest choice, its errors (whole-plane array, the rows
+        of each block from its choice) and LPC coefficients. Costs come from per-block sums of
+        |d|, so each choice is one pass over the plane, not one per block."""
+        blocks = len(bounds)
+        best = np.full(blocks, np.inf)
+        index = np.zeros(blocks, np.int64)
+        chosen = np.zeros(v[p].shape, np.float64)
+        lpc = [np.zeros(LPC_ORDER, np.int64)] * blocks
+        sizes = np.array([bottom - top for top, bottom in bounds])
+        for i, (src, transform) in enumerate(_CHOICES):
+            if (transform in _TWO_D and not two_d) or (transform in _ONE_D and two_d):
+                continue
+            if src in _CROSS and (p == 0 or not two_d):
+                continue
+            a = None if src == "mean" else v[p] - _offset(src, p, v, rounded)
+            if transform == "lpc":
+                for k, (top, bottom) in enumerate(bounds):
+                    q = _lpc_fit(a[top:bottom][real[top:bottom]])
+                    d = _lpc_forward(a[top:bottom], q)
+                    cost = _block_bits(np.abs(d) * real[top:bottom], real[top:bottom], LPC_ORDER, [0]) + 8 * _LPC.size
+                    if cost[0] < best[k] - 16:
+                        best[k], index[k], lpc[k] = cost[0], i, q
+                        chosen[top:bottom] = d
+                continue
+            d = v[p] - m[p] if src == "mean" else _forward(a, transform, np.zeros(a.shape[1], np.int64))
+            cost = _block_bits(np.abs(d) * real, real, _warmup(transform), starts)
+            better = cost < best - 16  # near-ties go to the earlier, simpler choice
+            if better.any():
+                best[better], index[better] = cost[better], i
+                rows = np.repeat(better, sizes)
+                chosen[rows] = d[rows]
+        return index, chosen, lpc
 
     def decompress(self, data: bytes, means: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         n = int(np.prod(shape))
@@ -137,28 +273,50 @@ class LaplaceResidualCodec:
             return np.zeros(0, np.int32)
         planes, rows, width, _ = _grid(shape)
         m = self._planes(_snap(means, self.levels).reshape(-1), shape, fill=-1.0)
-        blocks = list(self._blocks(rows, width))
-        heads = [_HEAD.unpack_from(data, i * _HEAD.size) for i in range(planes * len(blocks))]
-        words = np.frombuffer(data, "<u4", offset=_HEAD.size * len(heads)).astype(np.uint32)
-        decoder = constriction.stream.queue.RangeDecoder(words)
-        v = np.zeros((planes, rows, width), np.int64)
         rounded = np.round(m).astype(np.int64)
-        k = 0
-        for p in range(planes):
-            for top, bottom in blocks:
-                index, code = heads[k]
-                k += 1
-                src, transform = _CHOICES[index]
-                real = m[p, top:bottom] >= 0
-                scale = np.full(int(real.sum()), 2.0 ** (code / _STEPS))
+        blocks = [(p, top, bottom) for p in range(planes) for top, bottom in self._blocks(rows, width)]
+        heads, pos = [], 0
+        for _ in blocks:
+            index, *codes = _HEAD.unpack_from(data, pos)
+            pos += _HEAD.size
+            q = None
+            if _CHOICES[index][1] == "lpc":
+                q = np.array(_LPC.unpack_from(data, pos), np.int64)
+                pos += _LPC.size
+            heads.append((index, tuple(codes), q))
+        decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4", offset=pos).astype(np.uint32))
+        # 1. the symbols: their distributions depend on the predictions and scales only
+        symbols = []
+        for (p, top, bottom), (index, codes, _) in zip(blocks, heads):
+            real = m[p, top:bottom] >= 0
+            scale = _per_value(_split(real, _CHOICES[index][1]), codes)
+            block = np.zeros(real.shape, np.int64)
+            if _CHOICES[index][0] == "mean":
+                block[real] = decoder.decode(self._mean_model, m[p, top:bottom][real], scale)
+            else:
+                block[real] = decoder.decode(self._diff_model, np.zeros(scale.size), scale)
+            symbols.append(block)
+        # 2. the values: LPC blocks all together, then the others in order (y needs the row above)
+        v = np.zeros((planes, rows, width), np.int64)
+        lpc = [k for k, (index, _, _) in enumerate(heads) if _CHOICES[index][1] == "lpc"]
+        if lpc:
+            d = np.concatenate([symbols[k] for k in lpc])
+            q = np.concatenate([np.repeat(heads[k][2][None], symbols[k].shape[0], axis=0) for k in lpc])
+            x = _lpc_inverse(d, q)
+            start = 0
+            for k in lpc:
+                (p, top, bottom), src = blocks[k], _CHOICES[heads[k][0]][0]
+                a = x[start : start + bottom - top]
+                start += bottom - top
+                v[p, top:bottom] = a + _offset(src, p, v, rounded, slice(top, bottom))
+        for (p, top, bottom), (index, _, _), block in zip(blocks, heads, symbols):
+            src, transform = _CHOICES[index]
+            if src == "mean" or transform == "lpc":
                 if src == "mean":
-                    block = np.zeros(real.shape, np.int64)
-                    block[real] = decoder.decode(self._mean_model, m[p, top:bottom][real], scale)
-                else:
-                    d = np.zeros(real.shape, np.int64)
-                    d[real] = decoder.decode(self._diff_model, np.zeros(scale.size), scale)
-                    offset = rounded[p] if src == "residual" else 0
-                    above = (v[p, top - 1] - (offset[top - 1] if src == "residual" else 0)) if top else np.zeros(width, np.int64)
-                    block = _inverse(d, transform, above) + (offset[top:bottom] if src == "residual" else 0)
-                v[p, top:bottom] = block
+                    v[p, top:bottom] = block
+                continue
+            first = max(top - 1, 0)
+            offset = _offset(src, p, v, rounded, slice(first, bottom))
+            above = v[p, top - 1] - offset[0] if top else np.zeros(width, np.int64)
+            v[p, top:bottom] = _inverse(block, transform, above) + offset[top - first :]
         return v.reshape(planes, -1)[:, : n // planes].reshape(-1).astype(np.int32)

@@ -49,25 +49,33 @@ def main() -> None:
         fig.savefig(BENCH_DIR / "training.png", dpi=90)
         written.append("training.png")
     if (rd := _load("rd_classic")) is not None:
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
-        ax = axes[0]
-        for codec, style in (("aec", "r*-"), ("jpeg", "o-"), ("webp", "s-")):
-            pts = [p[codec] for p in rd["image"]["points"]]
-            ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], style, label=codec)
-        ax.set(xlabel="bits per pixel", ylabel="PSNR dB", title="images")
-        ax.legend()
-        ax = axes[1]
+        fig, axes = plt.subplots(1, 4, figsize=(17, 3.6), constrained_layout=True)
+        for ax, metric, label in ((axes[0], "psnr", "PSNR dB"), (axes[1], "ms_ssim", "MS-SSIM (crops >= 161 px)")):
+            for codec, style in (("aec", "r*-"), ("jpeg", "o-"), ("webp", "s-")):
+                pts = [p[codec] for p in rd["image"]["points"] if metric in p[codec]]
+                ax.plot([p["bpp"] for p in pts], [p[metric] for p in pts], style, label=codec)
+            ax.set(xlabel="bits per pixel", ylabel=label, title="images")
+            ax.legend()
+        ax = axes[2]
         for codec, style in (("aec", "r*-"), ("opus", "o-")):
             pts = [p[codec] for p in rd["audio"]["points"]]
             ax.plot([p["kbps"] for p in pts], [p["snr"] for p in pts], style, label=codec)
         ax.set(xlabel="kbit/s", ylabel="SNR dB", title="audio (16 kHz)")
         ax.legend()
-        ax = axes[2]
+        ax = axes[3]
         bpb = rd["text"]["bits_per_byte"]
         ax.barh(list(bpb), list(bpb.values()), color=["tab:red"] + ["tab:gray"] * (len(bpb) - 1))
         ax.set(xlabel="bits per byte (lossless, lower is better)", title="text")
         fig.savefig(BENCH_DIR / "rd_classic.png", dpi=90)
         written.append("rd_classic.png")
+    if (ll := _load("lossless")) is not None:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 2.8), constrained_layout=True)
+        for ax, (modality, unit) in zip(axes, (("image", "bpp"), ("audio", "bits_per_sample"))):
+            sizes = ll[modality][unit]
+            ax.barh(list(sizes), list(sizes.values()), color=["tab:red"] + ["tab:gray"] * (len(sizes) - 1))
+            ax.set(xlabel=f"{unit.replace('_', ' ')} (lossless, lower is better)", title=f"{modality}: byte-identical restore")
+        fig.savefig(BENCH_DIR / "lossless.png", dpi=90)
+        written.append("lossless.png")
     print("wrote", ", ".join(written) or "nothing (run the benchmarks first)")
 
 

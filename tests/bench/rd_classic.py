@@ -3,8 +3,9 @@
 Per modality, a model is trained on one half of a real collection (plain PyTorch, the same
 aecore objective the Ray Train loop uses) and measured on the other half:
 
-- image: PSNR at the payload's bits per pixel, against Pillow JPEG and WebP at matched rate
-  (per image, the quality setting whose size is closest to aec's payload);
+- image: PSNR (and MS-SSIM on the crops of 161 px and more) at the payload's bits per pixel,
+  against Pillow JPEG and WebP at matched rate (per image, the quality setting whose size is
+  closest to aec's payload);
 - audio: SNR and log-spectral distance at the payload's kbit/s, against Opus (soundfile,
   libopus) at matched rate (the compression level whose size is closest);
 - text: bits per byte of the lossless payload, against gzip -9, xz -9, zstd -19 and zstd -19
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aecore import Compressor, FactorizedCategoricalCodec, build_model, build_objective, get_modality, psnr
+from aecore import Compressor, FactorizedCategoricalCodec, build_model, build_objective, get_modality, ms_ssim, psnr
 
 
 def train(model_name: str, modality: str, samples, steps: int, lmbda: float, batch: int = 32, seed: int = 0):
@@ -65,7 +66,7 @@ def bench_image(steps: int, lmbdas: list[float]) -> dict:
     from jobs.sample_data import make_photo_collection
 
     root = Path("/tmp/aec-bench/photos")
-    paths = make_photo_collection(root, 160, sizes=(64, 96, 128), seed=7, jpeg_every=0)
+    paths = make_photo_collection(root, 160, sizes=(64, 128, 192, 256), seed=7, jpeg_every=0)
     mod = get_modality("image")
     samples = [mod.load(p.read_bytes()) for p in paths]
     train_half, test_half = samples[::2], samples[1::2]
@@ -81,7 +82,7 @@ def bench_image(steps: int, lmbdas: list[float]) -> dict:
                 img = img.convert("L")
             original = np.asarray(img, dtype=np.float32) / 255.0
             restored = np.asarray(Image.open(io.BytesIO(comp.decode(e.payload)[0])), dtype=np.float32) / 255.0
-            res["aec"].append((8 * len(e.payload) / (h * w), psnr(original, restored)))
+            res["aec"].append((8 * len(e.payload) / (h * w), psnr(original, restored), _ms_ssim(original, restored)))
             for fmt, key in (("JPEG", "jpeg"), ("WEBP", "webp")):
                 options = {}
                 for q in range(1, 96, 3):
@@ -90,11 +91,20 @@ def bench_image(steps: int, lmbdas: list[float]) -> dict:
                     options[q] = buf.getvalue()
                 _, data = _closest(len(e.payload), options)
                 dec = np.asarray(Image.open(io.BytesIO(data)).convert(img.mode), dtype=np.float32) / 255.0
-                res[key].append((8 * len(data) / (h * w), psnr(original, dec)))
-        rows.append({k: (v if k == "lmbda" else {"bpp": float(np.mean([a for a, _ in v])),
-                                                  "psnr": float(np.mean([b for _, b in v]))}) for k, v in res.items()})
-    return {"collection": f"{len(samples)} photo crops (64-128 px) from scikit-image's samples; train/test halves",
+                res[key].append((8 * len(data) / (h * w), psnr(original, dec), _ms_ssim(original, dec)))
+        rows.append({k: (v if k == "lmbda" else {"bpp": float(np.mean([a for a, _, _ in v])),
+                                                  "psnr": float(np.mean([b for _, b, _ in v])),
+                                                  "ms_ssim": float(np.mean([m for _, _, m in v if m is not None]))})
+                     for k, v in res.items()})
+    return {"collection": f"{len(samples)} photo crops (64-256 px) from scikit-image's samples; train/test halves; "
+                          "MS-SSIM over the crops of 161 px and more on each side",
             "points": rows}
+
+
+def _ms_ssim(a: np.ndarray, b: np.ndarray) -> float | None:
+    """MS-SSIM of HxW or HxWxC pixel arrays in [0, 1]."""
+    to_chw = (lambda x: x[None]) if a.ndim == 2 else (lambda x: x.transpose(2, 0, 1))  # noqa: E731
+    return ms_ssim(to_chw(a), to_chw(b))
 
 
 def bench_audio(steps: int, lmbdas: list[float]) -> dict:
@@ -186,6 +196,8 @@ def main() -> None:
         print(json.dumps(results["text"], indent=1), flush=True)
     results["seconds"] = round(time.time() - started)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    if args.modality != "all" and Path(args.out).exists():  # one modality re-run: keep the others' figures
+        results = {**json.loads(Path(args.out).read_text()), **results}
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out} in {results['seconds']} s")
 
