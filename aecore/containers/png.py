@@ -21,7 +21,7 @@ import numpy as np
 
 from aecore.containers.base import Container, register_container
 
-__all__ = ["PngContainer"]
+__all__ = ["PngContainer", "read_png16", "write_png"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK = struct.Struct(">I4s")
@@ -99,6 +99,79 @@ def _scanlines(values: np.ndarray, bits: int) -> np.ndarray:
     h = values.shape[0]
     dtype = ">u2" if bits == 16 else np.uint8
     return np.ascontiguousarray(values.astype(dtype)).view(np.uint8).reshape(h, -1)
+
+
+def _unfilter(raw: bytes, h: int, row_bytes: int, bpp: int) -> np.ndarray:
+    """Scanline bytes ``[h, row_bytes]`` from the filtered stream (PNG spec, section 9). Sub and
+    Up are vectorized; Average and Paeth depend on the byte just decoded, so they loop per pixel."""
+    data = np.frombuffer(raw, np.uint8).reshape(h, row_bytes + 1)
+    out = np.zeros((h, row_bytes), np.int64)
+    prior = np.zeros(row_bytes, np.int64)
+    for y in range(h):
+        kind, f = int(data[y, 0]), data[y, 1:].astype(np.int64)
+        if kind == 0:
+            row = f
+        elif kind == 1:
+            row = (f.reshape(-1, bpp).cumsum(axis=0) % 256).reshape(-1)
+        elif kind == 2:
+            row = (f + prior) % 256
+        elif kind in (3, 4):
+            row = f.copy()
+            left, up_left = np.zeros(bpp, np.int64), np.zeros(bpp, np.int64)
+            for i in range(0, row_bytes, bpp):
+                up = prior[i : i + bpp]
+                if kind == 3:
+                    pred = (left + up) // 2
+                else:
+                    p = left + up - up_left
+                    pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - up_left)
+                    pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
+                row[i : i + bpp] = (f[i : i + bpp] + pred) % 256
+                left, up_left = row[i : i + bpp], up
+        else:
+            raise ValueError(f"unknown PNG filter type {kind}")
+        out[y] = row
+        prior = row
+    return out.astype(np.uint8)
+
+
+def read_png16(data: bytes) -> np.ndarray | None:
+    """Pixels ``[h, w, c]`` (uint16) of a 16-bit greyscale or RGB, non-interlaced PNG; None for
+    any other file. Pillow reads 16-bit RGB at 8 bits; this keeps all 16."""
+    if not data.startswith(_SIGNATURE):
+        return None
+    chunks = list(_chunks(data))
+    if not chunks or chunks[0][2] != b"IHDR":
+        return None
+    w, h, bits, colour, _, _, interlace = _IHDR.unpack_from(data, chunks[0][0] + 8)
+    c = _COLOUR_CHANNELS.get(colour)
+    if c is None or bits != 16 or interlace:
+        return None
+    stream = b"".join(data[p + 8 : p + 8 + n] for p, n, kind in chunks if kind == b"IDAT")
+    try:
+        raw = zlib.decompress(stream)
+    except zlib.error:
+        return None
+    row_bytes = w * c * 2
+    if len(raw) != h * (row_bytes + 1):
+        return None
+    rows = _unfilter(raw, h, row_bytes, c * 2)
+    return rows.view(">u2").astype(np.uint16).reshape(h, w, c)
+
+
+def write_png(values: np.ndarray, bits: int) -> bytes:
+    """A PNG of pixels ``[h, w, c]`` (c = 1 or 3; 8 or 16 bits), Paeth-filtered, zlib level 6: for
+    what Pillow cannot write (16-bit RGB)."""
+    h, w, c = values.shape
+    colour = {1: 0, 3: 2}[c]
+    rows = _scanlines(values, bits)
+    stream = _deflate(_filter(rows, c * bits // 8, np.full(h, 4, np.uint8)), 6, 8, zlib.Z_DEFAULT_STRATEGY, 15)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return _CHUNK.pack(len(body), kind) + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (_SIGNATURE + chunk(b"IHDR", _IHDR.pack(w, h, bits, colour, 0, 0, 0)) + chunk(b"IDAT", stream)
+            + chunk(b"IEND", b""))
 
 
 @register_container("png")

@@ -1,4 +1,4 @@
-"""Images: PNG, JPEG, WebP (anything Pillow reads); RGB, grayscale and 16-bit grayscale; any size."""
+"""Images: PNG, JPEG, WebP (anything Pillow reads); RGB, grayscale, 16-bit grayscale and RGB; any size."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from aecore.containers import get_container
+from aecore.containers.png import read_png16, write_png
 from aecore.metrics import ms_ssim, psnr
 from aecore.modalities.base import Modality, Sample, UnreadableInput
 from aecore.registry import register_modality
@@ -44,7 +45,10 @@ class ImageModality(Modality):
                     raise UnreadableInput(f"image of {img.width}x{img.height} exceeds {MAX_PIXELS} pixels")
                 img.load()
                 bits = 16 if img.mode in _DEEP_MODES else 8
-                if bits == 16:  # 16-bit grayscale keeps its precision end to end
+                deep_rgb = read_png16(data) if img.format == "PNG" and img.mode == "RGB" else None
+                if deep_rgb is not None:  # 16-bit RGB PNG: Pillow reads it at 8 bits, this at 16
+                    arr, bits, gray = deep_rgb.astype(np.float32) / 65535.0, 16, False
+                elif bits == 16:  # 16-bit grayscale keeps its precision end to end
                     arr = np.clip(np.asarray(img, dtype=np.float32), 0, 65535) / 65535.0
                     gray = True
                 else:
@@ -104,6 +108,8 @@ class ImageModality(Modality):
         h, w, c = info["shape"]
         x_hat = np.clip(x_hat[:, :h, :w], 0.0, 1.0)
         pixels = x_hat.mean(axis=0) if c == 1 else x_hat.transpose(1, 2, 0)
+        if info.get("bits", 8) == 16 and c == 3:
+            return write_png((pixels * 65535.0 + 0.5).astype(np.uint16), 16)
         if info.get("bits", 8) == 16:
             img = Image.fromarray((pixels * 65535.0 + 0.5).astype(np.uint16))
         else:
@@ -141,6 +147,8 @@ class ImageModality(Modality):
         if info.get("container"):
             return get_container(info["container"]).build(values, info["recipe"])
         pixels = values.astype(np.uint16 if info.get("bits", 8) == 16 else np.uint8)
+        if info.get("bits", 8) == 16 and c == 3:
+            return write_png(pixels, 16)
         img = Image.fromarray(pixels[..., 0] if c == 1 else pixels)
         buf = io.BytesIO()
         img.save(buf, format="PNG")
@@ -166,6 +174,8 @@ class ImageModality(Modality):
         values = self.exact_values(sample)
         deep = sample.info.get("bits", 8) == 16
         pixels = values.astype(np.uint16 if deep else np.uint8)
+        if deep and pixels.shape[-1] == 3:  # Pillow writes no 16-bit RGB: our Paeth-filtered PNG instead
+            return [("png", write_png(pixels, 16), sample.x)]
         img = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
         out = []
         for name, fmt, options in (("png optimize", "PNG", {"optimize": True}), ("webp lossless", "WEBP", {"lossless": True, "quality": 100, "method": 6})):
