@@ -64,6 +64,15 @@ def _deflate(raw: bytes, level: int, mem_level: int, strategy: int, wbits: int, 
     return None if expect is not None and stream != expect else stream
 
 
+def _inflate(stream: bytes, expected: int) -> bytes | None:
+    """The filtered scanlines, never more than one byte past what the header promises (a stream
+    that inflates further is not this image's, and must not fill memory)."""
+    try:
+        return zlib.decompressobj().decompress(stream, expected + 1)
+    except zlib.error:
+        return None
+
+
 def _filter(rows: np.ndarray, bpp: int, kinds: np.ndarray) -> bytes:
     """Scanlines ``[h, row bytes]`` filtered with each row's type (PNG spec, section 9)."""
     h, n = rows.shape
@@ -148,12 +157,9 @@ def read_png16(data: bytes) -> np.ndarray | None:
     if c is None or bits != 16 or interlace:
         return None
     stream = b"".join(data[p + 8 : p + 8 + n] for p, n, kind in chunks if kind == b"IDAT")
-    try:
-        raw = zlib.decompress(stream)
-    except zlib.error:
-        return None
     row_bytes = w * c * 2
-    if len(raw) != h * (row_bytes + 1):
+    raw = _inflate(stream, h * (row_bytes + 1))
+    if raw is None or len(raw) != h * (row_bytes + 1):
         return None
     rows = _unfilter(raw, h, row_bytes, c * 2)
     return rows.view(">u2").astype(np.uint16).reshape(h, w, c)
@@ -193,12 +199,9 @@ class PngContainer(Container):
             return None
         first, last = chunks[idat[0]], chunks[idat[-1]]
         stream = b"".join(data[p + 8 : p + 8 + n] for p, n, _ in (chunks[i] for i in idat))
-        try:
-            raw = zlib.decompress(stream)
-        except zlib.error:
-            return None
         rows = _scanlines(values, bits)
-        if len(raw) != h * (rows.shape[1] + 1) or len(stream) < 2:
+        raw = _inflate(stream, h * (rows.shape[1] + 1))
+        if raw is None or len(raw) != h * (rows.shape[1] + 1) or len(stream) < 2:
             return None
         kinds = np.frombuffer(raw, np.uint8)[:: rows.shape[1] + 1].copy()
         if kinds.max(initial=0) > 4 or _filter(rows, max(1, c * bits // 8), kinds) != raw:
