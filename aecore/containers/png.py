@@ -144,9 +144,9 @@ def _unfilter(raw: bytes, h: int, row_bytes: int, bpp: int) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-def read_png16(data: bytes) -> np.ndarray | None:
-    """Pixels ``[h, w, c]`` (uint16) of a 16-bit greyscale or RGB, non-interlaced PNG; None for
-    any other file. Pillow reads 16-bit RGB at 8 bits; this keeps all 16."""
+def _header(data: bytes) -> tuple[list, int, int, int, int] | None:
+    """``(chunks, width, height, bits, channels)`` of a non-interlaced greyscale or RGB PNG of 8
+    or 16 bits; None for any other file."""
     if not data.startswith(_SIGNATURE):
         return None
     chunks = list(_chunks(data))
@@ -154,8 +154,22 @@ def read_png16(data: bytes) -> np.ndarray | None:
         return None
     w, h, bits, colour, _, _, interlace = _IHDR.unpack_from(data, chunks[0][0] + 8)
     c = _COLOUR_CHANNELS.get(colour)
-    if c is None or bits != 16 or interlace:
+    if c is None or bits not in (8, 16) or interlace:
         return None
+    return chunks, w, h, bits, c
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return _CHUNK.pack(len(body), kind) + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def read_png16(data: bytes) -> np.ndarray | None:
+    """Pixels ``[h, w, c]`` (uint16) of a 16-bit greyscale or RGB, non-interlaced PNG; None for
+    any other file. Pillow reads 16-bit RGB at 8 bits; this keeps all 16."""
+    header = _header(data)
+    if header is None or header[3] != 16:
+        return None
+    chunks, w, h, _, c = header
     stream = b"".join(data[p + 8 : p + 8 + n] for p, n, kind in chunks if kind == b"IDAT")
     row_bytes = w * c * 2
     raw = _inflate(stream, h * (row_bytes + 1))
@@ -172,12 +186,8 @@ def write_png(values: np.ndarray, bits: int) -> bytes:
     colour = {1: 0, 3: 2}[c]
     rows = _scanlines(values, bits)
     stream = _deflate(_filter(rows, c * bits // 8, np.full(h, 4, np.uint8)), 6, 8, zlib.Z_DEFAULT_STRATEGY, 15)
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return _CHUNK.pack(len(body), kind) + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return (_SIGNATURE + chunk(b"IHDR", _IHDR.pack(w, h, bits, colour, 0, 0, 0)) + chunk(b"IDAT", stream)
-            + chunk(b"IEND", b""))
+    return (_SIGNATURE + _chunk(b"IHDR", _IHDR.pack(w, h, bits, colour, 0, 0, 0)) + _chunk(b"IDAT", stream)
+            + _chunk(b"IEND", b""))
 
 
 @register_container("png")
@@ -185,14 +195,11 @@ class PngContainer(Container):
     name = "png"
 
     def parse(self, data: bytes, values: np.ndarray | None = None) -> dict[str, Any] | None:
-        if values is None or not data.startswith(_SIGNATURE):
+        header = None if values is None else _header(data)
+        if header is None:
             return None
-        chunks = list(_chunks(data))
-        if not chunks or chunks[0][2] != b"IHDR":
-            return None
-        w, h, bits, colour, _, _, interlace = _IHDR.unpack_from(data, chunks[0][0] + 8)
-        c = _COLOUR_CHANNELS.get(colour)
-        if c is None or bits not in (8, 16) or interlace or values.shape != (h, w, c):
+        chunks, w, h, bits, c = header
+        if values.shape != (h, w, c):
             return None
         idat = [i for i, (_, _, kind) in enumerate(chunks) if kind == b"IDAT"]
         if not idat or idat != list(range(idat[0], idat[-1] + 1)):
@@ -250,7 +257,7 @@ class PngContainer(Container):
         out, start = [prefix], 0
         for size in sizes.tolist():
             piece = stream[start : start + size]
-            out += [_CHUNK.pack(size, b"IDAT"), piece, struct.pack(">I", zlib.crc32(b"IDAT" + piece))]
+            out.append(_chunk(b"IDAT", piece))
             start += size
         if start != len(stream):
             raise ValueError("PNG recipe does not match the pixels")

@@ -14,6 +14,7 @@ from PIL import Image, PngImagePlugin
 from aecore import Compressor, FactorizedCategoricalCodec, build_model, get_modality
 from aecore.codecs import LaplaceResidualCodec
 from aecore.containers import PngContainer, WavContainer
+from aecore.containers.png import _chunk
 
 RNG = np.random.default_rng(7)
 
@@ -52,14 +53,10 @@ def zlib_png(array: np.ndarray, level: int, flush_rows: bool = False) -> bytes:
     z = zlib.compressobj(level, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY)
     # flush_rows: a stream no plain zlib setting reproduces (a sync flush after every row)
     stream = b"".join(z.compress(line) + (z.flush(zlib.Z_SYNC_FLUSH) if flush_rows else b"") for line in lines) + z.flush()
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2 if c == 3 else 0, 0, 0, 0)
     half = len(stream) // 2
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", stream[:half]) + chunk(b"IDAT", stream[half:])
-            + chunk(b"IEND", b""))
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", stream[:half]) + _chunk(b"IDAT", stream[half:])
+            + _chunk(b"IEND", b""))
 
 
 def with_text_chunk(array: np.ndarray) -> bytes:
@@ -205,15 +202,11 @@ def test_decorrelating_choices_round_trip_and_help_a_poor_prediction(shape):
 
 def rgb16_png(values: np.ndarray) -> bytes:
     """A 16-bit RGB PNG using every filter type (rows cycle through 0-4), as libpng writes them."""
-    from aecore.containers.png import _CHUNK, _IHDR, _SIGNATURE, _filter, _scanlines
+    from aecore.containers.png import _IHDR, _SIGNATURE, _filter, _scanlines
 
     h, w, _ = values.shape
     stream = zlib.compress(_filter(_scanlines(values, 16), 6, np.arange(h, dtype=np.uint8) % 5), 9)
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return _CHUNK.pack(len(body), kind) + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    return _SIGNATURE + chunk(b"IHDR", _IHDR.pack(w, h, 16, 2, 0, 0, 0)) + chunk(b"IDAT", stream) + chunk(b"IEND", b"")
+    return _SIGNATURE + _chunk(b"IHDR", _IHDR.pack(w, h, 16, 2, 0, 0, 0)) + _chunk(b"IDAT", stream) + _chunk(b"IEND", b"")
 
 
 def test_16_bit_rgb_png_is_read_written_and_rebuilt_at_16_bits(images):
