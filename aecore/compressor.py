@@ -142,8 +142,9 @@ class Compressor:
                         x_hats.append(x_hat[..., : piece.shape[-1]])
                         if self.lossless:
                             info = {**s.info, **exact, "offset": offset, "extent": tuple(piece.shape[1:])}
-                            residual = self._code_exact(self.modality.lossless_view(x_hat, info),
-                                                        self.modality.symbols(piece, info), info.get("bits", 8))
+                            symbols = self.modality.symbols(piece, info)
+                            residual = self._code_exact(self.modality.lossless_view(x_hat, info), symbols,
+                                                        info.get("bits", 8))
                             parts += [_U32.pack(len(residual)), residual]
                     offset += piece.shape[-1]
                 payload = head + b"".join(parts)

@@ -222,3 +222,9 @@ def test_16_bit_rgb_png_is_read_written_and_rebuilt_at_16_bits(images):
     restored, _, _ = lossy.decode(lossy.encode([sample])[0].payload)
     back = read_png16(restored)
     assert back is not None and back.shape == (23, 31, 3) and back.max() > 255  # kept at 16 bits
+
+
+def test_lossless_audio_without_its_file_is_a_clear_error(audio):
+    sample = audio.modality.load(wav(tones(16000, 1, 0.1), 16000, "PCM_16"))  # not Compressor.load
+    with pytest.raises(ValueError, match="load the file with Compressor.load"):
+        audio.encode([sample])
