@@ -100,12 +100,15 @@ class Modality(ABC):
         known = self.exact_values(sample) if self.containers else None
         for name in self.containers:
             container = get_container(name)
-            parsed = container.parse(data, known)
-            if parsed is None:
+            try:
+                parsed = container.parse(data, known)
+                if parsed is None:
+                    continue
+                values = parsed.get("values", known)
+                if self.accepts(parsed, sample) and container.rebuilds(data, values, parsed["recipe"]):
+                    return {"container": name, **parsed}
+            except Exception:  # noqa: BLE001 - a file a container misreads is stored, never lost
                 continue
-            values = parsed.get("values", known)
-            if self.accepts(parsed, sample) and container.rebuilds(data, values, parsed["recipe"]):
-                return {"container": name, **parsed}
         return None
 
     def exact_values(self, sample: Sample) -> np.ndarray | None:

@@ -228,3 +228,11 @@ def test_lossless_audio_without_its_file_is_a_clear_error(audio):
     sample = audio.modality.load(wav(tones(16000, 1, 0.1), 16000, "PCM_16"))  # not Compressor.load
     with pytest.raises(ValueError, match="load the file with Compressor.load"):
         audio.encode([sample])
+
+
+def test_a_file_that_trips_a_container_is_stored_not_lost(images, monkeypatch):
+    def broken(self, data, values=None):
+        raise struct.error("unpack requires a buffer of 13 bytes")
+
+    monkeypatch.setattr(PngContainer, "parse", broken)
+    assert round_trip(images, pillow_png(photo(8, 8)))["stored"] == 1.0
