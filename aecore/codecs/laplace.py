@@ -8,8 +8,9 @@ Each block picks the cheapest of:
 
 - ``mean``: ``v`` under a Laplace centred on ``mu`` over the valid levels ``[0, levels)``;
 - a prediction error ``d`` of the residual ``r = v - round(mu)`` or of the values ``v``
-  themselves (for an image's second and third channels, also of their difference from the first
-  channel's, as WebP's colour transforms): differences along x (orders 1-4, FLAC's fixed polynomial predictors), along y, or
+  themselves (for the second and later planes — an image's colour channels, a recording's
+  channels — also of their difference from the first plane's, as WebP's colour transforms and
+  FLAC's stereo decorrelation): differences along x (orders 1-4, FLAC's fixed polynomial predictors), along y, or
   along both (the planar predictor), inverted exactly by cumulative sums; or, for signals, a
   linear predictor of order ``LPC_ORDER`` fitted to the block (Levinson–Durbin, coefficients
   quantized to ``1 / 2**LPC_SHIFT`` and sent), inverted by the integer recursion
@@ -49,11 +50,11 @@ _HEAD = struct.Struct("<Bhh")  # choice, scale code, warm-up scale code
 _LPC = struct.Struct(f"<{LPC_ORDER}h")
 _CHOICES = ([("mean", None)] + [(src, t) for src in ("residual", "values")
                                 for t in ("dx", "dx2", "dx3", "dx4", "lpc", "dy", "dxdy")]
-            + [(src, t) for src in ("residual-plane0", "values-plane0") for t in ("dx", "dy", "dxdy")])
+            + [(src, t) for src in ("residual-plane0", "values-plane0") for t in ("dx", "dx2", "lpc", "dy", "dxdy")])
 _TWO_D = {"dy", "dxdy"}
 _ONE_D = {"lpc"}
-# Sources relative to the first plane (an image's red channel) take out what the colour channels
-# share, as WebP's colour transforms do; images only, where plane 0 is decoded first.
+# Sources relative to the first plane take out what planes share: an image's colour channels (as
+# WebP's colour transforms), a recording's channels (as FLAC's stereo decorrelation).
 _CROSS = {"residual-plane0", "values-plane0"}
 
 
@@ -246,7 +247,7 @@ class LaplaceResidualCodec:
         for i, (src, transform) in enumerate(_CHOICES):
             if (transform in _TWO_D and not two_d) or (transform in _ONE_D and two_d):
                 continue
-            if src in _CROSS and (p == 0 or not two_d):
+            if src in _CROSS and p == 0:
                 continue
             a = None if src == "mean" else v[p] - _offset(src, p, v, rounded)
             if transform == "lpc":
@@ -296,27 +297,30 @@ class LaplaceResidualCodec:
             else:
                 block[real] = decoder.decode(self._diff_model, np.zeros(scale.size), scale)
             symbols.append(block)
-        # 2. the values: LPC blocks all together, then the others in order (y needs the row above)
+        # 2. the values, plane by plane (sources relative to plane 0 need it whole): a plane's LPC
+        # blocks all together, then its other blocks in order (y needs the row above)
         v = np.zeros((planes, rows, width), np.int64)
-        lpc = [k for k, (index, _, _) in enumerate(heads) if _CHOICES[index][1] == "lpc"]
-        if lpc:
-            d = np.concatenate([symbols[k] for k in lpc])
-            q = np.concatenate([np.repeat(heads[k][2][None], symbols[k].shape[0], axis=0) for k in lpc])
-            x = _lpc_inverse(d, q)
-            start = 0
-            for k in lpc:
-                (p, top, bottom), src = blocks[k], _CHOICES[heads[k][0]][0]
-                a = x[start : start + bottom - top]
-                start += bottom - top
-                v[p, top:bottom] = a + _offset(src, p, v, rounded, slice(top, bottom))
-        for (p, top, bottom), (index, _, _), block in zip(blocks, heads, symbols):
-            src, transform = _CHOICES[index]
-            if src == "mean" or transform == "lpc":
+        for plane in range(planes):
+            mine = [k for k, (p, _, _) in enumerate(blocks) if p == plane]
+            lpc = [k for k in mine if _CHOICES[heads[k][0]][1] == "lpc"]
+            if lpc:
+                d = np.concatenate([symbols[k] for k in lpc])
+                q = np.concatenate([np.repeat(heads[k][2][None], symbols[k].shape[0], axis=0) for k in lpc])
+                x = _lpc_inverse(d, q)
+                start = 0
+                for k in lpc:
+                    (p, top, bottom), src = blocks[k], _CHOICES[heads[k][0]][0]
+                    v[p, top:bottom] = x[start : start + bottom - top] + _offset(src, p, v, rounded, slice(top, bottom))
+                    start += bottom - top
+            for k in mine:
+                (p, top, bottom), block = blocks[k], symbols[k]
+                src, transform = _CHOICES[heads[k][0]]
                 if src == "mean":
                     v[p, top:bottom] = block
-                continue
-            first = max(top - 1, 0)
-            offset = _offset(src, p, v, rounded, slice(first, bottom))
-            above = v[p, top - 1] - offset[0] if top else np.zeros(width, np.int64)
-            v[p, top:bottom] = _inverse(block, transform, above) + offset[top - first :]
+                if src == "mean" or transform == "lpc":
+                    continue
+                first = max(top - 1, 0)
+                offset = _offset(src, p, v, rounded, slice(first, bottom))
+                above = v[p, top - 1] - offset[0] if top else np.zeros(width, np.int64)
+                v[p, top:bottom] = _inverse(block, transform, above) + offset[top - first :]
         return v.reshape(planes, -1)[:, : n // planes].reshape(-1).astype(np.int32)

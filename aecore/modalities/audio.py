@@ -94,7 +94,7 @@ class AudioModality(SequenceModality):
         return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
 
     def lossless_view(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        n, _ = info["shape"]
+        n, c = info["shape"]
         r = int(info["resampled"])
         half = float(1 << (info["bits"] - 1))
         length = info["extent"][-1]
@@ -105,7 +105,11 @@ class AudioModality(SequenceModality):
             at = ch * r - info["offset"] + np.arange(lo, hi, dtype=np.float64) * (r / n)
             parts.append(np.interp(at, np.arange(length, dtype=np.float64), signal))
         pred = np.concatenate(parts) if parts else np.zeros(0)
-        return ((np.clip(pred, -1.0, 1.0) * half + half) / (2.0 * half - 1.0))[None]
+        pred = (np.clip(pred, -1.0, 1.0) * half + half) / (2.0 * half - 1.0)
+        # A piece holding every frame of every channel is laid out [channels, frames], so the
+        # coder can code channels relative to the first; otherwise as one row of segments.
+        whole = len(parts) == c and all(p.size == n for p in parts)
+        return pred.reshape(c, n) if whole and n else pred[None]
 
     def from_symbols(self, symbols: np.ndarray, info: dict[str, Any]) -> bytes:
         if not info.get("container"):

@@ -132,8 +132,10 @@ def audio() -> Compressor:
     wav(tones(16000, 1, 1.0), 16000, "PCM_16"), wav(tones(44100, 2, 0.5), 44100, "PCM_16"),
     wav(tones(8000, 8, 0.4), 8000, "PCM_16"), wav(tones(22050, 1, 0.05), 22050, "PCM_16"),
     wav(tones(11025, 1, 0.3), 11025, "PCM_U8"), wav(tones(16000, 2, 0.2), 16000, "PCM_16", title="with a LIST chunk"),
-    wav(np.zeros((0, 1)), 16000, "PCM_16"),
-], ids=["mono-16k", "stereo-44k-chunked", "8-channels", "50ms", "8-bit", "list-chunk", "empty"])
+    wav(np.zeros((0, 1)), 16000, "PCM_16"), wav(tones(22050, 2, 0.1), 22050, "PCM_16"),
+    wav(tones(8000, 3, 0.2), 8000, "PCM_U8"),
+], ids=["mono-16k", "stereo-44k-chunked", "8-channels", "50ms", "8-bit", "list-chunk", "empty", "stereo-one-piece",
+        "3-channels-8-bit-one-piece"])
 def test_wavs_are_rebuilt_byte_for_byte(audio, data):
     quality = round_trip(audio, data)
     assert quality["stored"] == 0.0
