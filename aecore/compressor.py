@@ -7,6 +7,8 @@ Payload layout (everything decode needs besides the model)::
     u32 pieces
     per piece:  u32 n | n bytes of range-coded latents
                 [lossless: u32 m | m bytes of range-coded exact values under the decoder's distribution]
+                (lossless, n = 0xFFFFFFFF: no latents; the values coded by the classic predictors alone,
+                where the model's prediction does not pay for its latents)
     [stored: the file's bytes as they are, instead of the container section and the pieces]
 
 Long 1-D inputs (audio, text) are cut into pieces of ``model.chunk`` positions along the last
@@ -48,6 +50,7 @@ __all__ = ["Compressor", "Encoded", "PAYLOAD_VERSION"]
 PAYLOAD_VERSION = 3
 _READS = (2, 3)  # version 2: no container section (lossless files written canonically)
 _LOSSLESS, _STORED = 1, 2
+_NO_LATENTS = 0xFFFFFFFF  # a lossless piece's latent length when it is coded without the model
 _U32 = struct.Struct("<I")
 
 
@@ -125,6 +128,7 @@ class Compressor:
         for i, s in enumerate(samples):
             head = bytes([PAYLOAD_VERSION, self._flags(s)]) + self.modality.pack_info(s.info)
             x_hats: list[np.ndarray] = []
+            used: list[float] = []
             if self._stored(s):
                 payload = head + s.info["file"]
             else:
@@ -135,26 +139,43 @@ class Compressor:
                 for piece in pieces[i]:
                     y_hat = y_hats[j]
                     j += 1
+                    start, offset = offset, offset + piece.shape[-1]
                     words = self.codec.compress(y_hat)
-                    parts += [_U32.pack(len(words)), words]
                     if self.lossless or measure[i]:
                         x_hat = self._synthesize(y_hat)
                         x_hats.append(x_hat[..., : piece.shape[-1]])
-                        if self.lossless:
-                            info = {**s.info, **exact, "offset": offset, "extent": tuple(piece.shape[1:])}
-                            symbols = self.modality.symbols(piece, info)
-                            residual = self._code_exact(self.modality.lossless_view(x_hat, info), symbols,
-                                                        info.get("bits", 8))
-                            parts += [_U32.pack(len(residual)), residual]
-                    offset += piece.shape[-1]
+                    if not self.lossless:
+                        parts += [_U32.pack(len(words)), words]
+                        continue
+                    info = {**s.info, **exact, "offset": start, "extent": tuple(piece.shape[1:])}
+                    symbols = self.modality.symbols(piece, info)
+                    bits = info.get("bits", 8)
+                    residual = self._code_exact(self.modality.lossless_view(x_hat, info), symbols, bits)
+                    alone = None
+                    if self._may_skip_latents(bits):
+                        alone = self._code_exact(self.modality.lossless_view(np.zeros_like(x_hat), info), symbols, bits)
+                    if alone is not None and len(alone) < len(words) + len(residual):
+                        parts += [_U32.pack(_NO_LATENTS), _U32.pack(len(alone)), alone]
+                        used.append(0.0)
+                    else:
+                        parts += [_U32.pack(len(words)), words, _U32.pack(len(residual)), residual]
+                        used.append(1.0)
                 payload = head + b"".join(parts)
             if self.lossless and self.decode(payload)[0] != self._expected(s):
                 raise RuntimeError("lossless verification failed: the decoder did not restore the input exactly")
             quality = None
             if measure[i]:
                 quality = self._quality(s, x_hats, payload)
+                if used:
+                    quality["model_used"] = float(np.mean(used))  # the share of pieces the model paid for
             out.append(Encoded(payload=payload, latent=latents[i].reshape(-1).astype(np.float32), quality=quality))
         return out
+
+    def _may_skip_latents(self, bits: int) -> bool:
+        """Pixels and PCM can be coded by the classic predictors alone (``LaplaceResidualCodec``
+        with no prediction); a piece is, when that costs less than its latents plus the residual
+        coded around x_hat. Text has no coder without the model."""
+        return bits > 8 or not self.model.categorical_residual
 
     def _stored(self, s: Sample) -> bool:
         """Lossless, and no container rebuilds this file: it is kept as it is."""
@@ -239,9 +260,12 @@ class Compressor:
             (n,) = _U32.unpack_from(payload, pos)
             pos += 4
             padded = tuple(max(self.model.stride, -(-e // self.model.stride) * self.model.stride) for e in span)
-            y_hat = self.codec.decompress(payload[pos : pos + n], self.model.latent_shape(padded))
-            pos += n
-            x_hat = self._synthesize(y_hat)
+            if n == _NO_LATENTS:  # lossless piece coded without the model's prediction
+                x_hat = np.zeros((self.modality.channels, *padded), np.float32)
+            else:
+                y_hat = self.codec.decompress(payload[pos : pos + n], self.model.latent_shape(padded))
+                pos += n
+                x_hat = self._synthesize(y_hat)
             x_hats.append(x_hat[..., : span[-1]])
             if lossless:
                 (m,) = _U32.unpack_from(payload, pos)

@@ -238,3 +238,19 @@ def test_a_file_that_trips_a_container_is_stored_not_lost(images, monkeypatch):
 
     monkeypatch.setattr(PngContainer, "parse", broken)
     assert round_trip(images, pillow_png(photo(8, 8)))["stored"] == 1.0
+
+
+def test_each_piece_uses_the_model_only_where_its_latents_pay(images, monkeypatch):
+    """With the untrained decoder the latents do not pay on a photo and the piece is coded by the
+    classic predictors alone; with a decoder that reconstructs it exactly (an oracle in place of
+    g_s) they do and are kept. Both restore byte for byte."""
+    data = pillow_png(photo(40, 48))
+    sample = images.load(data)
+    untrained = images.encode([sample], [True])[0]
+    assert untrained.quality["model_used"] == 0.0
+    oracle = sample.x.copy()  # 40x48 is already a multiple of the stride (8): no padding
+    monkeypatch.setattr(Compressor, "_synthesize", lambda self, y_hat: oracle)
+    predicted = images.encode([sample], [True])[0]
+    assert predicted.quality["model_used"] == 1.0
+    assert images.decode(predicted.payload)[0] == data
+    assert len(predicted.payload) < len(untrained.payload) / 4
