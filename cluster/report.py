@@ -117,7 +117,8 @@ def _figure(report: dict[str, Any], rd: dict[str, Any]) -> bytes:
         ax.set_xlabel(unit)
         ax.set_ylabel(metric)
         ax.legend()
-    ax.set_title(f"rate–distortion on {rd['samples']} sampled files")
+    kind = "rate (lossless)" if metric == unit else "rate–distortion"
+    ax.set_title(f"{kind} on {rd['samples']} sampled files")
     ax = fig.add_subplot(grid[0, 1])
     tp = report["throughput"]["timeline"]
     if tp:
