@@ -11,9 +11,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 __all__ = [
+    "CONTAINERS",
     "MODALITIES",
     "MODELS",
     "REGULARIZERS",
+    "register_container",
     "register_modality",
     "register_model",
     "register_regularizer",
@@ -25,6 +27,7 @@ T = TypeVar("T")
 MODALITIES: dict[str, type] = {}
 MODELS: dict[str, type] = {}
 REGULARIZERS: dict[str, type] = {}
+CONTAINERS: dict[str, type] = {}
 
 
 def _register(table: dict[str, type], name: str) -> Callable[[type[T]], type[T]]:
@@ -43,6 +46,10 @@ def register_modality(name: str) -> Callable[[type[T]], type[T]]:
 
 def register_model(name: str) -> Callable[[type[T]], type[T]]:
     return _register(MODELS, name)
+
+
+def register_container(name: str) -> Callable[[type[T]], type[T]]:
+    return _register(CONTAINERS, name)
 
 
 def register_regularizer(name: str) -> Callable[[type[T]], type[T]]:

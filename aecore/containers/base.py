@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 
+from aecore.registry import CONTAINERS, lookup, register_container
+
 __all__ = ["CONTAINERS", "Container", "get_container", "register_container"]
-
-T = TypeVar("T")
-CONTAINERS: dict[str, type] = {}
-
-
-def register_container(name: str) -> Callable[[type[T]], type[T]]:
-    def decorator(cls: type[T]) -> type[T]:
-        CONTAINERS[name] = cls
-        return cls
-
-    return decorator
 
 
 def get_container(name: str) -> Container:
-    if name not in CONTAINERS:
-        raise ValueError(f"payload names container {name!r}, which this aec does not know; decode with the aec that wrote it")
-    return CONTAINERS[name]()
+    try:
+        return lookup(CONTAINERS, name, "container")()
+    except KeyError as exc:  # a payload from a newer aec
+        raise ValueError(f"{exc.args[0]}; decode with the aec that wrote the payload") from None
 
 
 class Container(ABC):
