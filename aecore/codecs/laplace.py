@@ -190,8 +190,10 @@ class LaplaceResidualCodec:
     def __init__(self, levels: int) -> None:
         self.levels = levels
         self._mean_model = constriction.stream.model.QuantizedLaplace(0, levels - 1)
-        bound = 16 * levels  # |d| of a fourth difference of values in [0, levels)
-        self._diff_model = constriction.stream.model.QuantizedLaplace(-bound, bound)
+        # Errors beyond this (an unstable LPC, a fourth difference of a wild residual) rule their
+        # choice out for the block; the Laplace around the prediction always fits.
+        self.bound = 16 * levels
+        self._diff_model = constriction.stream.model.QuantizedLaplace(-self.bound, self.bound)
 
     def _planes(self, a: np.ndarray, shape: tuple[int, ...], fill: float = 0) -> np.ndarray:
         planes, rows, width, _ = _grid(shape)
@@ -254,13 +256,16 @@ class LaplaceResidualCodec:
                 for k, (top, bottom) in enumerate(bounds):
                     q = _lpc_fit(a[top:bottom][real[top:bottom]])
                     d = _lpc_forward(a[top:bottom], q)
-                    cost = _block_bits(np.abs(d) * real[top:bottom], real[top:bottom], LPC_ORDER, [0]) + 8 * _LPC.size
-                    if cost[0] < best[k] - 16:
+                    magnitude = np.abs(d) * real[top:bottom]
+                    cost = _block_bits(magnitude, real[top:bottom], LPC_ORDER, [0]) + 8 * _LPC.size
+                    if magnitude.max(initial=0) <= self.bound and cost[0] < best[k] - 16:
                         best[k], index[k], lpc[k] = cost[0], i, q
                         chosen[top:bottom] = d
                 continue
             d = v[p] - m[p] if src == "mean" else _forward(a, transform, np.zeros(a.shape[1], np.int64))
-            cost = _block_bits(np.abs(d) * real, real, _warmup(transform), starts)
+            magnitude = np.abs(d) * real
+            cost = _block_bits(magnitude, real, _warmup(transform), starts)
+            cost[np.maximum.reduceat(magnitude.max(axis=1), starts) > self.bound] = np.inf
             better = cost < best - 16  # near-ties go to the earlier, simpler choice
             if better.any():
                 best[better], index[better] = cost[better], i

@@ -254,3 +254,16 @@ def test_each_piece_uses_the_model_only_where_its_latents_pay(images, monkeypatc
     assert predicted.quality["model_used"] == 1.0
     assert images.decode(predicted.payload)[0] == data
     assert len(predicted.payload) < len(untrained.payload) / 4
+
+
+def test_full_scale_values_against_the_worst_prediction_stay_exact():
+    """Full-scale alternating values and blocks, predicted at the far end of the range: the
+    largest errors any choice can make, still coded within range and restored exactly."""
+    codec = LaplaceResidualCodec(65536)
+    wild = np.tile(np.array([0, 65535], np.int32), 3000)
+    for means in (np.full(wild.shape, 65535.0), np.zeros(wild.shape)):
+        data = codec.compress(wild, means, (1, wild.size))
+        assert np.array_equal(codec.decompress(data, means, (1, wild.size)), wild)
+    square = np.kron(RNG.integers(0, 2, (3, 8, 8)) * 65535, np.ones((1, 4, 4), np.int64)).astype(np.int32)
+    data = codec.compress(square, 65535.0 - square, square.shape)
+    assert np.array_equal(codec.decompress(data, 65535.0 - square, square.shape), square.reshape(-1))
