@@ -63,6 +63,37 @@ def model_bundle(steps: int = 150) -> bytes:
     return data
 
 
+def run_modalities(doc: str, benches: dict[str, Any], out: str) -> None:
+    """The command line of a per-modality benchmark: ``--modality`` (one or all), ``--steps``
+    and ``--out``; each bench is called with the steps, printed as it finishes and written to
+    ``out`` with the machine and the time taken. Re-running one modality keeps the others' figures."""
+    import argparse
+
+    import torch
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modality", choices=[*benches, "all"], default="all")
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--out", default=out)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        "steps": args.steps}
+    started = time.time()
+    for name, bench in benches.items():
+        if args.modality in (name, "all"):
+            results[name] = bench(args.steps)
+            print(json.dumps(results[name], indent=1), flush=True)
+    results["seconds"] = round(time.time() - started)
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if args.modality != "all" and path.exists():
+        results = {**json.loads(path.read_text()), **results}
+    path.write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.out} in {results['seconds']} s")
+
+
 def save(name: str, result: dict[str, Any]) -> Path:
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     path = BENCH_DIR / f"{name}.json"

@@ -15,17 +15,13 @@ byte for byte. Sizes are totals over the held-out half:
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
 
 from aecore import Compressor, get_modality
+from tests.bench.common import run_modalities
 from tests.bench.rd_classic import train
 
 
@@ -101,23 +97,7 @@ def bench_audio(steps: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modality", choices=["image", "audio", "all"], default="all")
-    parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--out", default="docs/bench/lossless.json")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-               "steps": args.steps}
-    started = time.time()
-    for name, bench in (("image", bench_image), ("audio", bench_audio)):
-        if args.modality in (name, "all"):
-            results[name] = bench(args.steps)
-            print(json.dumps(results[name], indent=1), flush=True)
-    results["seconds"] = round(time.time() - started)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1))
-    print(f"wrote {args.out} in {results['seconds']} s")
+    run_modalities(__doc__, {"image": bench_image, "audio": bench_audio}, "docs/bench/lossless.json")
 
 
 if __name__ == "__main__":

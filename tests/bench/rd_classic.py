@@ -17,13 +17,9 @@ aecore objective the Ray Train loop uses) and measured on the other half:
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import io
-import json
 import lzma
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
@@ -176,30 +172,11 @@ def bench_text(steps: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modality", choices=["image", "audio", "text", "all"], default="all")
-    parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--out", default="docs/bench/rd_classic.json")
-    args = parser.parse_args()
-    torch.set_num_threads(2)
-    results = {"machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-               "steps": args.steps}
-    started = time.time()
-    if args.modality in ("image", "all"):
-        results["image"] = bench_image(args.steps, [0.003, 0.01, 0.04])
-        print(json.dumps(results["image"], indent=1), flush=True)
-    if args.modality in ("audio", "all"):
-        results["audio"] = bench_audio(args.steps, [0.003, 0.03])
-        print(json.dumps(results["audio"], indent=1), flush=True)
-    if args.modality in ("text", "all"):
-        results["text"] = bench_text(args.steps)
-        print(json.dumps(results["text"], indent=1), flush=True)
-    results["seconds"] = round(time.time() - started)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    if args.modality != "all" and Path(args.out).exists():  # one modality re-run: keep the others' figures
-        results = {**json.loads(Path(args.out).read_text()), **results}
-    Path(args.out).write_text(json.dumps(results, indent=1))
-    print(f"wrote {args.out} in {results['seconds']} s")
+    from tests.bench.common import run_modalities
+
+    run_modalities(__doc__, {"image": lambda steps: bench_image(steps, [0.003, 0.01, 0.04]),
+                             "audio": lambda steps: bench_audio(steps, [0.003, 0.03]), "text": bench_text},
+                   "docs/bench/rd_classic.json")
 
 
 if __name__ == "__main__":
