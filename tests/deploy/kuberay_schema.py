@@ -27,29 +27,26 @@ def _closed(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
     return {"type": "object", "additionalProperties": False, "properties": properties, "required": list(required)}
 
 
+# What the head group and every worker group both have (a pod template and its Ray start flags).
+_GROUP = {"rayStartParams": _STR_MAP, "template": _POD_TEMPLATE, "resources": _STR_MAP, "labels": _STR_MAP}
+
 _HEAD_GROUP = _closed({
-    "rayStartParams": _STR_MAP,
-    "template": _POD_TEMPLATE,
+    **_GROUP,
     "serviceType": {"type": "string"},
     "headService": {"type": "object"},
     "enableIngress": {"type": "boolean"},
-    "resources": _STR_MAP,
-    "labels": _STR_MAP,
 }, ("template",))
 
 _WORKER_GROUP = _closed({
+    **_GROUP,
     "groupName": {"type": "string"},
     "replicas": {"type": "integer", "minimum": 0},
     "minReplicas": {"type": "integer", "minimum": 0},
     "maxReplicas": {"type": "integer", "minimum": 0},
     "idleTimeoutSeconds": {"type": "integer"},
     "numOfHosts": {"type": "integer"},
-    "rayStartParams": _STR_MAP,
-    "template": _POD_TEMPLATE,
     "scaleStrategy": {"type": "object"},
     "suspend": {"type": "boolean"},
-    "resources": _STR_MAP,
-    "labels": _STR_MAP,
 }, ("groupName", "template"))
 
 _RAY_CLUSTER_SPEC = _closed({
