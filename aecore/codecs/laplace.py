@@ -74,19 +74,25 @@ def _snap(means: np.ndarray, levels: int) -> np.ndarray:
     return np.clip(np.round(np.asarray(means, np.float64) * 8.0) / 8.0, 0.0, levels - 1.0)
 
 
+def _x_order(transform: str | None) -> int:
+    """The order of a difference along x only (``dx``, ``dx2`` ...), 0 for any other choice."""
+    if transform and transform.startswith("dx") and transform != "dxdy":
+        return int(transform[2:] or 1)
+    return 0
+
+
 def _forward(a: np.ndarray, transform: str, above: np.ndarray) -> np.ndarray:
     """Differences of rows ``a`` [h, w] (``above``: the row before the block, zeros at the top)."""
     left = np.zeros((a.shape[0], 1), a.dtype)
-    if transform.startswith("dx") and transform != "dxdy":
-        order = int(transform[2:] or 1)
+    if order := _x_order(transform):
         return np.diff(a, n=order, axis=1, prepend=np.zeros((a.shape[0], order), a.dtype))
     b = np.diff(a, axis=0, prepend=above[None])
     return b if transform == "dy" else np.diff(b, axis=1, prepend=left)
 
 
 def _inverse(d: np.ndarray, transform: str, above: np.ndarray) -> np.ndarray:
-    if transform.startswith("dx") and transform != "dxdy":
-        for _ in range(int(transform[2:] or 1)):
+    if order := _x_order(transform):
+        for _ in range(order):
             d = np.cumsum(d, axis=1)
         return d
     b = d if transform == "dy" else np.cumsum(d, axis=1)
@@ -133,11 +139,7 @@ def _lpc_inverse(d: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 def _warmup(transform: str | None) -> int:
     """Leading samples of each row a predictor has no history for."""
-    if transform == "lpc":
-        return LPC_ORDER
-    if transform and transform.startswith("dx") and transform != "dxdy":
-        return int(transform[2:] or 1)
-    return 0
+    return LPC_ORDER if transform == "lpc" else _x_order(transform)
 
 
 def _split(real: np.ndarray, transform: str | None) -> np.ndarray:
@@ -167,14 +169,19 @@ def _block_bits(magnitude: np.ndarray, real: np.ndarray, warm: int, starts) -> n
     for cols in ((slice(warm, None), slice(0, warm)) if warm else (slice(None),)):
         s = np.add.reduceat(magnitude[:, cols].sum(axis=1), starts)
         n = np.add.reduceat(real[:, cols].sum(axis=1), starts).astype(np.float64)
-        codes = np.clip(np.round(np.log2(np.maximum(s / np.maximum(n, 1), 1e-3)) * _STEPS), _MIN_CODE, _MAX_CODE)
+        codes = _codes(s / np.maximum(n, 1))
         b = np.maximum(2.0 ** (codes / _STEPS), 0.5)
         total += n * np.log2(2.0 * b) + s / b * np.log2(np.e)
     return total
 
 
+def _codes(mad: np.ndarray) -> np.ndarray:
+    """Scale codes (``_STEPS`` per octave) of mean absolute errors."""
+    return np.clip(np.round(np.log2(np.maximum(mad, 1e-3)) * _STEPS), _MIN_CODE, _MAX_CODE)
+
+
 def _code(mad: float) -> int:
-    return int(np.clip(np.round(np.log2(max(mad, 1e-3)) * _STEPS), _MIN_CODE, _MAX_CODE))
+    return int(_codes(np.asarray(mad)))
 
 
 def _grid(shape: tuple[int, ...]) -> tuple[int, int, int, bool]:
