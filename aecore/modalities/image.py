@@ -108,15 +108,8 @@ class ImageModality(Modality):
         h, w, c = info["shape"]
         x_hat = np.clip(x_hat[:, :h, :w], 0.0, 1.0)
         pixels = x_hat.mean(axis=0) if c == 1 else x_hat.transpose(1, 2, 0)
-        if info.get("bits", 8) == 16 and c == 3:
-            return write_png((pixels * 65535.0 + 0.5).astype(np.uint16), 16)
-        if info.get("bits", 8) == 16:
-            img = Image.fromarray((pixels * 65535.0 + 0.5).astype(np.uint16))
-        else:
-            img = Image.fromarray((pixels * 255.0 + 0.5).astype(np.uint8))
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        return buf.getvalue()
+        bits = info.get("bits", 8)
+        return _png((pixels * ((1 << bits) - 1) + 0.5).astype(np.int64), bits)
 
     def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
         x_hat = np.clip(x_hat, 0.0, 1.0)
@@ -127,9 +120,7 @@ class ImageModality(Modality):
         return out
 
     def exact_values(self, sample: Sample) -> np.ndarray:
-        h, w, c = sample.info["shape"]
-        levels = (1 << sample.info.get("bits", 8)) - 1
-        return np.rint(sample.x[:c, :h, :w] * levels).astype(np.int32).transpose(1, 2, 0)
+        return _levels(sample.x, sample.info).transpose(1, 2, 0)
 
     def lossless_view(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
         h, w, c = info["shape"]
@@ -137,22 +128,14 @@ class ImageModality(Modality):
         return x_hat.mean(axis=0, keepdims=True) if c == 1 else x_hat
 
     def symbols(self, x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        h, w, c = info["shape"]
-        levels = (1 << info.get("bits", 8)) - 1
-        return np.rint(x[:c, :h, :w] * levels).astype(np.int32).reshape(-1)
+        return _levels(x, info).reshape(-1)
 
     def from_symbols(self, symbols: np.ndarray, info: dict[str, Any]) -> bytes:
         h, w, c = info["shape"]
         values = symbols.reshape(c, h, w).transpose(1, 2, 0)
         if info.get("container"):
             return get_container(info["container"]).build(values, info["recipe"])
-        pixels = values.astype(np.uint16 if info.get("bits", 8) == 16 else np.uint8)
-        if info.get("bits", 8) == 16 and c == 3:
-            return write_png(pixels, 16)
-        img = Image.fromarray(pixels[..., 0] if c == 1 else pixels)
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        return buf.getvalue()
+        return _png(values[..., 0] if c == 1 else values, info.get("bits", 8))
 
     def _pil(self, sample: Sample) -> Image.Image:
         h, w, c = sample.info["shape"]
@@ -194,6 +177,22 @@ class ImageModality(Modality):
     def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
         h, w, _ = info["shape"]
         return "bpp", float(h * w)
+
+
+def _levels(x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    """The exact pixel values ``[c, h, w]`` (0 .. 2**bits - 1) of a loaded image."""
+    h, w, c = info["shape"]
+    return np.rint(x[:c, :h, :w] * ((1 << info.get("bits", 8)) - 1)).astype(np.int32)
+
+
+def _png(pixels: np.ndarray, bits: int) -> bytes:
+    """A PNG of integer pixels ``[h, w]`` (grey) or ``[h, w, 3]``; 16-bit RGB through our own
+    writer, since Pillow writes none."""
+    if bits == 16 and pixels.ndim == 3:
+        return write_png(pixels.astype(np.uint16), 16)
+    buf = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint16 if bits == 16 else np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _pad_to_at_least(x: np.ndarray, size: int) -> np.ndarray:
