@@ -45,7 +45,7 @@ class TextModality(SequenceModality):
         return {}  # the bytes are the values: nothing else to rebuild
 
     def symbols(self, x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        return np.rint(x[0] * 255.0).astype(np.int32)
+        return _bytes_of(x).astype(np.int32)
 
     def from_symbols(self, symbols: np.ndarray, info: dict[str, Any]) -> bytes:
         return symbols.astype(np.uint8).tobytes()
@@ -56,7 +56,7 @@ class TextModality(SequenceModality):
         return x_hat[:, :n].argmax(axis=0).astype(np.uint8).tobytes()
 
     def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
-        truth = np.rint(x[0] * 255.0).astype(np.int32)
+        truth = _bytes_of(x).astype(np.int32)
         exact = float(np.array_equal(truth, x_hat.argmax(axis=0))) if x_hat.shape[0] == 256 else float(np.array_equal(x, x_hat))
         return {"exact": exact}
 
@@ -64,7 +64,7 @@ class TextModality(SequenceModality):
         import gzip
         import lzma
 
-        data = np.rint(sample.x[0] * 255.0).astype(np.uint8).tobytes()
+        data = _bytes_of(sample.x).tobytes()
         out = [("gzip -9", gzip.compress(data, 9), sample.x), ("xz -9", lzma.compress(data, preset=9), sample.x)]
         try:
             import zstandard
@@ -74,10 +74,15 @@ class TextModality(SequenceModality):
 
     def preview(self, sample: Sample, x_hat: np.ndarray) -> dict[str, Any]:
         n = min(600, int(sample.info["shape"][0]))
-        original = np.rint(sample.x[0, :n] * 255.0).astype(np.uint8).tobytes()
+        original = _bytes_of(sample.x[:, :n]).tobytes()
         restored = (x_hat[:, :n].argmax(axis=0).astype(np.uint8).tobytes() if x_hat.shape[0] == 256
-                    else np.rint(x_hat[0, :n] * 255.0).astype(np.uint8).tobytes())
+                    else _bytes_of(x_hat[:, :n]).tobytes())
         return {"kind": "text", "original": original.decode("utf-8", "replace"), "restored": restored.decode("utf-8", "replace")}
 
     def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
         return "bits_per_byte", float(max(1, info["shape"][0]))
+
+
+def _bytes_of(x: np.ndarray) -> np.ndarray:
+    """The bytes (uint8) a text tensor ``[1, L]`` in [0, 1] holds."""
+    return np.rint(x[0] * 255.0).astype(np.uint8)
