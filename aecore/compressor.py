@@ -152,7 +152,7 @@ class Compressor:
                     bits = info.get("bits", 8)
                     residual = self._code_exact(self.modality.lossless_view(x_hat, info), symbols, bits)
                     alone = None
-                    if self._may_skip_latents(bits):
+                    if self._laplace_coded(bits):
                         alone = self._code_exact(self.modality.lossless_view(np.zeros_like(x_hat), info), symbols, bits)
                     if alone is not None and len(alone) < len(words) + len(residual):
                         parts += [_U32.pack(_NO_LATENTS), _U32.pack(len(alone)), alone]
@@ -171,10 +171,10 @@ class Compressor:
             out.append(Encoded(payload=payload, latent=latents[i].reshape(-1).astype(np.float32), quality=quality))
         return out
 
-    def _may_skip_latents(self, bits: int) -> bool:
-        """Pixels and PCM can be coded by the classic predictors alone (``LaplaceResidualCodec``
-        with no prediction); a piece is, when that costs less than its latents plus the residual
-        coded around x_hat. Text has no coder without the model."""
+    def _laplace_coded(self, bits: int) -> bool:
+        """Pixels and PCM (``LaplaceResidualCodec``), not text bytes under the model's softmax.
+        Only these can be coded by the classic predictors alone, with no prediction: a piece is,
+        when that costs less than its latents plus the residual coded around x_hat."""
         return bits > 8 or not self.model.categorical_residual
 
     def _stored(self, s: Sample) -> bool:
@@ -215,7 +215,7 @@ class Compressor:
                 yield np.ascontiguousarray(np.floor(p.cpu().numpy() * 65536.0) + 1.0, dtype=np.float32)
 
     def _code_exact(self, view: np.ndarray, symbols: np.ndarray, bits: int) -> bytes:
-        if bits > 8 or not self.model.categorical_residual:
+        if self._laplace_coded(bits):
             levels = (1 << bits) - 1
             return LaplaceResidualCodec(levels + 1).compress(symbols, view.astype(np.float64) * levels, view.shape)
         encoder = constriction.stream.queue.RangeEncoder()
@@ -227,7 +227,7 @@ class Compressor:
         return encoder.get_compressed().astype("<u4").tobytes()
 
     def _decode_exact(self, view: np.ndarray, data: bytes, bits: int) -> np.ndarray:
-        if bits > 8 or not self.model.categorical_residual:
+        if self._laplace_coded(bits):
             levels = (1 << bits) - 1
             return LaplaceResidualCodec(levels + 1).decompress(data, view.astype(np.float64) * levels, view.shape)
         decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))

@@ -52,6 +52,7 @@ def _rd(compressor: Compressor, input_loc: Location, by_uri: dict[str, str], row
     metric = modality.gate_metric[0]
     aec, classic, previews, unit = [], {}, [], "rate"
     lossless = compressor.lossless  # then every codec restores exactly: the rate is the comparison
+    quality = (lambda x, x_dec: {}) if lossless else modality.quality  # noqa: E731
     for row in rows:
         path = by_uri.get(row["uri"])
         if path is None:
@@ -61,10 +62,9 @@ def _rd(compressor: Compressor, input_loc: Location, by_uri: dict[str, str], row
         if x_hat is None:  # lossless: the restored file itself
             x_hat = modality.load(restored).x
         unit, count = modality.rate_unit(sample.info)
-        quality = (lambda x, x_dec: {}) if lossless else modality.quality  # noqa: E731
         aec.append({unit: 8.0 * len(row["payload"]) / count, **quality(sample.x, x_hat)})
         previews.append({"uri": row["uri"], **modality.preview(sample, x_hat)})
-        if lossless and "file" in sample.info:
+        if lossless:  # Compressor.load kept the file
             classic.setdefault("input file as is", []).append({unit: 8.0 * len(sample.info["file"]) / count})
         for codec, data, x_dec in modality.classic_codecs(sample, lossless=lossless):
             classic.setdefault(codec, []).append({unit: 8.0 * len(data) / count, **quality(sample.x, x_dec)})
