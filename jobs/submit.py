@@ -98,8 +98,8 @@ class JobsClient:
                                input=job.input, output=getattr(job, "output", None), model=job.model,
                                schedule=schedule)
             try:
-                self._call(self._submit,entrypoint=entrypoint, runtime_env=runtime_env, submission_id=job_id,
-                             metadata={"aec_kind": job.kind, "aec_name": job.name}, entrypoint_num_cpus=0)
+                self._call(self._submit, entrypoint=entrypoint, runtime_env=runtime_env, submission_id=job_id,
+                           metadata={"aec_kind": job.kind, "aec_name": job.name}, entrypoint_num_cpus=0)
             except ClusterError as exc:
                 catalog.update_job(job_id, status="FAILED", message=f"submission failed: {exc}", finished_at=now())
                 raise
