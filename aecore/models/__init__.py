@@ -4,11 +4,12 @@ from typing import Any
 
 from aecore.models.audio import AudioConvAE
 from aecore.models.base import ConvAutoEncoder
+from aecore.models.hyperprior import ImageHyperpriorAE
 from aecore.models.image import ImageConvAE
 from aecore.models.text import TextByteAE
 from aecore.registry import MODELS, lookup
 
-__all__ = ["AudioConvAE", "ConvAutoEncoder", "ImageConvAE", "TextByteAE", "build_model"]
+__all__ = ["AudioConvAE", "ConvAutoEncoder", "ImageHyperpriorAE", "ImageConvAE", "TextByteAE", "build_model"]
 
 
 def build_model(name: str, preset: str | None = None, **config: Any) -> ConvAutoEncoder:

@@ -1,0 +1,159 @@
+"""Image codecs of the hyperprior family: GDN transforms around the mean-scale hyperprior latent
+codec (Minnen et al. 2018, CompressAI's ``mbt2018-mean``), optionally with the checkerboard
+context (He et al. 2021), and variable rate through gain units (Cui et al., "Asymmetric gained
+deep image compression with continuous rate adaptation", CVPR 2021).
+
+::
+
+    x ─g_a─> y ─× gain_q─> y_q ─[hyperprior latent codec]─> y_q_hat ─× inverse_gain_q─> ─g_s─> x_hat
+
+    g_a: conv5/2 GDN conv5/2 GDN conv5/2 GDN conv5/2         (N, N, N, M channels)
+    g_s: deconv5/2 IGDN deconv5/2 IGDN deconv5/2 IGDN deconv5/2
+
+One model serves every rate point: quality ``q`` (1 .. len(lambdas), fractional values
+interpolate the gains geometrically) scales the latent before quantization. Training draws a
+quality per sample and weights its distortion by that rate point's ``lambda`` (CompressAI's
+convention: ``L = lambda * 255^2 * MSE + bpp``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from aecore.latent_codecs import HyperpriorLatentCodec
+from aecore.layers import GDN, conv, deconv
+from aecore.models.base import ConvAutoEncoder
+from aecore.registry import register_model
+
+__all__ = ["ImageHyperpriorAE", "LAMBDAS"]
+
+#: CompressAI's MSE rate points 1-5 (about 0.12 to 0.7 bits per pixel on Kodak)
+LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250)
+
+
+@register_model("image-hyperprior")
+class ImageHyperpriorAE(ConvAutoEncoder):
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"channels": 24, "latent_channels": 32, "hyper_channels": 24, "native_size": 64},
+        "small": {"channels": 96, "latent_channels": 128, "hyper_channels": 96, "native_size": 64,
+                  "checkerboard": True},
+        "base": {"channels": 128, "latent_channels": 192, "hyper_channels": 128, "native_size": 64,
+                 "checkerboard": True},
+    }
+    #: the spec's ``lmbda`` multiplies the rate of a loss already weighted by ``lambdas``
+    default_lmbda: ClassVar[float] = 1.0
+
+    def __init__(self, channels: int = 24, latent_channels: int = 32, hyper_channels: int = 24, native_size: int = 64,
+                 checkerboard: bool = False, lambdas: tuple[float, ...] = LAMBDAS, quality: float | None = None,
+                 in_channels: int = 3, variational: bool = False) -> None:
+        super().__init__(channels=channels, latent_channels=latent_channels, hyper_channels=hyper_channels,
+                         native_size=native_size, checkerboard=checkerboard, lambdas=tuple(lambdas),
+                         quality=quality, in_channels=in_channels, variational=variational)
+        n, m = channels, latent_channels
+        self.latent_channels = m
+        self.native_size = native_size
+        self.lambdas = tuple(float(v) for v in lambdas)
+        #: the rate point compress uses (1 .. len(lambdas)); the middle one unless set
+        self.quality = float(quality) if quality is not None else (len(self.lambdas) + 1) / 2
+        self.analysis = nn.Sequential(
+            conv(in_channels, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, self.analysis_channels),
+        )
+        self.synthesis = nn.Sequential(
+            deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
+            deconv(n, n), GDN(n, inverse=True), deconv(n, in_channels),
+        )
+        self.latent_codec = HyperpriorLatentCodec(m, hyper_channels, dims=2, checkerboard=checkerboard)
+        self.log_gain = nn.Parameter(torch.zeros(len(self.lambdas), m))
+        self.log_inverse_gain = nn.Parameter(torch.zeros(len(self.lambdas), m))
+        #: padding multiple: g_a's 16 times the hyper-analysis' 4
+        self.stride = 16 * self.latent_codec.stride
+        self.latent_stride = 16
+
+    def latent_shape(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
+        return (self.latent_channels, *(-(-s // self.latent_stride) for s in spatial))
+
+    # -- rate points --------------------------------------------------------------------------
+
+    def _gains(self, quality: torch.Tensor, log_gain: torch.Tensor) -> torch.Tensor:
+        """Gains ``[B, M]`` at qualities ``[B]`` (1-based; fractions interpolate geometrically)."""
+        t = torch.clamp(quality - 1.0, 0.0, len(self.lambdas) - 1.0)
+        low = torch.clamp(torch.floor(t).long(), max=len(self.lambdas) - 2) if len(self.lambdas) > 1 else t.long()
+        frac = (t - low).unsqueeze(1)
+        high = torch.clamp(low + 1, max=len(self.lambdas) - 1)
+        return torch.exp(log_gain[low] * (1 - frac) + log_gain[high] * frac)
+
+    def _view(self, g: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return g.view(*g.shape, *([1] * (like.dim() - 2)))
+
+    def _qualities(self, batch: int, device: torch.device) -> torch.Tensor:
+        if self.training:
+            return torch.randint(1, len(self.lambdas) + 1, (batch,), device=device).float()
+        return torch.full((batch,), self.quality, device=device)
+
+    def rd_weight(self, quality: torch.Tensor) -> torch.Tensor:
+        """``lambda * 255^2`` at each quality (log-interpolated between rate points)."""
+        logs = torch.log(torch.tensor(self.lambdas, device=quality.device))
+        t = torch.clamp(quality - 1.0, 0.0, len(self.lambdas) - 1.0)
+        low = torch.clamp(torch.floor(t).long(), max=max(len(self.lambdas) - 2, 0))
+        high = torch.clamp(low + 1, max=len(self.lambdas) - 1)
+        return torch.exp(logs[low] + (logs[high] - logs[low]) * (t - low)) * 255.0**2
+
+    # -- training -----------------------------------------------------------------------------
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.analysis(x)
+        out: dict[str, torch.Tensor] = {}
+        if self.variational:
+            mu, logvar = h[:, : self.latent_channels], h[:, self.latent_channels :].clamp(-10.0, 10.0)
+            y = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu
+            out.update(mu=mu, logvar=logvar)
+        else:
+            y = h
+        quality = self._qualities(x.shape[0], x.device)
+        gain = self._view(self._gains(quality, self.log_gain), y)
+        coded = self.latent_codec(y * gain)
+        y_hat = coded["y_hat"]
+        inverse = self._view(self._gains(quality, self.log_inverse_gain), y)
+        bits = sum(-torch.log2(lik).flatten(1).sum(1) for lik in coded["likelihoods"].values())
+        out.update(x_hat=self.g_s(y_hat * inverse), y=y, y_hat=y_hat, bits=bits, rd_weight=self.rd_weight(quality))
+        return out
+
+    def distortion(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Plain MSE; in training each sample's MSE weighted by its rate point's ``lambda * 255^2``."""
+        mse = torch.mean((out["x_hat"] - x) ** 2, dim=tuple(range(1, x.dim())))
+        if self.training and "rd_weight" in out:
+            return torch.mean(out["rd_weight"] * mse)
+        return mse.mean()
+
+    # -- coding -------------------------------------------------------------------------------
+
+    def update_tables(self) -> None:
+        self.latent_codec.update_tables()
+
+    @torch.no_grad()
+    def compress_latent(self, y: torch.Tensor, quality: float | None = None) -> tuple[list[bytes], torch.Tensor]:
+        """``y [M, *positions]`` (from ``g_a``) -> strings and the decoded ``y_hat`` in g_s's scale."""
+        q = torch.tensor([self.quality if quality is None else float(quality)])
+        gain = self._gains(q, self.log_gain.cpu())[0].view(-1, *([1] * (y.dim() - 1)))
+        strings, y_q_hat = self.latent_codec.compress(y.cpu().float() * gain)
+        return strings, y_q_hat * self._inverse(q, y)
+
+    @torch.no_grad()
+    def decompress_latent(self, strings: list[bytes], shape: tuple[int, ...], quality: float) -> torch.Tensor:
+        q = torch.tensor([float(quality)])
+        y_q_hat = self.latent_codec.decompress(strings, shape)
+        return y_q_hat * self._inverse(q, y_q_hat)
+
+    def _inverse(self, q: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return self._gains(q, self.log_inverse_gain.cpu())[0].view(-1, *([1] * (like.dim() - 1)))
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def bits_per_pixel(bits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return bits / math.prod(x.shape[2:])

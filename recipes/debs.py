@@ -1,0 +1,43 @@
+"""Debian packages as training data: ``apt-get download`` + ``dpkg -x`` (no root, no install).
+
+Only packages the zoo's recipes name are fetched; the packages kept for independent evaluation
+(``EVALUATION_ONLY``) are refused for training by :func:`training_packages`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+__all__ = ["EVALUATION_ONLY", "extract", "training_packages"]
+
+#: kept for independent evaluation: never trained or tuned on
+EVALUATION_ONLY = frozenset({
+    "mate-backgrounds", "plasma-workspace-wallpapers", "opencv-doc", "libjxl-testdata", "ktuberling-data",
+    "pocketsphinx-testdata", "alsa-utils", "wesnoth-1.16-music", "wesnoth-music", "sonic-pi-samples", "linux-doc",
+    "python3.11-doc", "fortunes", "fortunes-min", "dict-gcide", "wordnet", "wordnet-base", "manpages",
+})
+
+
+def training_packages(names: list[str]) -> list[str]:
+    bad = sorted(set(names) & EVALUATION_ONLY)
+    if bad:
+        raise ValueError(f"{', '.join(bad)} are kept for independent evaluation; never train on them")
+    return names
+
+
+def extract(package: str, cache: Path) -> Path:
+    """The package's files under ``cache/x/PACKAGE`` (downloaded once)."""
+    target = cache / "x" / package
+    if target.exists():
+        return target
+    debs = cache / "debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    found = sorted(debs.glob(f"{package}_*.deb"))
+    if not found:
+        subprocess.run(["apt-get", "download", package], cwd=debs, check=True, capture_output=True)
+        found = sorted(debs.glob(f"{package}_*.deb"))
+    tmp = target.with_suffix(".part")
+    subprocess.run(["dpkg", "-x", str(found[-1]), str(tmp)], check=True)
+    tmp.rename(target)
+    return target
