@@ -1,55 +1,91 @@
-"""A trained model as one self-describing blob: weights, config, modality and prior.
+"""A trained model as one self-describing blob: safetensors holding the weights (and the coder's
+integer tables), with the registry name, config, modality and latent prior in its header.
 
-The registry stores this blob; Ray actors receive it and rebuild the :class:`Compressor`
-once in ``__init__``.
+The registry stores this blob, the zoo ships it, Ray actors receive it and rebuild the
+:class:`Compressor` once in ``__init__``. Its sha256 (:func:`bundle_sha256`) names the exact
+weights a dataset was encoded with: decoding checks it.
 """
 
 from __future__ import annotations
 
-import io
+import hashlib
+import json
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
-from aecore.codecs import FactorizedCategoricalCodec
 from aecore.compressor import Compressor
 from aecore.modalities import get_modality
 from aecore.models import ConvAutoEncoder, build_model
 
-__all__ = ["FORMAT", "dump_bundle", "load_bundle"]
+__all__ = ["FORMAT", "BundleError", "build_from_bundle", "bundle_sha256", "dump_bundle", "load_bundle", "read_bundle"]
 
-FORMAT = "aec-model/1"
+FORMAT = "aec-model/2"
 
 
-def dump_bundle(model: ConvAutoEncoder, model_name: str, modality: str, codec: FactorizedCategoricalCodec) -> bytes:
-    buf = io.BytesIO()
-    torch.save(
-        {
-            "format": FORMAT,
-            "model": model_name,
-            "config": model.config,
-            "modality": modality,
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "codec": codec.state(),
-        },
-        buf,
-    )
-    return buf.getvalue()
+class BundleError(ValueError):
+    """A blob that is not a model bundle this aec reads; one line, with the fix."""
+
+
+def bundle_sha256(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()
+
+
+def dump_bundle(model: ConvAutoEncoder, model_name: str, modality: str, extra: dict[str, Any] | None = None,
+                dtype: torch.dtype | None = None) -> bytes:
+    """``dtype`` (float16) halves the floating-point weights; integer tables stay exact."""
+    tensors = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu().contiguous()
+        if dtype is not None and v.dtype == torch.float32:
+            v = v.to(dtype)
+        tensors[k] = v
+    header = {"format": FORMAT, "model": model_name, "config": json.dumps(model.config), "modality": modality,
+              "codec": json.dumps(model.codec_state()), "extra": json.dumps(extra or {})}
+    return save_tensors(tensors, metadata=header)
 
 
 def read_bundle(blob: bytes) -> dict[str, Any]:
-    bundle = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-    if bundle.get("format") != FORMAT:
-        raise ValueError(f"model blob has format {bundle.get('format')!r}, expected {FORMAT!r}; retrain or upgrade aec")
-    return bundle
+    """The bundle's header and tensors (float32), without building the model."""
+    try:
+        tensors = load_tensors(blob)
+        header = _header(blob)
+    except (SafetensorError, ValueError, json.JSONDecodeError) as exc:
+        raise BundleError(f"not an aec model bundle ({str(exc).splitlines()[0][:80]}); retrain or re-register it") from None
+    if header.get("format") != FORMAT:
+        raise BundleError(f"model bundle has format {header.get('format')!r}, expected {FORMAT!r}; retrain or upgrade aec")
+    return {
+        "format": FORMAT, "model": header["model"], "config": json.loads(header["config"]),
+        "modality": header["modality"], "codec": json.loads(header["codec"]), "extra": json.loads(header["extra"]),
+        "state_dict": {k: (v.float() if v.is_floating_point() and v.dtype != torch.float64 else v)
+                       for k, v in tensors.items()},
+    }
 
 
-def load_bundle(blob: bytes, device: str = "cpu", lossless: bool | None = None) -> Compressor:
+def _header(blob: bytes) -> dict[str, str]:
+    if len(blob) < 8:
+        raise ValueError("too short")
+    n = int.from_bytes(blob[:8], "little")
+    return json.loads(blob[8 : 8 + n]).get("__metadata__", {})
+
+
+def build_from_bundle(bundle: dict[str, Any], **overrides: Any) -> ConvAutoEncoder:
+    """The model a bundle describes, with its weights and latent prior (config ``overrides`` for
+    keys that hold no weights, e.g. the ``rate_point``)."""
+    model = build_model(bundle["model"], **{**bundle["config"], **overrides})
+    model.load_state_dict(bundle["state_dict"])
+    model.load_codec_state(bundle["codec"])
+    return model
+
+
+def load_bundle(blob: bytes, device: str = "cpu", lossless: bool | None = None,
+                rate_point: float | None = None) -> Compressor:
     bundle = read_bundle(blob)
-    model = build_model(bundle["model"], **bundle["config"])
-    state = dict(bundle["state_dict"])
-    state.pop("residual_scale", None)  # bundles before per-block residual scales carried one fixed scale
-    model.load_state_dict(state)
-    codec = FactorizedCategoricalCodec.from_state(bundle["codec"])
-    return Compressor(get_modality(bundle["modality"]), model, codec, device=device, lossless=lossless,
-                      architecture=bundle["model"])
+    if rate_point is not None and "rate_point" not in bundle["config"]:
+        raise BundleError(f"model {bundle['model']!r} has one rate point; drop `rate_point` or use a variable-rate model")
+    model = build_from_bundle(bundle, **({"rate_point": rate_point} if rate_point is not None else {}))
+    return Compressor(get_modality(bundle["modality"]), model, device=device, lossless=lossless,
+                      architecture=bundle["model"], bundle_sha256=bundle_sha256(blob))

@@ -40,7 +40,7 @@ import constriction
 import numpy as np
 import torch
 
-from aecore.codecs import FactorizedCategoricalCodec, LaplaceResidualCodec
+from aecore.codecs import LaplaceResidualCodec
 from aecore.containers import get_container
 from aecore.modalities import Modality, Sample
 from aecore.models import ConvAutoEncoder
@@ -73,17 +73,22 @@ def _one_thread():
 
 
 class Compressor:
-    def __init__(self, modality: Modality, model: ConvAutoEncoder, codec: FactorizedCategoricalCodec,
-                 device: str = "cpu", lossless: bool | None = None, architecture: str | None = None) -> None:
+    def __init__(self, modality: Modality, model: ConvAutoEncoder, device: str = "cpu", lossless: bool | None = None,
+                 architecture: str | None = None, bundle_sha256: str | None = None) -> None:
         self.modality = modality
         #: the registry name of the model class (recorded in dataset metadata)
         self.architecture = architecture
+        #: sha256 of the bundle the model came from: datasets record it, decode checks it
+        self.bundle_sha256 = bundle_sha256
         self.model = model.to(device).eval()
-        self.codec = codec
         self.device = device
         self.lossless = getattr(modality, "lossless_default", False) if lossless is None else lossless
         if self.lossless and type(modality).symbols is Modality.symbols:
             raise ValueError(f"lossless mode is not available for {modality.name} yet; set lossless: false")
+
+    @property
+    def codec_name(self) -> str:
+        return self.model.codec_name
 
     @property
     def query_latent_shape(self) -> tuple[int, ...]:
@@ -115,12 +120,12 @@ class Compressor:
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for j, (_, _, x) in enumerate(flat):
             groups[x.shape].append(j)
-        y_hats: list[np.ndarray] = [np.empty(0)] * len(flat)
+        ys: list[torch.Tensor] = [torch.empty(0)] * len(flat)
         for idx in groups.values():
             x = torch.from_numpy(np.stack([flat[j][2] for j in idx])).to(self.device)
-            y = torch.round(self.model.g_a(x)).cpu().numpy()
+            y = self.model.g_a(x).cpu()
             for k, j in enumerate(idx):
-                y_hats[j] = y[k]
+                ys[j] = y[k]
         thumbs = np.stack([self.modality.thumbnail(s, self.model.native_size) for s in samples])
         latents = torch.round(self.model.g_a(torch.from_numpy(thumbs).to(self.device))).cpu().numpy()
         out = []
@@ -137,10 +142,9 @@ class Compressor:
                 parts.append(_U32.pack(len(pieces[i])))
                 offset = 0
                 for piece in pieces[i]:
-                    y_hat = y_hats[j]
+                    words, y_hat = self.model.compress_latent(ys[j])
                     j += 1
                     start, offset = offset, offset + piece.shape[-1]
-                    words = self.codec.compress(y_hat)
                     if self.lossless or measure[i]:
                         x_hat = self._synthesize(y_hat)
                         x_hats.append(x_hat[..., : piece.shape[-1]])
@@ -203,9 +207,9 @@ class Compressor:
         quality[unit] = 8.0 * len(payload) / count
         return quality
 
-    def _synthesize(self, y_hat: np.ndarray) -> np.ndarray:
+    def _synthesize(self, y_hat: torch.Tensor) -> np.ndarray:
         with _one_thread():
-            return self.model.g_s(torch.from_numpy(y_hat[None]).to(self.device))[0].cpu().numpy()
+            return self.model.g_s(y_hat[None].to(self.device))[0].cpu().numpy()
 
     def _blocks(self, view: np.ndarray):
         with _one_thread():
@@ -263,7 +267,7 @@ class Compressor:
             if n == _NO_LATENTS:  # lossless piece coded without the model's prediction
                 x_hat = np.zeros((self.modality.channels, *padded), np.float32)
             else:
-                y_hat = self.codec.decompress(payload[pos : pos + n], self.model.latent_shape(padded))
+                y_hat = self.model.decompress_latent(payload[pos : pos + n], self.model.latent_shape(padded))
                 pos += n
                 x_hat = self._synthesize(y_hat)
             x_hats.append(x_hat[..., : span[-1]])

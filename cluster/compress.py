@@ -52,6 +52,7 @@ class CompressRequest:
     commit_every: int = 16  # staged parts per commit (also: at least every commit_seconds)
     commit_seconds: float = 30.0
     lossless: bool | None = None  # None: the modality's default (text: lossless)
+    rate_point: float | None = None  # of a variable-rate model; None: the model's own
     metadata: dict[str, Any] | None = None  # extra dataset-level metadata (job name, registry, ...)
     files: tuple[InputFile, ...] | None = None  # the input listing, if the caller made it already
     job_name: str = ""  # tag of the job's metrics
@@ -61,7 +62,7 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
     """Run the job; return the committed dataset's summary. ``progress(done, total)`` is
     called as inputs are committed."""
     started = time.perf_counter()
-    compressor = load_bundle(req.bundle, lossless=req.lossless)
+    compressor = load_bundle(req.bundle, lossless=req.lossless, rate_point=req.rate_point)
     modality = compressor.modality
     files = list(req.files) if req.files is not None else list_collection(req.input, modality.extensions)
     metadata = {
@@ -71,7 +72,9 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
         "model_version": req.model_version,
         "model_ref": f"{req.model_name}@{req.model_version}",
         "model_class": compressor.architecture,
-        "codec": compressor.codec.name,
+        "codec": compressor.codec_name,
+        "bundle_sha256": compressor.bundle_sha256,
+        "rate_point": req.rate_point,
         "payload_version": PAYLOAD_VERSION,
         "latent_shape": list(compressor.query_latent_shape),
         "lossless": compressor.lossless,
@@ -185,6 +188,7 @@ def _pipeline(req: CompressRequest, files: list, schema: pa.Schema, committer: D
             "uri_prefix": req.input.uri(""),
             "quality_every": req.quality_every,
             "lossless": req.lossless,
+            "rate_point": req.rate_point,
             "threads": max(1, math.floor(cpus)),
             "job_name": req.job_name,
         },

@@ -34,12 +34,13 @@ def row_id(key: str, sha256: str) -> str:
 
 class EncodeBatch:
     def __init__(self, bundle: bytes | ray.ObjectRef, model_name: str, model_version: int, root: str, uri_prefix: str,
-                 quality_every: int = 8, threads: int = 1, lossless: bool | None = None, job_name: str = "") -> None:
+                 quality_every: int = 8, threads: int = 1, lossless: bool | None = None, job_name: str = "",
+                 rate_point: float | None = None) -> None:
         torch.set_num_threads(max(1, threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         if isinstance(bundle, ray.ObjectRef):  # shared once through the object store
             bundle = ray.get(bundle)
-        self.compressor = load_bundle(bundle, device=device, lossless=lossless)
+        self.compressor = load_bundle(bundle, device=device, lossless=lossless, rate_point=rate_point)
         self.modality = self.compressor.modality
         self.model_name = model_name
         self.model_version = model_version

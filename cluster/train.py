@@ -7,11 +7,12 @@ final checkpoint holds the model bundle (weights, config and the fitted latent p
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,12 +23,15 @@ import torch
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from aecore import FactorizedCategoricalCodec, UnreadableInput, build_model, build_objective, dump_bundle, get_modality
+from aecore import (ConvAutoEncoder, FactorizedCategoricalCodec, UnreadableInput, build_model, build_objective,
+                    dump_bundle, get_modality, read_bundle)
+from aecore.bundle import build_from_bundle
 from aecore.regularizers import model_overrides
 from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
 from cluster.storage import InputFile, Location, list_collection
 
-__all__ = ["TrainConfig", "TrainResult", "collection_digest", "measure_heldout", "train_model"]
+__all__ = ["TrainConfig", "TrainResult", "build_training_model", "collection_digest", "learning_rate", "measure_heldout",
+           "train_model"]
 
 BUNDLE_FILE = "model.aec"
 STATE_FILE = "state.pt"
@@ -36,8 +40,8 @@ STATE_FILE = "state.pt"
 @dataclass(frozen=True)
 class TrainConfig:
     modality: str
-    model: str  # registry model class, e.g. "image-conv"
-    preset: str
+    model: str  # registry model class, e.g. "image-hyperprior"
+    preset: str | None
     epochs: int
     batch_size: int
     learning_rate: float
@@ -46,6 +50,14 @@ class TrainConfig:
     patches_per_item: int = 4
     prior_support: int = 48
     seed: int = 0
+    #: stop after this many optimizer steps (per worker), whatever ``epochs`` says
+    steps: int | None = None
+    #: optimizer steps the learning-rate schedule spans (warmup, hold, linear decay to 1/20)
+    schedule_steps: int = 0
+    #: a bundle to start from (warm start), or None to start from scratch
+    init: bytes | None = None
+    #: side of the training crops; None: the model's own
+    patch_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,23 +89,122 @@ def make_patches(batch: pa.Table, modality: str, size: int, count: int, seed: in
     return {"x": np.concatenate(out)}
 
 
+def learning_rate(step: int, base: float, total: int, warmup_share: float = 0.05, decay_share: float = 0.3) -> float:
+    """Warmup (linear, the first 5 % of steps, at most 500), hold, then a linear decay to 1/20 over
+    the last 30 %: short fine-tunes and long runs alike end at a small rate."""
+    if total <= 0:
+        return base
+    warmup = max(1, min(500, int(total * warmup_share)))
+    decay_start = int(total * (1 - decay_share))
+    if step < warmup:
+        return base * (step + 1) / warmup
+    if step < decay_start:
+        return base
+    t = min(1.0, (step - decay_start) / max(1, total - decay_start))
+    return base * (1 - t) + base / 20 * t
+
+
+def build_training_model(cfg: TrainConfig) -> ConvAutoEncoder:
+    """The model to train: the ``init`` bundle's architecture and weights (warm start), else a new
+    ``cfg.model`` of ``cfg.preset``; regularizers that need a model config get it."""
+    overrides = model_overrides(cfg.regularizers)
+    if cfg.init is None:
+        return build_model(cfg.model, cfg.preset, **overrides)
+    bundle = read_bundle(cfg.init)
+    clash = {k: v for k, v in overrides.items() if bundle["config"].get(k, False) != v}
+    if clash:
+        raise ValueError(f"the init model was trained without {', '.join(clash)}; set init: none to train from scratch")
+    return build_from_bundle(bundle)
+
+
+def _restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, rank: int) -> tuple[int, int]:
+    """Resume from the run's last checkpoint: ``(first epoch, steps done)``."""
+    checkpoint = ray.train.get_checkpoint()
+    if not checkpoint:
+        return 0, 0
+    with checkpoint.as_directory() as d:
+        state = torch.load(os.path.join(d, STATE_FILE), weights_only=True)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    print(f"[aec] rank {rank}: resuming from the checkpoint of epoch {state['epoch']}", flush=True)
+    return state["epoch"] + 1, state.get("step", 0)
+
+
+def _run_epoch(ddp_model: torch.nn.Module, objective: Any, optimizer: torch.optim.Optimizer, batches: Any,
+               cfg: TrainConfig, step: int) -> tuple[dict[str, float], int]:
+    ddp_model.train()
+    sums = {"loss": 0.0, "distortion": 0.0, "bits_per_element": 0.0}
+    n, t0 = 0, time.perf_counter()
+    for batch in batches:
+        if cfg.steps is not None and step >= cfg.steps:
+            break
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, cfg.learning_rate, cfg.schedule_steps)
+        x = batch["x"]
+        terms = objective(ddp_model, x)
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(ddp_model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        for k in sums:
+            sums[k] += float(terms[k].detach()) * len(x)
+        n += len(x)
+    metrics = {k: v / max(n, 1) for k, v in sums.items()}
+    metrics.update(samples=n, samples_per_s=n / (time.perf_counter() - t0), step=step)
+    return metrics, step
+
+
+@torch.no_grad()
+def _fit_and_measure(model: ConvAutoEncoder, batches: Any, cfg: TrainConfig, world: int) -> dict[str, Any]:
+    """One inference pass: fit the latent prior (a histogram of round(y), for models coded that
+    way; the others make their tables) and measure the model as a compress job uses it."""
+    model.eval()
+    model.update_tables()
+    hist = np.zeros((model.latent_channels, 2 * cfg.prior_support + 1), dtype=np.int64)
+    sse, count, pixels, sae, bits = 0.0, 0, 0, 0.0, 0.0
+    for batch in batches:
+        x = batch["x"]
+        out = model(x)
+        if model.histogram_prior:
+            hist += FactorizedCategoricalCodec(model.latent_channels, cfg.prior_support).histogram(out["y_hat"].cpu().numpy())
+        else:
+            bits += float(out["bits"].sum())
+        sse += float(model.distortion(x, out)) * x.numel()
+        if model.distortion_unit == "mse":
+            sae += float(torch.sum(torch.abs(out["x_hat"] - x)))
+        count += x.numel()
+        pixels += x[:, 0].numel()
+    totals = torch.tensor([sse, count, pixels, sae, bits], dtype=torch.float64)
+    hist_t = torch.from_numpy(hist)
+    if world > 1:
+        torch.distributed.all_reduce(totals)
+        torch.distributed.all_reduce(hist_t)
+    sse, count, pixels, sae, bits = totals.tolist()
+    if model.histogram_prior:
+        model.fit_codec(hist_t.numpy(), cfg.prior_support)
+        bits = -float((hist_t.numpy() * np.log2(model.codec.probabilities)).sum())
+    mse = sse / max(count, 1)
+    final = {
+        "train_distortion": mse,
+        "distortion_unit": model.distortion_unit,
+        "mean_abs_residual": sae / max(count, 1) if model.distortion_unit == "mse" else None,
+        "train_bits_per_element": bits / max(pixels, 1),
+    }
+    if model.distortion_unit == "mse":
+        final["train_psnr"] = float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf")
+    return final
+
+
 def _train_loop(config: dict[str, Any]) -> None:
     cfg = TrainConfig(**config["train"])
     torch.manual_seed(cfg.seed)
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    model = build_model(cfg.model, cfg.preset, **model_overrides(cfg.regularizers))
+    model = build_training_model(cfg)
     objective = build_objective(cfg.regularizers, lmbda=cfg.lmbda)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
-    start_epoch = 0
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as d:
-            state = torch.load(os.path.join(d, STATE_FILE), weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = state["epoch"] + 1
-        print(f"[aec] rank {rank}: resuming from the checkpoint of epoch {state['epoch']}", flush=True)
+    start_epoch, step = _restore(model, optimizer, rank)
     device = ray.train.torch.get_device()
     ddp_model = ray.train.torch.prepare_model(model)
     shard = ray.train.get_dataset_shard("train")
@@ -105,73 +216,32 @@ def _train_loop(config: dict[str, Any]) -> None:
                                         local_shuffle_buffer_size=cfg.batch_size * 8)
 
     rates: list[float] = []  # this worker's samples/s per epoch (benchmarks read them)
-    for epoch in range(start_epoch, cfg.epochs):
-        ddp_model.train()
-        sums = {"loss": 0.0, "distortion": 0.0, "bits_per_element": 0.0}
-        n, t0 = 0, time.perf_counter()
-        for batch in batches():
-            x = batch["x"]
-            terms = objective(ddp_model, x)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
-            for k in sums:
-                sums[k] += float(terms[k]) * len(x)
-            n += len(x)
-        metrics = {k: v / max(n, 1) for k, v in sums.items()}
-        metrics.update(epoch=epoch, samples=n, samples_per_s=n / (time.perf_counter() - t0))
+    # With a step budget, epochs repeat (fresh random crops each time) until the budget is spent.
+    epochs = itertools.count(start_epoch) if cfg.steps is not None else range(start_epoch, cfg.epochs)
+    last_epoch = start_epoch - 1
+    for epoch in epochs:
+        if cfg.steps is not None and step >= cfg.steps:
+            break
+        last_epoch = epoch
+        metrics, step = _run_epoch(ddp_model, objective, optimizer, batches(), cfg, step)
+        metrics.update(epoch=epoch)
         rates.append(metrics["samples_per_s"])
         with tempfile.TemporaryDirectory() as d:
             ckpt = None
             if rank == 0:
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch},
-                           os.path.join(d, STATE_FILE))
+                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                            "step": step}, os.path.join(d, STATE_FILE))
                 ckpt = Checkpoint.from_directory(d)
             ray.train.report(metrics, checkpoint=ckpt)
 
-    # One inference pass fits the latent prior (histogram of round(y)) and measures the
-    # model as the compress job will use it: rounded latents, ideal code length.
-    model.eval()
-    codec = FactorizedCategoricalCodec(model.latent_channels, cfg.prior_support)
-    hist = np.zeros((model.latent_channels, 2 * cfg.prior_support + 1), dtype=np.int64)
-    sse, count, pixels, sae = 0.0, 0, 0, 0.0
-    with torch.inference_mode():
-        for batch in batches():
-            x = batch["x"]
-            y_hat = torch.round(model.g_a(x))
-            x_hat = model.g_s(y_hat)
-            hist += codec.histogram(y_hat.cpu().numpy())
-            sse += float(model.distortion(x, {"x_hat": x_hat, "y_hat": y_hat})) * x.numel()
-            if model.distortion_unit == "mse":
-                sae += float(torch.sum(torch.abs(x_hat - x)))
-            count += x.numel()
-            pixels += x[:, 0].numel()
-    totals = torch.tensor([sse, count, pixels, sae], dtype=torch.float64)
-    hist_t = torch.from_numpy(hist)
-    if world > 1:
-        torch.distributed.all_reduce(totals)
-        torch.distributed.all_reduce(hist_t)
-    codec = FactorizedCategoricalCodec.from_histogram(hist_t.numpy(), cfg.prior_support)
-    sse, count, pixels, sae = totals.tolist()
-    mse = sse / max(count, 1)
-    bits = -float((hist_t.numpy() * np.log2(codec.probabilities)).sum())
-    final = {
-        "epoch": cfg.epochs - 1,
-        "resumed_from_epoch": start_epoch,
-        "train_distortion": mse,
-        "distortion_unit": model.distortion_unit,
-        "mean_abs_residual": sae / max(count, 1) if model.distortion_unit == "mse" else None,
-        "train_bits_per_element": bits / max(pixels, 1),
-        "final": True,
-        "samples_per_s_by_epoch": rates,
-    }
-    if model.distortion_unit == "mse":
-        final["train_psnr"] = float(10 * np.log10(1.0 / mse)) if mse > 0 else float("inf")
+    final = _fit_and_measure(model, batches(), cfg, world)
+    final.update(epoch=last_epoch, resumed_from_epoch=start_epoch, steps=step, final=True,
+                 samples_per_s_by_epoch=rates, warm_start=cfg.init is not None)
     with tempfile.TemporaryDirectory() as d:
         ckpt = None
         if rank == 0:
             with open(os.path.join(d, BUNDLE_FILE), "wb") as f:
-                f.write(dump_bundle(model, cfg.model, cfg.modality, codec))
+                f.write(dump_bundle(model, cfg.model, cfg.modality))
             with open(os.path.join(d, "metrics.json"), "w") as f:
                 json.dump(final, f)
             ckpt = Checkpoint.from_directory(d)
@@ -197,7 +267,11 @@ def train_model(
     heldout, train_files = [], []
     for f in files:  # one pass: a membership test per file would be quadratic in the collection
         (heldout if len(files) >= 10 and _bucket(f.path) == 0 else train_files).append(f)
-    native = build_model(cfg.model, cfg.preset).native_size
+    native = cfg.patch_size or build_training_model(cfg).patch_size
+    if cfg.init is not None:  # the architecture is the init model's
+        cfg = replace(cfg, model=read_bundle(cfg.init)["model"])
+    per_epoch = -(-len(train_files) * cfg.patches_per_item // (cfg.batch_size * max(1, workers)))
+    cfg = replace(cfg, schedule_steps=cfg.steps if cfg.steps is not None else cfg.epochs * per_epoch)
     data = ray.data.read_binary_files([f.path for f in train_files], filesystem=input_loc.pyarrow_fs(), shuffle="files",
                                       num_cpus=IO_TASK_CPUS, concurrency=io_tasks(workers))
     data = data.map_batches(

@@ -14,7 +14,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from aecore.registry import MODELS
 from jobs.catalog import JobCatalog, JobRun
+from jobs.models import load_model, starting_point
 from jobs.registry import ModelRegistry
 from jobs.spec import CompressJobSpec, SpecError, TrainJobSpec, load_spec
 from jobs.ui import console, err_console, fmt as _fmt, kv_table as _kv_table, user_errors
@@ -54,15 +56,22 @@ def train(
     input_loc = Location.of(job.input, job.storage_options)
     files = list_collection(input_loc, modality.extensions)
     registry = ModelRegistry(job.registry, job.storage_options)
+    start = starting_point(job, registry)
+    arch = MODELS[start.architecture]
     _ray(verbose)
     cfg = TrainConfig(
-        modality=job.modality, model=job.architecture or modality.default_model, preset=job.preset,
-        epochs=job.epochs, batch_size=job.batch_size, learning_rate=job.learning_rate,
-        regularizers=job.regularizer_weights(), lmbda=job.lmbda, patches_per_item=job.patches_per_item, seed=job.seed,
+        modality=job.modality, model=start.architecture, preset=start.preset,
+        epochs=job.epochs, batch_size=job.batch_size,
+        learning_rate=job.learning_rate if job.learning_rate is not None else arch.default_learning_rate,
+        regularizers=job.regularizer_weights(), lmbda=job.lmbda if job.lmbda is not None else arch.default_lmbda,
+        patches_per_item=job.patches_per_item, seed=job.seed, steps=job.steps, init=start.bundle,
+        patch_size=job.patch_size,
     )
     run_name = f"{job.model}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
-    console.print(f"training [bold]{job.model}[/] ({cfg.model}/{cfg.preset}) on {len(files)} files from "
-                  f"{job.input} with {job.workers} Ray Train worker(s), {job.epochs} epochs")
+    budget = f"{job.steps} steps" if job.steps else f"{job.epochs} epochs"
+    origin = f"from {start.ref}" if start.ref else f"from scratch ({cfg.model}/{cfg.preset})"
+    console.print(f"training [bold]{job.model}[/] {origin} on {len(files)} files from "
+                  f"{job.input} with {job.workers} Ray Train worker(s), {budget}", highlight=False)
     started = time.perf_counter()
     with JobRun(JobCatalog(job.registry, job.storage_options), "train", job.model_dump()) as run:
         result = train_model(cfg, input_loc, registry.loc.join("_runs"), run_name, workers=job.workers,
@@ -72,6 +81,7 @@ def train(
             "spec": job.model_dump(exclude={"storage_options"}),
             "architecture": cfg.model,
             "preset": cfg.preset,
+            "init": start.ref,
             "modality": job.modality,
             "metrics": result.metrics,
             "heldout": result.heldout,
@@ -89,7 +99,8 @@ def train(
                    promotion={"promoted": decision.promote, "reason": decision.reason})
     console.print(_kv_table(f"registered {mv.ref}", {
         "model": mv.ref, "registry": registry.loc.url, "files": result.files,
-        "epochs": job.epochs, "train PSNR (dB)": result.metrics.get("train_psnr"),
+        "started from": start.ref or "scratch", "epochs": job.epochs, "steps": result.metrics.get("steps"),
+        "train PSNR (dB)": result.metrics.get("train_psnr"),
         "regularizers": cfg.regularizers, "lmbda": cfg.lmbda,
         "held-out quality": {k: v for k, v in result.heldout.items()},
         "train bits/pixel (ideal)": result.metrics.get("train_bits_per_element"),
@@ -137,7 +148,7 @@ def compress(
     if not isinstance(job, CompressJobSpec):
         raise SpecError(f"spec {spec}: kind is {job.kind!r}; `aec compress` runs kind: compress specs")
     registry = ModelRegistry(job.registry, job.storage_options)
-    mv, bundle = registry.load(job.model)
+    mv, bundle = load_model(job.model, registry)
     trained_for = read_bundle(bundle)["modality"]
     if trained_for != job.modality:
         raise SpecError(f"spec {spec}: model {mv.ref} was trained for {trained_for!r}, not {job.modality!r}; "
@@ -158,6 +169,7 @@ def compress(
             workers=job.workers, gpus=job.gpus, batch_size=job.batch_size, cpus_per_worker=job.cpus_per_worker,
             overwrite=overwrite, quality_every=job.quality_every, max_file_bytes=job.max_file_bytes,
             commit_every=job.commit_every, commit_seconds=job.commit_seconds, lossless=job.lossless,
+            rate_point=job.rate_point if job.rate_point is not None else mv.info.get("rate_point"),
             metadata={"job": job.name, "registry": registry.loc.url, "job_id": run.job_id}, files=tuple(files),
             job_name=job.name,
         ), progress=lambda done, total: bar.update(task, completed=done, total=total))

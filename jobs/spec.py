@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aecore.registry import MODALITIES, MODELS, REGULARIZERS
 import aecore  # noqa: F401  - fills the registries
 
 __all__ = ["CompressJobSpec", "JobSpec", "SpecError", "TrainJobSpec", "load_spec", "parse_spec"]
 
-_MODEL_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(@([0-9]+|[A-Za-z][A-Za-z0-9_-]*))?$")
+_MODEL_REF = re.compile(r"^(zoo:[A-Za-z0-9][A-Za-z0-9_.-]*|[A-Za-z0-9][A-Za-z0-9_.-]*(@([0-9]+|[A-Za-z][A-Za-z0-9_-]*))?)$")
+#: ``init:`` values that are not model references
+INIT_NONE, INIT_CONTINUE = "none", "continue"
 
 
 class SpecError(ValueError):
@@ -73,17 +75,29 @@ class JobSpec(BaseModel):
 
 class TrainJobSpec(JobSpec):
     kind: Literal["train"] = "train"
-    #: aecore model class; default: the modality's own (image -> image-conv)
+    #: aecore model class; default: the init model's, else the modality's own (image -> image-hyperprior)
     architecture: str | None = None
-    preset: Literal["tiny", "base"] = "tiny"
-    learning_rate: float = Field(default=2e-3, gt=0)
+    #: a size preset of the architecture (its PRESETS); default: the architecture's default_preset
+    preset: str | None = None
+    #: where training starts: unset -> the modality's zoo model (when the architecture and preset
+    #: are its own), `none` (from scratch), `zoo:NAME`, `NAME@VERSION` / `NAME@production` of the
+    #: registry, or `continue` (this model's production version if any, else the default) —
+    #: what scheduled retraining uses unless its spec says otherwise
+    init: str | None = None
+    #: optimizer steps (per worker) to train for; epochs repeat until they are spent
+    steps: int | None = Field(default=None, ge=1)
+    #: Adam's peak learning rate (warmup, hold, linear decay); default: the architecture's own
+    learning_rate: float | None = Field(default=None, gt=0)
     #: a regularizer name, a list of names, or {name: weight}; weights default per regularizer
     #: (plain, sparse-l1, sparse-kl, contractive, denoising, variational)
     regularizer: str | list[str] | dict[str, float | None] = "plain"
-    #: rate–distortion trade-off: loss = distortion + lmbda * bits per element (pixel)
-    lmbda: float = Field(default=0.01, ge=0)
+    #: rate–distortion trade-off: loss = distortion + lmbda * bits per element (pixel); default:
+    #: the architecture's own (variable-rate models weight each rate point already: 1.0)
+    lmbda: float | None = Field(default=None, ge=0)
     #: random crops taken from each file per epoch
     patches_per_item: int = Field(default=4, ge=1)
+    #: side of the training crops; default: the model's own
+    patch_size: int | None = Field(default=None, ge=8)
     seed: int = 0
     #: after training: promote the new version to `production` if its held-out quality is at least
     #: production's (measured on the same held-out files) within promotion_tolerance ("if-better"),
@@ -107,6 +121,23 @@ class TrainJobSpec(JobSpec):
             raise ValueError(f"unknown architecture {v!r}; use one of: {', '.join(sorted(MODELS))}")
         return v
 
+    @field_validator("init")
+    @classmethod
+    def _init_ref(cls, v: str | None) -> str | None:
+        if v is None or v in (INIT_NONE, INIT_CONTINUE) or _MODEL_REF.fullmatch(v):
+            return v
+        raise ValueError(f"{v!r} is not a starting point; use none, continue, zoo:NAME, NAME@VERSION or NAME@production")
+
+    @model_validator(mode="after")
+    def _known_preset(self) -> "TrainJobSpec":
+        if self.preset is None:
+            return self
+        arch = self.architecture or MODALITIES[self.modality].default_model
+        presets = MODELS[arch].PRESETS
+        if self.preset not in presets:
+            raise ValueError(f"unknown preset {self.preset!r} for {arch}; use one of: {', '.join(presets)}")
+        return self
+
     @field_validator("regularizer")
     @classmethod
     def _known_regularizers(cls, v: Any) -> Any:
@@ -129,6 +160,9 @@ class TrainJobSpec(JobSpec):
 class CompressJobSpec(JobSpec):
     kind: Literal["compress"] = "compress"
     output: str = Field(min_length=1)
+    #: the rate point of a variable-rate model (image-hyperprior: 1 .. 5, fractions between;
+    #: higher: more bits, better quality); default: the model's own (zoo:NAME-qK entries set K)
+    rate_point: float | None = Field(default=None, gt=0)
     #: every how-many-th input (by id hash) is decoded again to measure quality
     quality_every: int = Field(default=8, ge=1)
     #: restore byte-exact (residual coded under the decoder's distribution); default: the
@@ -148,7 +182,7 @@ class CompressJobSpec(JobSpec):
     @classmethod
     def _model_ref(cls, v: str) -> str:
         if not _MODEL_REF.fullmatch(v):
-            raise ValueError(f"{v!r} is not a model reference; use NAME, NAME@VERSION or NAME@production")
+            raise ValueError(f"{v!r} is not a model reference; use NAME, NAME@VERSION, NAME@production or zoo:NAME")
         return v
 
 

@@ -8,7 +8,7 @@ re-run with the same ``--out`` resumes there (a later ``--steps`` moves the deca
 learning rate warms up over ``--warmup`` steps, holds, and decays linearly to 1/20 over the
 last ``--decay`` share of the steps. Each step draws random crops (``--crop``, flipped at
 random) and a rate point per crop (gain units). At the end the coder's tables are computed and
-``OUT/model.safetensors`` written (``aecore.zoo.save_weights``).
+``OUT/model.safetensors`` written (a bundle, ``aecore.bundle``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from PIL import Image
 
 from aecore.models import build_model
 from aecore.regularizers import build_objective
-from aecore.zoo import save_weights
+from aecore.bundle import dump_bundle
 
 __all__ = ["main"]
 
@@ -63,7 +63,7 @@ def evaluate(model: torch.nn.Module, crops: torch.Tensor) -> dict[str, float]:
     model.eval()
     out = {}
     for q in range(1, len(model.lambdas) + 1):
-        model.quality = float(q)
+        model.rate_point = float(q)
         r = model(crops)
         mse = torch.mean((r["x_hat"].clamp(0, 1) - crops) ** 2, dim=(1, 2, 3))
         out[f"q{q}_bpp"] = round(float(r["bits"].sum() / (crops.shape[0] * crops.shape[2] * crops.shape[3])), 4)
@@ -143,8 +143,8 @@ def main() -> None:
             sums, t0 = dict.fromkeys(sums, 0.0), time.perf_counter()
     model.eval()
     model.update_tables()
-    save_weights(model.cpu(), args.model, args.out / "model.safetensors",
-                 {"recipe": "recipes.train_image", "args": {k: str(v) for k, v in vars(args).items()}, "steps": step})
+    extra = {"recipe": "recipes.train_image", "args": {k: str(v) for k, v in vars(args).items()}, "steps": step}
+    (args.out / "model.safetensors").write_bytes(dump_bundle(model.cpu(), args.model, "image", extra))
     print(f"wrote {args.out / 'model.safetensors'}", flush=True)
 
 

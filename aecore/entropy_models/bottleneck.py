@@ -44,7 +44,8 @@ class EntropyBottleneck(nn.Module):
             if i < len(widths) - 2:
                 self.factors.append(nn.Parameter(torch.zeros(channels, widths[i + 1], 1)))
         # Integer tables for the coder, filled by ``update_tables`` (saved with the weights).
-        self.register_buffer("pmf", torch.zeros(channels, 2 * max_radius + 2, dtype=torch.int32))
+        # (Their size depends on the radii, so loading a state dict resizes them.)
+        self.register_buffer("pmf", torch.zeros(0, dtype=torch.int32))
         self.register_buffer("radius", torch.zeros(channels, dtype=torch.int32))
 
     def _cumulative_logits(self, v: torch.Tensor) -> torch.Tensor:
@@ -80,21 +81,25 @@ class EntropyBottleneck(nn.Module):
         r = self.max_radius
         edges = torch.arange(-r, r + 2, device=device, dtype=torch.float32) - 0.5  # -r-1/2 .. r+1/2
         cdf = torch.sigmoid(self._cumulative_logits(edges.expand(self.channels, 1, -1)))[:, 0].double().cpu().numpy()
-        pmf = np.zeros((self.channels, 2 * r + 2), np.int64)
+        rows = []
         radius = np.zeros(self.channels, np.int64)
         for c in range(self.channels):
             tails = cdf[c, r - np.arange(r + 1)] + (1.0 - cdf[c, r + 1 + np.arange(r + 1)])  # radius 0..r
             rc = int(np.argmax(tails < self.tail_mass)) if (tails < self.tail_mass).any() else r
             probs = np.diff(cdf[c, r - rc : r + rc + 2])
             escape = max(cdf[c, r - rc] + 1.0 - cdf[c, r + rc + 1], 0.0)
-            row = TableCoder.quantize(np.clip(np.append(probs, escape), 0.0, 1.0))
-            pmf[c, : len(row)] = row
+            rows.append(TableCoder.quantize(np.clip(np.append(probs, escape), 0.0, 1.0)))
             radius[c] = rc
-        self.pmf.copy_(torch.from_numpy(pmf).to(torch.int32))
-        self.radius.copy_(torch.from_numpy(radius).to(torch.int32))
+        self.pmf = torch.from_numpy(TableCoder.flatten(rows)).to(torch.int32)
+        self.radius = torch.from_numpy(radius).to(torch.int32)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if prefix + "pmf" in state_dict:  # the tables' size is the saved one
+            self.pmf = torch.empty_like(state_dict[prefix + "pmf"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def coder(self) -> TableCoder:
-        if int(self.pmf.sum()) == 0:
+        if self.pmf.numel() == 0:
             raise RuntimeError("the entropy bottleneck's tables are empty: call update_tables() after training")
         return TableCoder(self.pmf.cpu().numpy(), self.radius.cpu().numpy())
 

@@ -43,7 +43,7 @@ class GaussianConditional(nn.Module):
         table = scale_table(levels=levels)
         radius = np.ceil(table * _TAIL).astype(np.int64)
         self.register_buffer("scales", torch.from_numpy(table))
-        self.register_buffer("pmf", torch.zeros(levels, int(2 * radius.max() + 2), dtype=torch.int32))
+        self.register_buffer("pmf", torch.zeros(int((2 * radius + 2).sum()), dtype=torch.int32))
         self.register_buffer("radius", torch.from_numpy(radius).to(torch.int32))
 
     def likelihood(self, y: torch.Tensor, scales: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
@@ -54,14 +54,13 @@ class GaussianConditional(nn.Module):
 
     @torch.no_grad()
     def update_tables(self) -> None:
-        pmf = np.zeros(tuple(self.pmf.shape), np.int64)
-        for j, (s, r) in enumerate(zip(self.scales.tolist(), self.radius.tolist())):
+        rows = []
+        for s, r in zip(self.scales.tolist(), self.radius.tolist()):
             v = np.arange(-r, r + 1, dtype=np.float64)
             probs = ndtr((v + 0.5) / s) - ndtr((v - 0.5) / s)
             escape = 2.0 * ndtr(-(r + 0.5) / s)
-            row = TableCoder.quantize(np.append(probs, escape))
-            pmf[j, : len(row)] = row
-        self.pmf.copy_(torch.from_numpy(pmf).to(torch.int32))
+            rows.append(TableCoder.quantize(np.append(probs, escape)))
+        self.pmf.copy_(torch.from_numpy(TableCoder.flatten(rows)).to(torch.int32))
 
     def coder(self) -> TableCoder:
         if int(self.pmf.sum()) == 0:

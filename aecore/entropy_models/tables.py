@@ -30,21 +30,26 @@ def _unzigzag(u: np.ndarray) -> np.ndarray:
 
 
 class TableCoder:
-    """Tables ``pmf [T, K]`` (int, row ``j`` holds ``2 * R_j + 2`` entries, escape last) and
-    ``radius [T]`` (``R_j``)."""
+    """Tables laid end to end in ``pmf`` (ints; table ``j`` holds ``2 * R_j + 2`` entries, escape
+    last) with ``radius [T]`` (``R_j``)."""
 
     def __init__(self, pmf: np.ndarray, radius: np.ndarray) -> None:
-        pmf = np.asarray(pmf, dtype=np.int64)
+        pmf = np.asarray(pmf, dtype=np.int64).ravel()
         self.radius = np.asarray(radius, dtype=np.int64)
-        if pmf.ndim != 2 or len(pmf) != len(self.radius):
-            raise ValueError(f"tables of shape {pmf.shape} do not match {len(self.radius)} radii")
-        if (pmf < 0).any() or (pmf >= 1 << 24).any():
-            raise ValueError("table entries must be integers in [0, 2**24)")
+        ends = np.cumsum(2 * self.radius + 2)
+        if len(pmf) != (ends[-1] if len(ends) else 0):
+            raise ValueError(f"{len(pmf)} table entries do not match {len(self.radius)} radii")
+        if (pmf <= 0).any() or (pmf >= 1 << 24).any():
+            raise ValueError("table entries must be integers in [1, 2**24)")
         # float32 holds these integers exactly: constriction sees the same numbers everywhere.
         self._models = [
-            constriction.stream.model.Categorical(pmf[j, : 2 * r + 2].astype(np.float32), perfect=False)
-            for j, r in enumerate(self.radius)
+            constriction.stream.model.Categorical(pmf[end - 2 * r - 2 : end].astype(np.float32), perfect=False)
+            for end, r in zip(ends.tolist(), self.radius.tolist())
         ]
+
+    @staticmethod
+    def flatten(rows: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([np.asarray(r, np.int64) for r in rows]) if rows else np.zeros(0, np.int64)
 
     @staticmethod
     def quantize(probabilities: np.ndarray, precision: int = 20) -> np.ndarray:

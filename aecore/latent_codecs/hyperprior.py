@@ -82,7 +82,7 @@ class HyperpriorLatentCodec(nn.Module):
         likelihoods of ``y`` (uniform noise in training) and ``z``."""
         z = self.h_a(y)
         z_hat, z_lik = self.entropy_bottleneck(z, self.training)
-        hyper = self.h_s(z_hat)
+        hyper = self.h_s(z_hat)[(..., *(slice(0, n) for n in y.shape[2:]))]  # z covers y rounded up
         if self.checkerboard:
             anchor = anchor_mask(tuple(y.shape[2:]), y.device)
             scales_a, means_a = self._params(hyper, torch.zeros_like(hyper))

@@ -29,7 +29,7 @@ class ImageModality(Modality):
     name = "image"
     gate_metric = ("psnr", 1)
     extensions = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-    default_model = "image-conv"
+    default_model = "image-hyperprior"
     output_suffix = ".png"
     # Lossless mode rebuilds PNGs byte for byte; other formats are stored as they are.
     containers = ("png",)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
+from aecore.codecs import FactorizedCategoricalCodec
 from aecore.entropy_models import FactorizedLaplacePrior
 
 __all__ = ["ConvAutoEncoder"]
@@ -33,6 +35,18 @@ class ConvAutoEncoder(nn.Module):
     #: (text bytes) code under it through ``probability_blocks``; the others under a Laplace
     #: around x_hat with a scale fitted per block (``aecore.codecs.LaplaceResidualCodec``)
     categorical_residual: ClassVar[bool] = False
+    #: the spec's defaults for training this model: the rate weight ``lmbda`` (loss =
+    #: distortion + lmbda * bits per element) and Adam's learning rate
+    default_lmbda: ClassVar[float] = 0.01
+    default_learning_rate: ClassVar[float] = 2e-3
+    #: the size preset a train job uses when its spec names none
+    default_preset: ClassVar[str] = "tiny"
+    #: latents coded under a per-channel table fitted to a histogram of round(y) after training
+    #: (``fit_codec``); models with their own latent codec set this False and override
+    #: ``update_tables`` / ``compress_latent`` / ``decompress_latent``
+    histogram_prior: ClassVar[bool] = True
+    #: the fitted table of the histogram prior (set by training, or by loading a bundle)
+    codec: FactorizedCategoricalCodec | None = None
 
     def __init__(self, **config: Any) -> None:
         super().__init__()
@@ -101,3 +115,45 @@ class ConvAutoEncoder(nn.Module):
 
     def latent_shape(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
         return (self.latent_channels, *(-(-s // self.stride) for s in spatial))
+
+    @property
+    def patch_size(self) -> int:
+        """Side of the training crops (also what the query latent is computed at, by default)."""
+        return int(self.config.get("patch_size") or self.native_size)
+
+    # -- latent coding ----------------------------------------------------------------------
+
+    def update_tables(self) -> None:
+        """Make the coder's tables after training (the histogram prior is fitted by the trainer)."""
+
+    def compress_latent(self, y: torch.Tensor) -> tuple[bytes, torch.Tensor]:
+        """``y [C, *positions]`` from ``g_a`` -> (bytes, the ``y_hat`` the decoder will see)."""
+        y_hat = torch.round(y).cpu()
+        return self._codec().compress(y_hat.numpy()), y_hat
+
+    def decompress_latent(self, data: bytes, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.from_numpy(self._codec().decompress(data, shape))
+
+    def _codec(self) -> FactorizedCategoricalCodec:
+        if self.codec is None:
+            raise RuntimeError(f"{type(self).__name__} has no fitted latent prior; train it first")
+        return self.codec
+
+    @property
+    def codec_name(self) -> str:
+        """What codes the latents (recorded in dataset metadata)."""
+        return FactorizedCategoricalCodec.name
+
+    def codec_state(self) -> dict[str, Any] | None:
+        return self.codec.state() if self.codec is not None else None
+
+    def load_codec_state(self, state: dict[str, Any] | None) -> None:
+        self.codec = FactorizedCategoricalCodec.from_state(state) if state else None
+
+    def uniform_prior(self, support: int = 48) -> ConvAutoEncoder:
+        """Code latents under a uniform table (an untrained model); returns the model."""
+        self.codec = FactorizedCategoricalCodec(self.latent_channels, support)
+        return self
+
+    def fit_codec(self, histogram: np.ndarray, support: int) -> None:
+        self.codec = FactorizedCategoricalCodec.from_histogram(histogram, support)

@@ -10,15 +10,16 @@ deep image compression with continuous rate adaptation", CVPR 2021).
     g_a: conv5/2 GDN conv5/2 GDN conv5/2 GDN conv5/2         (N, N, N, M channels)
     g_s: deconv5/2 IGDN deconv5/2 IGDN deconv5/2 IGDN deconv5/2
 
-One model serves every rate point: quality ``q`` (1 .. len(lambdas), fractional values
+One model serves every rate point: ``rate_point`` q (1 .. len(lambdas), fractional values
 interpolate the gains geometrically) scales the latent before quantization. Training draws a
-quality per sample and weights its distortion by that rate point's ``lambda`` (CompressAI's
+rate point per sample and weights its distortion by that rate point's ``lambda`` (CompressAI's
 convention: ``L = lambda * 255^2 * MSE + bpp``).
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from typing import Any, ClassVar
 
 import torch
@@ -31,6 +32,9 @@ from aecore.registry import register_model
 
 __all__ = ["ImageHyperpriorAE", "LAMBDAS"]
 
+_HEAD = struct.Struct("<HB")
+_LEN = struct.Struct("<I")
+
 #: CompressAI's MSE rate points 1-5 (about 0.12 to 0.7 bits per pixel on Kodak)
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250)
 
@@ -38,27 +42,28 @@ LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250)
 @register_model("image-hyperprior")
 class ImageHyperpriorAE(ConvAutoEncoder):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": {"channels": 24, "latent_channels": 32, "hyper_channels": 24, "native_size": 64},
-        "small": {"channels": 96, "latent_channels": 128, "hyper_channels": 96, "native_size": 64,
-                  "checkerboard": True},
-        "base": {"channels": 128, "latent_channels": 192, "hyper_channels": 128, "native_size": 64,
-                 "checkerboard": True},
+        "tiny": {"channels": 24, "latent_channels": 32, "hyper_channels": 24, "patch_size": 64},
+        "small": {"channels": 96, "latent_channels": 128, "hyper_channels": 96, "checkerboard": True},
+        "base": {"channels": 128, "latent_channels": 192, "hyper_channels": 128, "checkerboard": True},
     }
     #: the spec's ``lmbda`` multiplies the rate of a loss already weighted by ``lambdas``
     default_lmbda: ClassVar[float] = 1.0
+    default_learning_rate: ClassVar[float] = 1e-4
+    default_preset: ClassVar[str] = "small"
+    histogram_prior: ClassVar[bool] = False
 
-    def __init__(self, channels: int = 24, latent_channels: int = 32, hyper_channels: int = 24, native_size: int = 64,
-                 checkerboard: bool = False, lambdas: tuple[float, ...] = LAMBDAS, quality: float | None = None,
-                 in_channels: int = 3, variational: bool = False) -> None:
+    def __init__(self, channels: int = 24, latent_channels: int = 32, hyper_channels: int = 24, native_size: int = 32,
+                 patch_size: int = 128, checkerboard: bool = False, lambdas: tuple[float, ...] = LAMBDAS,
+                 rate_point: float | None = None, in_channels: int = 3, variational: bool = False) -> None:
         super().__init__(channels=channels, latent_channels=latent_channels, hyper_channels=hyper_channels,
-                         native_size=native_size, checkerboard=checkerboard, lambdas=tuple(lambdas),
-                         quality=quality, in_channels=in_channels, variational=variational)
+                         native_size=native_size, patch_size=patch_size, checkerboard=checkerboard,
+                         lambdas=list(lambdas), rate_point=rate_point, in_channels=in_channels, variational=variational)
         n, m = channels, latent_channels
         self.latent_channels = m
         self.native_size = native_size
         self.lambdas = tuple(float(v) for v in lambdas)
         #: the rate point compress uses (1 .. len(lambdas)); the middle one unless set
-        self.quality = float(quality) if quality is not None else (len(self.lambdas) + 1) / 2
+        self.rate_point = float(rate_point) if rate_point is not None else (len(self.lambdas) + 1) / 2
         self.analysis = nn.Sequential(
             conv(in_channels, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, self.analysis_channels),
         )
@@ -69,12 +74,8 @@ class ImageHyperpriorAE(ConvAutoEncoder):
         self.latent_codec = HyperpriorLatentCodec(m, hyper_channels, dims=2, checkerboard=checkerboard)
         self.log_gain = nn.Parameter(torch.zeros(len(self.lambdas), m))
         self.log_inverse_gain = nn.Parameter(torch.zeros(len(self.lambdas), m))
-        #: padding multiple: g_a's 16 times the hyper-analysis' 4
-        self.stride = 16 * self.latent_codec.stride
-        self.latent_stride = 16
-
-    def latent_shape(self, spatial: tuple[int, ...]) -> tuple[int, ...]:
-        return (self.latent_channels, *(-(-s // self.latent_stride) for s in spatial))
+        #: padding multiple: g_a's down-sampling (the hyper-latent covers y rounded up)
+        self.stride = 16
 
     # -- rate points --------------------------------------------------------------------------
 
@@ -92,7 +93,7 @@ class ImageHyperpriorAE(ConvAutoEncoder):
     def _qualities(self, batch: int, device: torch.device) -> torch.Tensor:
         if self.training:
             return torch.randint(1, len(self.lambdas) + 1, (batch,), device=device).float()
-        return torch.full((batch,), self.quality, device=device)
+        return torch.full((batch,), self.rate_point, device=device)
 
     def rd_weight(self, quality: torch.Tensor) -> torch.Tensor:
         """``lambda * 255^2`` at each quality (log-interpolated between rate points)."""
@@ -131,25 +132,38 @@ class ImageHyperpriorAE(ConvAutoEncoder):
 
     # -- coding -------------------------------------------------------------------------------
 
+    @property
+    def codec_name(self) -> str:
+        return "mean-scale-hyperprior" + ("+checkerboard" if self.latent_codec.checkerboard else "")
+
     def update_tables(self) -> None:
         self.latent_codec.update_tables()
 
     @torch.no_grad()
-    def compress_latent(self, y: torch.Tensor, quality: float | None = None) -> tuple[list[bytes], torch.Tensor]:
-        """``y [M, *positions]`` (from ``g_a``) -> strings and the decoded ``y_hat`` in g_s's scale."""
-        q = torch.tensor([self.quality if quality is None else float(quality)])
-        gain = self._gains(q, self.log_gain.cpu())[0].view(-1, *([1] * (y.dim() - 1)))
-        strings, y_q_hat = self.latent_codec.compress(y.cpu().float() * gain)
-        return strings, y_q_hat * self._inverse(q, y)
+    def compress_latent(self, y: torch.Tensor) -> tuple[bytes, torch.Tensor]:
+        """``y [M, *positions]`` from ``g_a`` -> ``u16 rate_point * 256 | u8 k | k x (u32 n | n bytes)``
+        and the ``y_hat`` the decoder will see (in g_s's scale)."""
+        code = max(0, min(0xFFFF, round(self.rate_point * 256)))
+        q = torch.tensor([code / 256])
+        gain = self._gains(q, self.log_gain.detach().cpu())[0].view(-1, *([1] * (y.dim() - 1)))
+        strings, y_q_hat = self.latent_codec.compress(y.detach().cpu().float() * gain)
+        blob = _HEAD.pack(code, len(strings)) + b"".join(_LEN.pack(len(s)) + s for s in strings)
+        return blob, y_q_hat * self._inverse(q, y_q_hat)
 
     @torch.no_grad()
-    def decompress_latent(self, strings: list[bytes], shape: tuple[int, ...], quality: float) -> torch.Tensor:
-        q = torch.tensor([float(quality)])
+    def decompress_latent(self, data: bytes, shape: tuple[int, ...]) -> torch.Tensor:
+        code, count = _HEAD.unpack_from(data)
+        pos, strings = _HEAD.size, []
+        for _ in range(count):
+            (n,) = _LEN.unpack_from(data, pos)
+            strings.append(data[pos + _LEN.size : pos + _LEN.size + n])
+            pos += _LEN.size + n
+        q = torch.tensor([code / 256])
         y_q_hat = self.latent_codec.decompress(strings, shape)
         return y_q_hat * self._inverse(q, y_q_hat)
 
     def _inverse(self, q: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return self._gains(q, self.log_inverse_gain.cpu())[0].view(-1, *([1] * (like.dim() - 1)))
+        return self._gains(q, self.log_inverse_gain.detach().cpu())[0].view(-1, *([1] * (like.dim() - 1)))
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -1,5 +1,78 @@
-"""The model zoo: pretrained models shipped in the repository (safetensors), by name."""
+"""The model zoo: pretrained models shipped in the repository, by name.
 
-from aecore.zoo.weights import load_weights, save_weights
+Each entry is a bundle (``aecore.bundle``: safetensors with the model's name, config and tables)
+under ``aecore/zoo/weights/`` plus the rate point it compresses at. A compress spec takes
+``model: zoo:NAME`` directly; a train spec starts from one with ``init: zoo:NAME`` (by default, a
+new model starts from its modality's default entry). ``aec models zoo`` lists them. How each was
+trained (command, data, steps, figures) is in ``docs/zoo.md`` and in the bundle's ``extra``.
+"""
 
-__all__ = ["load_weights", "save_weights"]
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["ZOO", "ZooEntry", "ZooError", "default_entry", "zoo_bundle", "zoo_entry"]
+
+WEIGHTS = Path(__file__).parent / "weights"
+
+
+class ZooError(LookupError):
+    """An unknown zoo name, or weights missing from this installation (one line)."""
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    modality: str
+    weights: str  # a bundle file under aecore/zoo/weights/
+    summary: str
+    rate_point: float | None = None  # variable-rate models: the rate point it compresses at
+    version: int = 1
+    default: bool = False  # the modality's starting point for new models
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS / self.weights
+
+    @property
+    def available(self) -> bool:
+        return self.path.is_file()
+
+
+_IMAGE = "image-hyperprior-small.safetensors"
+_IMAGE_SUMMARY = ("mean-scale hyperprior + checkerboard, GDN, N=96/M=128, 5 rate points in one model; "
+                  "trained on photos from Debian packages")
+ZOO: dict[str, ZooEntry] = {
+    e.name: e
+    for e in [
+        ZooEntry("image-small", "image", _IMAGE, _IMAGE_SUMMARY + " (rate point 3)", rate_point=3.0, default=True),
+        *(ZooEntry(f"image-small-q{q}", "image", _IMAGE, _IMAGE_SUMMARY + f" (rate point {q})", rate_point=float(q))
+          for q in range(1, 6)),
+    ]
+}
+
+
+def zoo_entry(name: str) -> ZooEntry:
+    name = name.removeprefix("zoo:")
+    if name not in ZOO:
+        near = difflib.get_close_matches(name, ZOO, n=1)
+        hint = f"did you mean zoo:{near[0]}? " if near else ""
+        raise ZooError(f"no zoo model {name!r}; {hint}`aec models zoo` lists them")
+    entry = ZOO[name]
+    if not entry.available:
+        raise ZooError(f"zoo model {name!r} has no weights in this installation ({entry.path}); reinstall aec")
+    return entry
+
+
+def zoo_bundle(name: str) -> bytes:
+    return zoo_entry(name).path.read_bytes()
+
+
+def default_entry(modality: str) -> ZooEntry | None:
+    """The modality's default starting point, if its weights ship with this installation."""
+    for entry in ZOO.values():
+        if entry.modality == modality and entry.default and entry.available:
+            return entry
+    return None

@@ -14,7 +14,7 @@ from tests.conftest import png_bytes
 def compressor():
     torch.manual_seed(0)
     model = build_model("image-conv", "tiny")
-    return Compressor(get_modality("image"), model, FactorizedCategoricalCodec(model.latent_channels))
+    return Compressor(get_modality("image"), model.uniform_prior())
 
 
 def test_codec_round_trip_is_exact():

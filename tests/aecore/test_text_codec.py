@@ -11,7 +11,7 @@ from aecore import Compressor, FactorizedCategoricalCodec, build_model, get_moda
 def compressor():
     torch.manual_seed(0)
     model = build_model("text-byte", "tiny", chunk=1024)  # small chunks: long inputs take several pieces
-    return Compressor(get_modality("text"), model, FactorizedCategoricalCodec(model.latent_channels))
+    return Compressor(get_modality("text"), model.uniform_prior())
 
 
 @pytest.mark.parametrize("data", [

@@ -41,7 +41,7 @@ def speed_bundle(preset: str) -> bytes:
     from aecore import FactorizedCategoricalCodec, build_model, dump_bundle
 
     model = build_model("image-conv", preset)
-    return dump_bundle(model, "image-conv", "image", FactorizedCategoricalCodec(model.latent_channels))
+    return dump_bundle(model.uniform_prior(), "image-conv", "image")
 
 
 def model_bundle(steps: int = 150) -> bytes:
@@ -57,7 +57,7 @@ def model_bundle(steps: int = 150) -> bytes:
     paths = make_photo_collection(WORK / "train-photos", 64, sizes=(64, 96), seed=3, jpeg_every=0)
     mod = get_modality("image")
     comp = train("image-conv", "image", [mod.load(p.read_bytes()) for p in paths], steps, lmbda=0.01)
-    data = dump_bundle(comp.model, "image-conv", "image", comp.codec)
+    data = dump_bundle(comp.model, "image-conv", "image")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return data

@@ -26,7 +26,7 @@ from tests.bench.rd_classic import train
 
 
 def _lossless(comp: Compressor) -> Compressor:
-    return Compressor(comp.modality, comp.model, comp.codec, lossless=True)
+    return Compressor(comp.modality, comp.model, lossless=True)
 
 
 def _aec(comp: Compressor, files: list[bytes]) -> dict:

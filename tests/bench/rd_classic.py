@@ -49,7 +49,8 @@ def train(model_name: str, modality: str, samples, steps: int, lmbda: float, bat
         for s in samples:
             x = torch.from_numpy(mod.training_patches(s, model.native_size, 4, rng))
             hist = hist + codec.histogram(torch.round(model.g_a(x)).numpy())
-    return Compressor(mod, model, FactorizedCategoricalCodec.from_histogram(hist, codec.support))
+    model.fit_codec(hist, codec.support)
+    return Compressor(mod, model)
 
 
 def _closest(target: int, candidates: dict) -> tuple:

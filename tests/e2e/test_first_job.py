@@ -159,7 +159,7 @@ def test_rerun_of_a_finished_job_encodes_nothing(job):
 def test_another_model_into_the_same_output_is_refused_in_one_line(job):
     model = build_model("image-conv", "tiny")
     mv = ModelRegistry(str(job["registry"])).register(
-        "other", dump_bundle(model, "image-conv", "image", FactorizedCategoricalCodec(12)), {})
+        "other", dump_bundle(model.uniform_prior(), "image-conv", "image"), {})
     result = CliRunner().invoke(app, ["compress", str(job["compress_spec"]), "--set", f"model={mv.ref}"])
     assert result.exit_code == 2
     assert "holds a dataset of model photos@1, not other@1" in result.output
@@ -199,7 +199,7 @@ def test_an_untrained_model_fails_the_psnr_floor(job, tmp_path):
     """The floor means something: random weights with a matching prior fall far below it."""
     model = build_model("image-conv", "tiny")
     registry = ModelRegistry(str(job["registry"]))
-    mv = registry.register("untrained", dump_bundle(model, "image-conv", "image", FactorizedCategoricalCodec(12)), {})
+    mv = registry.register("untrained", dump_bundle(model.uniform_prior(), "image-conv", "image"), {})
     run("compress", str(job["compress_spec"]), "--set", f"output={tmp_path}/bad", "--set", f"model={mv.ref}")
     out = run("decode", str(tmp_path / "bad"), "--out", str(tmp_path / "restored"))
     psnr = _psnr_from(out)

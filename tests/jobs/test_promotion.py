@@ -14,7 +14,7 @@ from jobs.registry import ModelRegistry
 @pytest.fixture(scope="module")
 def bundles(trained, photos):
     _, good = ModelRegistry(str(trained["registry"])).load("photos@1")
-    bad = dump_bundle(build_model("image-conv", "tiny"), "image-conv", "image", FactorizedCategoricalCodec(12))
+    bad = dump_bundle(build_model("image-conv", "tiny").uniform_prior(), "image-conv", "image")
     loc = Location.of(str(photos))
     files = list_collection(loc, (".png", ".jpg"))[:12]
     measure = lambda bundle: measure_heldout(bundle, loc, files)  # noqa: E731
@@ -63,4 +63,4 @@ def test_text_gate_prefers_fewer_bits():
 
 
 def _text_bundle() -> bytes:
-    return dump_bundle(build_model("text-byte", "tiny"), "text-byte", "text", FactorizedCategoricalCodec(8))
+    return dump_bundle(build_model("text-byte", "tiny").uniform_prior(), "text-byte", "text")

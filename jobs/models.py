@@ -1,0 +1,63 @@
+"""Which model a job uses: registry versions and zoo models behind one reference syntax.
+
+    zoo:NAME                 a model shipped with aec (``aec models zoo``)
+    NAME, NAME@N, NAME@ALIAS a version in the job's registry
+
+and where a train job starts (``init:``): the modality's zoo model by default, ``none``,
+``continue`` (the model's production version, else the default), or any reference above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aecore import read_bundle
+from aecore.registry import MODALITIES, MODELS
+from aecore.zoo import ZooError, default_entry, zoo_entry
+from jobs.registry import ModelRegistry, ModelVersion, RegistryError
+from jobs.spec import INIT_CONTINUE, INIT_NONE, TrainJobSpec
+
+__all__ = ["StartingPoint", "load_model", "starting_point"]
+
+
+def load_model(ref: str, registry: ModelRegistry) -> tuple[ModelVersion, bytes]:
+    """``(version record, bundle)`` of a reference; zoo models carry their rate point in ``info``."""
+    if ref.startswith("zoo:"):
+        try:
+            entry = zoo_entry(ref)
+        except ZooError as exc:
+            raise RegistryError(str(exc)) from None
+        info = {"zoo": entry.name, "rate_point": entry.rate_point, "summary": entry.summary}
+        return ModelVersion(f"zoo:{entry.name}", entry.version, info), entry.path.read_bytes()
+    return registry.load(ref)
+
+
+@dataclass(frozen=True)
+class StartingPoint:
+    ref: str | None  # None: from scratch
+    bundle: bytes | None
+    architecture: str
+    preset: str | None
+
+
+def starting_point(job: TrainJobSpec, registry: ModelRegistry) -> StartingPoint:
+    """Resolve ``init`` (and with it the architecture) for a train job."""
+    arch = job.architecture or MODALITIES[job.modality].default_model
+    init = job.init
+    if init == INIT_CONTINUE:
+        production = registry.aliases(job.model).get("production") if registry.versions(job.model) else None
+        init = f"{job.model}@{production}" if production is not None else None
+    if init is None:  # the modality's zoo model, when the job asks for nothing it does not have
+        entry = default_entry(job.modality)
+        same = entry is not None and read_bundle(entry.path.read_bytes())["model"] == arch
+        init = f"zoo:{entry.name}" if same and job.preset is None else INIT_NONE
+    if init == INIT_NONE:
+        return StartingPoint(None, None, arch, job.preset or MODELS[arch].default_preset)
+    mv, bundle = load_model(init, registry)
+    header = read_bundle(bundle)
+    if header["modality"] != job.modality:
+        raise RegistryError(f"init model {mv.ref} is a {header['modality']} model, not {job.modality}; fix `init`")
+    if job.architecture and header["model"] != job.architecture:
+        raise RegistryError(f"init model {mv.ref} is a {header['model']}, not {job.architecture}; "
+                            "drop `architecture` or set init: none")
+    return StartingPoint(mv.ref, bundle, header["model"], None)
