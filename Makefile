@@ -40,12 +40,12 @@ test: setup
 # throughput, memory, training, rate-distortion: ~30 min on 2 cores; writes docs/bench/*.json and *.png
 bench: setup
 	$(BIN)/python -m pip install -q zstandard
-	$(BIN)/python -m tests.bench.throughput
-	$(BIN)/python -m tests.bench.memory
-	$(BIN)/python -m tests.bench.training
-	$(BIN)/python -m tests.bench.rd_classic
-	$(BIN)/python -m tests.bench.lossless
-	$(BIN)/python -m tests.bench.plots
+	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.training
+	$(BIN)/python -m bench.rd_classic
+	$(BIN)/python -m bench.lossless
+	$(BIN)/python -m bench.plots
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -24,15 +24,39 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cluster.clock import utc_now
 from cluster.stage import describe_part, part_name
 from cluster.storage import Location, StorageError, with_retries
 
-__all__ = ["DatasetCommitter", "ERRORS", "MANIFEST", "META_DIR", "STAGING_SUFFIX"]
+__all__ = ["DatasetCommitter", "ERRORS", "MANIFEST", "META_DIR", "STAGING_SUFFIX", "remove_dataset"]
 
 META_DIR = "_aec"
 MANIFEST = f"{META_DIR}/manifest.json"
 ERRORS = f"{META_DIR}/errors.jsonl"
 STAGING_SUFFIX = ".staging"
+
+
+def remove_dataset(output: Location) -> int:
+    """Delete the aec dataset at ``output`` — its parts, stray parts and ``_aec/`` — and nothing
+    else; a location that holds files but no dataset is refused. Returns the files removed."""
+    fs, path = output.fs, output.path
+    what = f"output {output.url!r}"
+    if not with_retries(fs.exists, path, what=what):
+        return 0
+    manifest = posixpath.join(path, MANIFEST)
+    entries = with_retries(fs.ls, path, detail=False, what=what) if with_retries(fs.isdir, path, what=what) else [path]
+    if not with_retries(fs.exists, manifest, what=what):
+        if entries:
+            raise StorageError(f"output {output.url!r} holds files but no aec dataset; --overwrite replaces only "
+                               "aec datasets: choose another output")
+        return 0
+    listed = {f["name"] for f in json.loads(with_retries(fs.cat_file, manifest, what=what)).get("files", [])}
+    doomed = [p for p in entries if posixpath.basename(p.rstrip("/")) in listed
+              or (posixpath.basename(p).startswith("part-") and p.endswith(".parquet"))]
+    for p in doomed:
+        with_retries(fs.rm, p, what=what)
+    with_retries(fs.rm, posixpath.join(path, META_DIR), recursive=True, what=what)
+    return len(doomed)
 
 
 @dataclass
@@ -64,6 +88,12 @@ class DatasetCommitter:
                 raise StorageError(
                     f"output {self.output.url!r} holds a dataset of model {old.get('model_ref')}, not "
                     f"{self.metadata['model_ref']}; choose another output or pass --overwrite")
+            if old.get("bundle_sha256") != self.metadata.get("bundle_sha256"):
+                # Same name and version, other weights (e.g. another registry): rows would not decode.
+                raise StorageError(
+                    f"output {self.output.url!r} was encoded with other weights of {old.get('model_ref')} "
+                    f"(bundle sha256 {str(old.get('bundle_sha256'))[:12]}…, this one {str(self.metadata.get('bundle_sha256'))[:12]}…); "
+                    "use the registry that encoded it, another output, or --overwrite")
         else:
             self.manifest = {"format": "aec-dataset/1", "files": [], "runs": [], "rows": 0, "input_bytes": 0,
                              "payload_bytes": 0, "quality_sums": {}, "quality_counts": {}}
@@ -80,7 +110,7 @@ class DatasetCommitter:
             self.committed_ids = set(table.column("id").to_pylist())
             self.committed_uris = set(table.column("uri").to_pylist())
         self._adopt_orphans(set(names))
-        self.run = {"run_id": self.run_id, "started": _now(), "status": "running", "rows": 0, "errors": 0,
+        self.run = {"run_id": self.run_id, "started": utc_now(), "status": "running", "rows": 0, "errors": 0,
                     "skipped": 0}
         self.manifest["runs"].append(self.run)
 
@@ -158,7 +188,7 @@ class DatasetCommitter:
         self._write_state()
 
     def finish(self, status: str, **extra: Any) -> dict[str, Any]:
-        self.run.update(status=status, finished=_now(), **extra)
+        self.run.update(status=status, finished=utc_now(), **extra)
         self._write_state()
         try:
             self._io(self.staging.fs.rm, self.staging.path, recursive=True)
@@ -176,7 +206,7 @@ class DatasetCommitter:
         m["ratio"] = m["input_bytes"] / m["payload_bytes"] if m["payload_bytes"] else None
         m["quality"] = {k: m["quality_sums"][k] / m["quality_counts"][k] for k in m["quality_sums"]}
         m["parquet_bytes"] = sum(f["size"] for f in m["files"])
-        m["updated"] = _now()
+        m["updated"] = utc_now()
         # The manifest goes last; on object stores one PUT is atomic, locally a rename is.
         blob = json.dumps(m, indent=2, sort_keys=True).encode()
         target = posixpath.join(self.output.path, MANIFEST)
@@ -192,7 +222,3 @@ class DatasetCommitter:
         return {"rows": m["rows"], "errors": m["errors"], "input_bytes": m["input_bytes"],
                 "payload_bytes": m["payload_bytes"], "parquet_bytes": m["parquet_bytes"], "ratio": m["ratio"],
                 "quality": m["quality"], "run": dict(self.run)}
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -24,7 +24,7 @@ import ray
 
 from aecore import load_bundle
 from aecore.compressor import PAYLOAD_VERSION
-from cluster.commit import DatasetCommitter
+from cluster.commit import DatasetCommitter, remove_dataset
 from cluster.encode import EncodeBatch
 from cluster.metrics import ProcessMetrics
 from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
@@ -32,7 +32,7 @@ from cluster.schema import latent_schema
 from cluster.stage import stage_part
 from cluster.storage import InputFile, Location, StorageError, list_collection, with_retries
 
-__all__ = ["CompressRequest", "compress_collection"]
+__all__ = ["CompressRequest", "check_locations", "compress_collection"]
 
 
 @dataclass(frozen=True)
@@ -82,8 +82,9 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
         **(req.metadata or {}),
     }
     schema = latent_schema(int(np.prod(compressor.query_latent_shape)), metadata)
-    if req.overwrite and req.output.exists():
-        with_retries(req.output.fs.rm, req.output.path, recursive=True, what=f"output {req.output.url!r}")
+    check_locations(req.input, req.output)
+    if req.overwrite:
+        remove_dataset(req.output)
     committer = DatasetCommitter(req.output, metadata, run_id=uuid.uuid4().hex[:12])
     committer.open()
     todo = [f for f in files if req.input.uri(f.path) not in committer.committed_uris]
@@ -141,6 +142,15 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
     summary.update(inputs=len(files), skipped=skipped, encoded=summary["run"]["rows"],
                    seconds=time.perf_counter() - started, output=req.output.url)
     return summary
+
+
+def check_locations(input_loc: Location, output: Location) -> None:
+    """An output that is, contains or sits inside its input is refused: the job would encode
+    its own output, and --overwrite would delete the collection."""
+    relation = output.overlaps(input_loc)
+    if relation:
+        raise StorageError(f"output {output.url!r} {relation} the input {input_loc.url!r}; "
+                           "choose an output outside the collection")
 
 
 def _report(req: CompressRequest, files: list[InputFile], compressor: Any, committer: DatasetCommitter) -> str | None:

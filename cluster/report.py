@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from aecore.compressor import Compressor
+from cluster.clock import utc_now
 from cluster.storage import InputFile, Location, with_retries
 
 __all__ = ["REPORT_JSON", "REPORT_PNG", "REPORT_HTML", "write_report"]
@@ -169,7 +170,7 @@ def write_report(output: Location, input_loc: Location, files: list[InputFile], 
         "dataset": output.url,
         "model": manifest.get("metadata", {}).get("model_ref"),
         "modality": compressor.modality.name,
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "generated_at": utc_now(),
         "summary": {
             "rows": manifest["rows"], "errors": manifest.get("errors", 0), "input_bytes": manifest["input_bytes"],
             "payload_bytes": manifest["payload_bytes"], "parquet_bytes": manifest.get("parquet_bytes"),

@@ -24,7 +24,8 @@ import pyarrow.fs as pafs
 from fsspec.core import url_to_fs
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
-__all__ = ["InputFile", "Location", "StorageError", "list_collection", "relative_key", "storage_error", "with_retries"]
+__all__ = ["InputFile", "Location", "StorageError", "create_exclusive", "list_collection", "relative_key", "storage_error",
+           "with_retries"]
 
 T = TypeVar("T")
 
@@ -40,7 +41,8 @@ class StorageError(RuntimeError):
 
 
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError | NotADirectoryError | StorageError):
+    if isinstance(exc, FileNotFoundError | FileExistsError | PermissionError | IsADirectoryError | NotADirectoryError
+                  | StorageError):
         return False
     name = type(exc).__name__
     return isinstance(exc, ConnectionError | TimeoutError | OSError) or name in {
@@ -156,6 +158,23 @@ class Location:
     def exists(self, path: str | None = None) -> bool:
         return with_retries(self.fs.exists, path or self.path, what=f"storage for {self.url!r}")
 
+    def _real(self) -> str:
+        return os.path.realpath(self.path) if self.is_local else self.path
+
+    def overlaps(self, other: Location) -> str | None:
+        """How this location and ``other`` nest: "is", "is inside", "contains", or None (apart).
+        Local paths are compared after resolving symbolic links."""
+        if self.protocol != other.protocol:
+            return None
+        a, b = self._real().rstrip("/"), other._real().rstrip("/")
+        if a == b:
+            return "is"
+        if a.startswith(b + "/") or not b:
+            return "is inside"
+        if b.startswith(a + "/") or not a:
+            return "contains"
+        return None
+
 
 def _native_s3(options: Mapping[str, Any]) -> pafs.S3FileSystem:
     endpoint = options.get("endpoint_url") or options.get("client_kwargs", {}).get("endpoint_url")
@@ -179,6 +198,35 @@ def _native_s3(options: Mapping[str, Any]) -> pafs.S3FileSystem:
         kwargs["anonymous"] = True
     kwargs["region"] = options.get("region") or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
     return pafs.S3FileSystem(**kwargs)
+
+
+def create_exclusive(loc: Location, path: str, data: bytes) -> bool:
+    """Write ``data`` at ``path`` only if nothing is there yet: True if this call created it.
+    Atomic locally (``O_CREAT | O_EXCL``) and on S3 (a conditional PUT, ``If-None-Match: *``)."""
+    what = f"storage for {loc.url!r}"
+    if loc.is_local:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return True
+    if loc.protocol in ("s3", "s3a"):
+        try:
+            with_retries(loc.fs.pipe_file, path, data, mode="create", what=what)
+        except Exception as exc:  # noqa: BLE001 - a failed precondition means: someone else was first
+            text = f"{type(exc).__name__} {exc} {exc.__cause__!r}"
+            if isinstance(exc, FileExistsError) or "PreconditionFailed" in text or "412" in text:
+                return False
+            raise
+        return True
+    # No conditional write on this store: the best a client can do is check, then write.
+    if with_retries(loc.fs.exists, path, what=what):
+        return False
+    with_retries(loc.fs.pipe_file, path, data, what=what)
+    return True
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,13 @@ import posixpath
 import time
 from typing import Any
 
+from cluster.clock import utc_now
 from cluster.storage import Location, with_retries
 
-__all__ = ["JobCatalog", "JobRun", "TERMINAL", "new_job_id", "now", "spec_digest"]
+__all__ = ["JobCatalog", "JobRun", "TERMINAL", "new_job_id", "spec_digest"]
 
 #: statuses after which a job never changes (the Ray Jobs API's terminal statuses)
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def new_job_id(prefix: str, name: str) -> str:
@@ -69,8 +66,8 @@ class JobCatalog:
             return None
 
     def update_job(self, job_id: str, **fields: Any) -> dict[str, Any]:
-        record = self.job(job_id) or {"id": job_id, "created_at": now()}
-        record.update({k: v for k, v in fields.items() if v is not None}, updated_at=now())
+        record = self.job(job_id) or {"id": job_id, "created_at": utc_now()}
+        record.update({k: v for k, v in fields.items() if v is not None}, updated_at=utc_now())
         self._write("jobs", job_id, record)
         return record
 
@@ -80,7 +77,7 @@ class JobCatalog:
     # datasets ---------------------------------------------------------------------------------
     def record_dataset(self, output_url: str, **fields: Any) -> dict[str, Any]:
         key = hashlib.sha256(output_url.encode()).hexdigest()[:16]
-        record = {"output": output_url, **fields, "updated_at": now()}
+        record = {"output": output_url, **fields, "updated_at": utc_now()}
         self._write("datasets", key, record)
         return record
 
@@ -121,7 +118,7 @@ class JobRun:
 
             signal.signal(signal.SIGTERM, _stop)
         self.catalog.update_job(self.job_id, kind=self.kind, name=self.spec.get("name"), status="RUNNING",
-                                started_at=now(), spec_sha256=spec_digest(self.spec), spec=self.spec,
+                                started_at=utc_now(), spec_sha256=spec_digest(self.spec), spec=self.spec,
                                 input=self.spec.get("input"), output=self.spec.get("output"), model=self.spec.get("model"))
         return self
 
@@ -138,8 +135,8 @@ class JobRun:
             if isinstance(exc, Exit):
                 reason = self.fields.pop("message", f"exit code {exc.exit_code}")
             status = "STOPPED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-            self.catalog.update_job(self.job_id, status=status, finished_at=now(), seconds=seconds, message=reason[:300],
+            self.catalog.update_job(self.job_id, status=status, finished_at=utc_now(), seconds=seconds, message=reason[:300],
                                     **self.fields)
         else:
             status = self.fields.pop("status", "SUCCEEDED")  # a job may judge itself failed (max_error_rate)
-            self.catalog.update_job(self.job_id, status=status, finished_at=now(), seconds=seconds, **self.fields)
+            self.catalog.update_job(self.job_id, status=status, finished_at=utc_now(), seconds=seconds, **self.fields)

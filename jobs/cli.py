@@ -140,22 +140,23 @@ def compress(
 
     Example: aec compress jobs/specs/photos-compress.yaml --set output=/tmp/latents
     """
-    from cluster.compress import CompressRequest, compress_collection
+    from cluster.compress import CompressRequest, check_locations, compress_collection
     from cluster.storage import Location, list_collection
     from aecore import get_modality, read_bundle
 
     job = load_spec(spec, set_)
     if not isinstance(job, CompressJobSpec):
         raise SpecError(f"spec {spec}: kind is {job.kind!r}; `aec compress` runs kind: compress specs")
+    input_loc = Location.of(job.input, job.storage_options)
+    output = Location.of(job.output, job.storage_options)
+    check_locations(input_loc, output)
     registry = ModelRegistry(job.registry, job.storage_options)
     mv, bundle = load_model(job.model, registry)
     trained_for = read_bundle(bundle)["modality"]
     if trained_for != job.modality:
         raise SpecError(f"spec {spec}: model {mv.ref} was trained for {trained_for!r}, not {job.modality!r}; "
                         f"fix `modality` or `model`")
-    input_loc = Location.of(job.input, job.storage_options)
     files = list_collection(input_loc, get_modality(job.modality).extensions)
-    output = Location.of(job.output, job.storage_options)
     _check_writable(output)
     _ray(verbose)
     console.print(f"compressing {job.input} with [bold]{mv.ref}[/] on {job.workers} encoder actor(s)")

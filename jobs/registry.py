@@ -1,8 +1,14 @@
 """The model registry: versioned model bundles on any fsspec storage.
 
-    REGISTRY/NAME/v{N}/model.aec      the bundle (weights, config, latent prior)
-    REGISTRY/NAME/v{N}/version.json   spec, training metrics, lineage; written last = committed
+    REGISTRY/NAME/v{N}/model.aec      the bundle (weights, config, latent prior); never replaced
+    REGISTRY/NAME/v{N}/version.json   spec, training metrics, lineage, the bundle's sha256;
+                                      written last = committed
     REGISTRY/NAME/aliases.json        {"production": N}
+
+Registering claims a version number by creating its bundle exclusively (``O_EXCL`` locally, a
+conditional PUT on S3): two processes registering at once get different versions, and no bundle
+is ever overwritten. A claimed number whose ``version.json`` never came (a crash) is skipped.
+Loading checks the bundle against the sha256 its ``version.json`` recorded.
 
 A reference is ``NAME`` (production if set, else the latest version), ``NAME@N`` or
 ``NAME@ALIAS``.
@@ -11,15 +17,16 @@ A reference is ``NAME`` (production if set, else the latest version), ``NAME@N``
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import posixpath
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from cluster.storage import Location, StorageError, storage_error, with_retries
+from cluster.clock import utc_now
+from cluster.storage import Location, StorageError, create_exclusive, storage_error, with_retries
 
 __all__ = ["ModelRegistry", "ModelVersion", "RegistryError"]
 
@@ -97,14 +104,23 @@ class ModelRegistry:
         with self.loc.fs.open(path) as f:
             return json.load(f)
 
+    def _claimed(self, name: str) -> int:
+        """The highest version number with a bundle, committed or not."""
+        if not self.loc.fs.exists(self._p(name)):
+            return 0
+        numbers = [int(m.group(1)) for p in self.loc.fs.ls(self._p(name), detail=False)
+                   if (m := _VERSION_DIR.match(posixpath.basename(p.rstrip("/"))))]
+        return max(numbers, default=0)
+
     @_storage_calls
     def register(self, name: str, bundle: bytes, info: dict[str, Any]) -> ModelVersion:
-        version = (max(self.versions(name), default=0)) + 1
-        info = {**info, "name": name, "version": version, "registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         what = f"registry {self.loc.url!r}"
+        version = self._claimed(name) + 1
         try:
-            with_retries(self.loc.fs.makedirs, self._p(name, f"v{version}"), exist_ok=True, what=what)
-            with_retries(self.loc.fs.pipe_file, self._p(name, f"v{version}", BUNDLE), bundle, what=what)
+            while not create_exclusive(self.loc, self._p(name, f"v{version}", BUNDLE), bundle):
+                version += 1  # another process claimed it first
+            info = {**info, "name": name, "version": version, "bundle_sha256": hashlib.sha256(bundle).hexdigest(),
+                    "registered_at": utc_now()}
             # version.json last: a version without it is not committed and is never listed
             with_retries(self.loc.fs.pipe_file, self._p(name, f"v{version}", INFO),
                          json.dumps(info, indent=2, sort_keys=True).encode(), what=what)
@@ -138,7 +154,12 @@ class ModelRegistry:
     @_storage_calls
     def load(self, ref: str) -> tuple[ModelVersion, bytes]:
         mv = self.resolve(ref)
-        return mv, self.loc.fs.cat_file(self._p(mv.name, f"v{mv.version}", BUNDLE))
+        bundle = self.loc.fs.cat_file(self._p(mv.name, f"v{mv.version}", BUNDLE))
+        recorded = mv.info.get("bundle_sha256")
+        if recorded and hashlib.sha256(bundle).hexdigest() != recorded:
+            raise RegistryError(f"{mv.ref} in {self.loc.url!r}: its bundle is not the one registered (sha256 differs); "
+                                "the registry was modified outside aec — restore the bundle from a backup")
+        return mv, bundle
 
     @_storage_calls
     def promote(self, name: str, version: int, alias: str = "production") -> None:

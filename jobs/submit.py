@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from cluster.runtime import auth_headers
-from jobs.catalog import JobCatalog, new_job_id, now, spec_digest
+from cluster.clock import utc_now
+from jobs.catalog import JobCatalog, new_job_id, spec_digest
 from jobs.spec import JobSpec
 
 __all__ = ["ClusterError", "JobsClient", "Submitted", "resolve_address"]
@@ -93,7 +94,7 @@ class JobsClient:
                 "excludes": ["__pycache__", "*.pyc"],
                 "env_vars": env,
             }
-            catalog.update_job(job_id, kind=job.kind, name=job.name, status="SUBMITTED", submitted_at=now(),
+            catalog.update_job(job_id, kind=job.kind, name=job.name, status="SUBMITTED", submitted_at=utc_now(),
                                address=self.address, spec_sha256=spec_digest(spec), spec=_public(spec),
                                input=job.input, output=getattr(job, "output", None), model=job.model,
                                schedule=schedule)
@@ -101,7 +102,7 @@ class JobsClient:
                 self._call(self._submit, entrypoint=entrypoint, runtime_env=runtime_env, submission_id=job_id,
                            metadata={"aec_kind": job.kind, "aec_name": job.name}, entrypoint_num_cpus=0)
             except ClusterError as exc:
-                catalog.update_job(job_id, status="FAILED", message=f"submission failed: {exc}", finished_at=now())
+                catalog.update_job(job_id, status="FAILED", message=f"submission failed: {exc}", finished_at=utc_now())
                 raise
         return Submitted(job_id, self.address, entrypoint)
 

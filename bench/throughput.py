@@ -9,8 +9,8 @@ single-process loop a user would write, on the same inputs, in one run.
 - (b) plain loop: one process, torch's default threads: read a file, decode it, encode in
   batches, write one Parquet file.
 
-    python -m tests.bench.throughput --files 480 --size 256 --preset base   # ~6 min on 2 cores
-    python -m tests.bench.throughput --files 800 --size 128 --preset tiny   # where fixed costs dominate
+    python -m bench.throughput --files 480 --size 256 --preset base   # ~6 min on 2 cores
+    python -m bench.throughput --files 800 --size 128 --preset tiny   # where fixed costs dominate
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def pipeline(bundle: bytes, root: Path, out: Path, workers: int, batch: int) -> 
 
 
 def main() -> None:
-    from tests.bench.common import WORK, collection, machine, save, speed_bundle
+    from bench.common import WORK, collection, machine, save, speed_bundle
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=800)
@@ -120,7 +120,7 @@ def main() -> None:
         "aec pipeline (second job)": warm["seconds"],
     }
     steady = warm["steady_items_per_s"]
-    result = {"command": f"python -m tests.bench.throughput --files {args.files} --size {args.size} --preset {args.preset} "
+    result = {"command": f"python -m bench.throughput --files {args.files} --size {args.size} --preset {args.preset} "
                          f"--workers {args.workers} --batch {args.batch}",
               "preset": args.preset, "size": args.size, "pipeline_first_commit_s": warm["first_commit_s"],
               "pipeline_steady_items_per_s": steady,

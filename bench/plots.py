@@ -1,13 +1,13 @@
 """PNG plots for docs/benchmarks.md from the JSON the benchmarks wrote in docs/bench/.
 
-    python -m tests.bench.plots
+    python -m bench.plots
 """
 
 from __future__ import annotations
 
 import json
 
-from tests.bench.common import BENCH_DIR
+from bench.common import BENCH_DIR
 
 
 def _load(name: str) -> dict | None:

@@ -11,8 +11,8 @@ aecore objective the Ray Train loop uses) and measured on the other half:
 - text: bits per byte of the lossless payload, against gzip -9, xz -9, zstd -19 and zstd -19
   with a dictionary trained on the training half.
 
-    python -m tests.bench.rd_classic                 # all three, ~10 min on 2 cores
-    python -m tests.bench.rd_classic --modality text --steps 600
+    python -m bench.rd_classic                 # all three, ~10 min on 2 cores
+    python -m bench.rd_classic --modality text --steps 600
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def bench_text(steps: int) -> dict:
 
 
 def main() -> None:
-    from tests.bench.common import run_modalities
+    from bench.common import run_modalities
 
     run_modalities(__doc__, {"image": lambda steps: bench_image(steps, [0.003, 0.01, 0.04]),
                              "audio": lambda steps: bench_audio(steps, [0.003, 0.03]), "text": bench_text},

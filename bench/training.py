@@ -5,7 +5,7 @@ samples/s is the steady state: the median over epochs after the first, summed ov
 (each worker trains on its own shard). The wall time of `fit()` (start-up included) is
 reported beside it.
 
-    python -m tests.bench.training --files 200 --epochs 6     # ~4 min on 2 cores
+    python -m bench.training --files 200 --epochs 6     # ~4 min on 2 cores
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def ray_train(root, epochs: int, batch: int, patches: int, workers: int, gpus: f
 def main() -> None:
     import torch
 
-    from tests.bench.common import collection, machine, save
+    from bench.common import collection, machine, save
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=200)
@@ -91,7 +91,7 @@ def main() -> None:
         v["vs_plain"] = v["samples_per_s"] / base
         print(f"  {k:26s} {v['samples_per_s']:8.1f} samples/s ({v['vs_plain']:.2f}x plain)   fit wall {v['wall_seconds']:.1f} s")
     out = save("training" + ("-gpu" if args.gpus else ""), {
-        "command": f"python -m tests.bench.training --files {args.files} --epochs {args.epochs} --batch {args.batch}",
+        "command": f"python -m bench.training --files {args.files} --epochs {args.epochs} --batch {args.batch}",
         "machine": machine(), "files": args.files, "epochs": args.epochs, "results": results})
     print(f"written: {out}")
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parents[2] / "docs" / "bench"
+BENCH_DIR = Path(__file__).resolve().parents[1] / "docs" / "bench"
 WORK = Path(os.environ.get("AEC_BENCH_WORK", "/tmp/aec-bench"))
 
 
@@ -49,7 +49,7 @@ def model_bundle(steps: int = 150) -> bytes:
     from aecore import dump_bundle
     from jobs.sample_data import make_photo_collection
     from aecore import get_modality
-    from tests.bench.rd_classic import train
+    from bench.rd_classic import train
 
     path = WORK / f"model-{steps}.aec"
     if path.exists():

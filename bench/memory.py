@@ -5,7 +5,7 @@ Memory is the proportional set size (PSS, /proc/PID/smaps_rollup) summed over th
 process tree, sampled every 0.2 s: shared pages (the object store, shared libraries) are
 counted once, not once per process as RSS would.
 
-    python -m tests.bench.memory --files 200              # N=200 and 10N=2000, ~4 min on 2 cores
+    python -m bench.memory --files 200              # N=200 and 10N=2000, ~4 min on 2 cores
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def run_job(spec: Path) -> dict:
 def main() -> None:
     from aecore import dump_bundle  # noqa: F401
     from jobs.registry import ModelRegistry
-    from tests.bench.common import WORK, collection, machine, model_bundle, save
+    from bench.common import WORK, collection, machine, model_bundle, save
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=200)
@@ -98,7 +98,7 @@ def main() -> None:
         results[n] = run_job(spec)
         print(f"  {n:6d} inputs: peak {results[n]['peak_bytes'] / 2**20:8.1f} MiB over {results[n]['processes_at_peak']} processes")
     small, large = results[args.files]["peak_bytes"], results[10 * args.files]["peak_bytes"]
-    result = {"command": f"python -m tests.bench.memory --files {args.files}", "machine": machine(),
+    result = {"command": f"python -m bench.memory --files {args.files}", "machine": machine(),
               "peak_mib": {str(n): r["peak_bytes"] / 2**20 for n, r in results.items()},
               "processes_at_peak": {str(n): r["processes_at_peak"] for n, r in results.items()},
               "ratio_10n_over_n": large / small,

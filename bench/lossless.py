@@ -9,8 +9,8 @@ byte for byte. Sizes are totals over the held-out half:
 - audio: 16-bit PCM WAV clips (8-48 kHz, mono and stereo): aec vs the WAV files and FLAC
   (libsndfile) at compression levels 0.5 and 1.0; bits per sample.
 
-    python -m tests.bench.lossless                    # ~4 min on 2 cores
-    python -m tests.bench.lossless --modality audio --steps 600
+    python -m bench.lossless                    # ~4 min on 2 cores
+    python -m bench.lossless --modality audio --steps 600
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from aecore import Compressor, get_modality
-from tests.bench.common import run_modalities
-from tests.bench.rd_classic import train
+from bench.common import run_modalities
+from bench.rd_classic import train
 
 
 def _lossless(comp: Compressor) -> Compressor:
