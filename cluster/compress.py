@@ -27,6 +27,7 @@ from aecore.compressor import PAYLOAD_VERSION
 from cluster.commit import DatasetCommitter, remove_dataset
 from cluster.encode import EncodeBatch
 from cluster.metrics import ProcessMetrics
+from cluster.read import printable, read_inputs, unencodable_name
 from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
 from cluster.schema import latent_schema
 from cluster.stage import stage_part
@@ -90,13 +91,15 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
     todo = [f for f in files if req.input.uri(f.path) not in committer.committed_uris]
     committer.run["skipped"] = skipped = len(files) - len(todo)
     committer.run["inputs"] = len(files)
-    oversized = [f for f in todo if f.size > req.max_file_bytes]
-    readable = [f for f in todo if f.size <= req.max_file_bytes]
+    refused = {f.path: unencodable_name(f.path) or (
+        f"file of {f.size} bytes exceeds max_file_bytes={req.max_file_bytes}; raise it in the spec"
+        if f.size > req.max_file_bytes else None) for f in todo}
+    oversized = [f for f in todo if refused[f.path]]
+    readable = [f for f in todo if not refused[f.path]]
     if oversized:
         committer.commit([_error_descriptor([
-            {"uri": req.input.uri(f.path), "sha256": None, "bytes": f.size, "stage": "read",
-             "reason": f"file of {f.size} bytes exceeds max_file_bytes={req.max_file_bytes}; raise it in the spec"}
-            for f in oversized])])
+            {"uri": req.input.uri(printable(f.path)), "sha256": None, "bytes": f.size, "stage": "read",
+             "reason": refused[f.path]} for f in oversized])])
     metrics = ProcessMetrics.from_env("driver")
     timeline: list[list[float]] = []  # [seconds since start, rows committed by this run], per commit
 
@@ -186,8 +189,18 @@ class _CommitStream:
 
 def _pipeline(req: CompressRequest, files: list, schema: pa.Schema, committer: DatasetCommitter) -> ray.data.Dataset:
     cpus = actor_cpus(req.workers, req.cpus_per_worker)
-    data = ray.data.read_binary_files([f.path for f in files], include_paths=True, filesystem=req.input.pyarrow_fs(),
-                                      num_cpus=IO_TASK_CPUS, concurrency=io_tasks(req.workers))
+    # Paths in blocks of one encoder batch; each read task reads its files one by one (cluster.read).
+    paths = [f.path for f in files]
+    blocks = [pa.table({"path": paths[i : i + req.batch_size]}) for i in range(0, len(paths), req.batch_size)]
+    data = ray.data.from_arrow(blocks).map_batches(
+        read_inputs,
+        num_cpus=IO_TASK_CPUS,
+        compute=ray.data.TaskPoolStrategy(size=io_tasks(req.workers)),
+        batch_size=None,
+        batch_format="pyarrow",
+        fn_kwargs={"root": req.input.url, "storage_options": dict(req.input.storage_options),
+                   "max_bytes": req.max_file_bytes},
+    )
     data = data.map_batches(
         EncodeBatch,
         fn_constructor_kwargs={

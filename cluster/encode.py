@@ -35,7 +35,7 @@ def row_id(key: str, sha256: str) -> str:
 class EncodeBatch:
     def __init__(self, bundle: bytes | ray.ObjectRef, model_name: str, model_version: int, root: str, uri_prefix: str,
                  quality_every: int = 8, threads: int = 1, lossless: bool | None = None, job_name: str = "",
-                 rate_point: float | None = None) -> None:
+                 rate_point: float | None = None, max_elements: int = 48 * 2**20) -> None:
         torch.set_num_threads(max(1, threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         if isinstance(bundle, ray.ObjectRef):  # shared once through the object store
@@ -47,6 +47,8 @@ class EncodeBatch:
         self.root = root
         self.uri_prefix = uri_prefix
         self.quality_every = quality_every
+        #: values (channels x positions) decoded and encoded at once: bounds an actor's memory
+        self.max_elements = max_elements
         self.metrics = ActorMetrics({"model": f"{model_name}@{model_version}", "job_name": job_name})
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -61,42 +63,55 @@ class EncodeBatch:
         return table
 
     def _encode(self, batch: pa.Table) -> pa.Table:
+        """Rows of a batch; samples are decoded and encoded in groups of at most ``max_elements``
+        values (a 4000x4000 photo in a 56 KB PNG counts as what it decodes to, not its size)."""
         rows: list[dict] = []
-        samples: list[Sample] = []
-        ok: list[int] = []
-        for path, data in zip(batch.column("path").to_pylist(), batch.column("bytes").to_pylist()):
-            digest = hashlib.sha256(data).hexdigest()
+        pending: list[tuple[int, Sample]] = []
+        held = 0
+        errors = batch.column("read_error").to_pylist() if "read_error" in batch.column_names else None
+        for k, (path, data) in enumerate(zip(batch.column("path").to_pylist(), batch.column("bytes").to_pylist())):
             key = relative_key(path, self.root)
-            rid = row_id(key, digest)
-            row = {"id": rid, "uri": self.uri_prefix + path, "sha256": digest, "bytes": len(data),
+            if data is None:  # the read step could not read it: an error row, never a crash
+                rows.append({"id": row_id(key, ""), "uri": self.uri_prefix + path, "sha256": None, "bytes": 0,
+                             ERROR_COLUMN: errors[k] if errors else "read: no data", QUALITY_COLUMN: None})
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            row = {"id": row_id(key, digest), "uri": self.uri_prefix + path, "sha256": digest, "bytes": len(data),
                    ERROR_COLUMN: None, QUALITY_COLUMN: None}
+            rows.append(row)
             try:
                 sample = self.compressor.load(data)
             except UnreadableInput as exc:
                 row[ERROR_COLUMN] = f"decode: {exc}"
-            else:
-                samples.append(sample)
-                ok.append(len(rows))
-            rows.append(row)
-        if samples:
-            measure = [int(rows[i]["id"][:8], 16) % self.quality_every == 0 for i in ok]
-            try:
-                encoded = self.compressor.encode(samples, measure)
-            except Exception:  # one bad sample must not sink the batch: retry one by one
-                encoded = []
-                for sample, m, i in zip(samples, measure, ok):
-                    try:
-                        encoded.extend(self.compressor.encode([sample], [m]))
-                    except Exception as exc:  # noqa: BLE001 - becomes an error row
-                        rows[i][ERROR_COLUMN] = f"encode: {type(exc).__name__}: {exc}"
-                        encoded.append(None)
-            for i, sample, enc in zip(ok, samples, encoded):
-                if enc is None:
-                    continue
-                rows[i].update(shape=list(sample.shape), payload=enc.payload, latent=enc.latent)
-                if enc.quality is not None:
-                    rows[i][QUALITY_COLUMN] = json.dumps(enc.quality)
+                continue
+            if pending and held + sample.x.size > self.max_elements:
+                self._encode_group(rows, pending)
+                pending, held = [], 0
+            pending.append((len(rows) - 1, sample))
+            held += sample.x.size
+        if pending:
+            self._encode_group(rows, pending)
         return self._table(rows)
+
+    def _encode_group(self, rows: list[dict], group: list[tuple[int, Sample]]) -> None:
+        measure = [int(rows[i]["id"][:8], 16) % self.quality_every == 0 for i, _ in group]
+        samples = [s for _, s in group]
+        try:
+            encoded = self.compressor.encode(samples, measure)
+        except Exception:  # one bad sample must not sink the group: retry one by one
+            encoded = []
+            for (i, sample), m in zip(group, measure):
+                try:
+                    encoded.extend(self.compressor.encode([sample], [m]))
+                except Exception as exc:  # noqa: BLE001 - becomes an error row
+                    rows[i][ERROR_COLUMN] = f"encode: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                    encoded.append(None)
+        for (i, sample), enc in zip(group, encoded):
+            if enc is None:
+                continue
+            rows[i].update(shape=list(sample.shape), payload=enc.payload, latent=enc.latent)
+            if enc.quality is not None:
+                rows[i][QUALITY_COLUMN] = json.dumps(enc.quality)
 
     def _table(self, rows: list[dict]) -> pa.Table:
         size = int(np.prod(self.compressor.query_latent_shape))

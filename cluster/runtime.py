@@ -13,7 +13,17 @@ from pathlib import Path
 
 import ray
 
-__all__ = ["IO_TASK_CPUS", "io_tasks", "actor_cpus", "auth_headers", "auth_token", "ensure_ray", "in_ray_job"]
+__all__ = ["IO_TASK_CPUS", "io_tasks", "actor_cpus", "auth_headers", "auth_token", "ensure_ray", "in_ray_job",
+           "public_storage_env"]
+
+#: where object storage is, never who may read it: the only AWS_* variables aec hands to Ray
+_PUBLIC_STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ALLOW_HTTP")
+
+
+def public_storage_env() -> dict[str, str]:
+    """The storage variables a job may carry: endpoint and region. Credentials stay in the
+    environment of each machine (Ray logs runtime_env env_vars in plain text)."""
+    return {k: os.environ[k] for k in _PUBLIC_STORAGE_ENV if os.environ.get(k)}
 
 #: CPUs asked by the read and staging tasks: they mostly wait on storage, and a small ask lets
 #: them run beside actors that other jobs on the same cluster hold for life
@@ -60,10 +70,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, log_to_d
     if address:
         if auth_token() and "RAY_AUTH_MODE" not in os.environ:
             os.environ["RAY_AUTH_MODE"] = "token"  # send the token the cluster expects
-        # Storage endpoints and credentials travel with the job, never in a spec or a log. A job
-        # submitted through the Jobs API already carries them in its runtime_env (repeating a key
-        # there is a conflict Ray refuses).
-        env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+        # Where storage is travels with the job; credentials never do (Ray logs env_vars): the
+        # cluster's machines have their own. A job submitted through the Jobs API already carries
+        # these in its runtime_env (repeating a key there is a conflict Ray refuses).
+        env = public_storage_env()
         runtime_env = {"env_vars": env} if env and not in_ray_job() else None
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=log_to_driver, runtime_env=runtime_env)
     else:

@@ -18,6 +18,7 @@ Cron expressions have 5 fields (minute hour day month weekday), or 6 with second
 from __future__ import annotations
 
 import fcntl
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -61,8 +62,11 @@ class Event:
 
 class ScheduleStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.path = path
+        # Private to the user: it holds job specs and the cluster addresses they run on.
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+        os.chmod(path, 0o600)
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.db.row_factory = sqlite3.Row
         self.db.executescript(_SCHEMA)

@@ -30,6 +30,21 @@ _MODEL_REF = re.compile(r"^(zoo:[A-Za-z0-9][A-Za-z0-9_.-]*|[A-Za-z0-9][A-Za-z0-9
 INIT_NONE, INIT_CONTINUE = "none", "continue"
 
 
+#: storage_options keys that hold secrets (s3fs: key, secret, token; botocore names; passwords)
+_CREDENTIAL = re.compile(r"(^|_)(key|secret|token|password|passwd|credentials?|session_token|access_key_id|"
+                         r"secret_access_key|sas_token|account_key)$", re.IGNORECASE)
+
+
+def _flat_keys(options: Any, prefix: str = "") -> list[str]:
+    if not isinstance(options, dict):
+        return []
+    keys = []
+    for k, v in options.items():
+        keys.append(str(k))
+        keys += _flat_keys(v, f"{prefix}{k}.")
+    return keys
+
+
 class SpecError(ValueError):
     """A spec problem; the message is one line naming the key and the fix."""
 
@@ -64,6 +79,16 @@ class JobSpec(BaseModel):
             if "://" not in value and not Path(value).is_absolute():
                 updates[key] = str((base / value).resolve())
         return self.model_copy(update=updates)
+
+    @field_validator("storage_options")
+    @classmethod
+    def _no_credentials(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in _flat_keys(v):
+            if _CREDENTIAL.search(key):
+                raise ValueError(f"{key!r} looks like a credential, and specs never carry credentials (they are "
+                                 "uploaded, logged and stored); set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in "
+                                 "the environment, or use an instance profile or a Kubernetes secret")
+        return v
 
     @field_validator("modality")
     @classmethod

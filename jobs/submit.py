@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from cluster.runtime import auth_headers
+from cluster.runtime import auth_headers, public_storage_env
 from cluster.clock import utc_now
 from jobs.catalog import JobCatalog, new_job_id, spec_digest
 from jobs.spec import JobSpec
@@ -83,7 +83,9 @@ class JobsClient:
         job = job.with_absolute_paths(Path.cwd())
         job_id = new_job_id(name_prefix, job.name)
         spec = job.model_dump()
-        env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+        # Never credentials: Ray writes env_vars in plain text to its logs. The cluster has its own
+        # (workers' environment, instance profile, Kubernetes secret); where to reach storage is no secret.
+        env = public_storage_env()
         env.update({"AEC_JOB_ID": job_id, **(extra_env or {})})
         entrypoint = f"python -m jobs.cli {job.kind} spec.yaml"
         with tempfile.TemporaryDirectory(prefix="aec-submit-") as wd:
@@ -133,8 +135,8 @@ class JobsClient:
 
 
 def _public(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec as recorded: storage options may hold secrets and are left out."""
-    return {k: v for k, v in spec.items() if k != "storage_options"}
+    """The spec as recorded (specs hold no credentials: ``jobs.spec`` refuses them)."""
+    return dict(spec)
 
 
 def _cluster_error(exc: Exception, address: str) -> ClusterError:

@@ -72,8 +72,12 @@ class ImageHyperpriorAE(ConvAutoEncoder):
             deconv(n, n), GDN(n, inverse=True), deconv(n, in_channels),
         )
         self.latent_codec = HyperpriorLatentCodec(m, hyper_channels, dims=2, checkerboard=checkerboard)
-        self.log_gain = nn.Parameter(torch.zeros(len(self.lambdas), m))
-        self.log_inverse_gain = nn.Parameter(torch.zeros(len(self.lambdas), m))
+        # Gains start where a uniform quantizer's step would be for each lambda (step ~ 1/sqrt(lambda),
+        # relative to the middle rate point): learning them from 1 takes thousands of steps.
+        lam = torch.tensor(self.lambdas)
+        start = 0.5 * torch.log(lam / lam[len(lam) // 2]).unsqueeze(1).expand(len(lam), m)
+        self.log_gain = nn.Parameter(start.clone())
+        self.log_inverse_gain = nn.Parameter(-start.clone())
         #: padding multiple: g_a's down-sampling (the hyper-latent covers y rounded up)
         self.stride = 16
 

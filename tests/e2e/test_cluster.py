@@ -42,7 +42,8 @@ def head(tmp_path_factory, ray_local):
     prometheus = Prometheus(root / "prometheus", {
         "ray": f"127.0.0.1:{ports['metrics']}", "aec-driver": f"127.0.0.1:{ports['driver']}",
         "aec-scheduler": f"127.0.0.1:{ports['scheduler']}"})
-    yield {"root": root, "address": address, "ports": ports, "pid": state["pid"], "prometheus": prometheus}
+    yield {"root": root, "address": address, "ports": ports, "pid": state["pid"], "prometheus": prometheus,
+           "temp_dir": state["temp_dir"]}
     prometheus.stop()
     from cluster.head import session_processes
 
@@ -93,6 +94,17 @@ def test_submit_returns_at_once_and_the_job_runs_on_the_cluster(compress_job):
     import pyarrow.dataset as ds
 
     assert ds.dataset(str(compress_job["output"]), format="parquet").count_rows() == 36
+
+
+def test_no_credential_reaches_rays_files(head, compress_job):
+    """Ray writes a job's runtime_env env_vars in plain text (runtime_env_agent.log): aec hands it
+    where storage is, never the credentials (the session's secret is distinctive)."""
+    from tests.s3 import CREDENTIALS
+
+    secret = CREDENTIALS["AWS_SECRET_ACCESS_KEY"].encode()
+    leaked = [str(p) for p in Path(head["temp_dir"]).rglob("*") if p.is_file() and secret in p.read_bytes()]
+    assert leaked == []
+    assert any(Path(head["temp_dir"]).rglob("runtime_env_agent*.log"))  # the file that used to hold it exists
 
 
 def test_catalog_records_the_job(compress_job, trained):
@@ -178,6 +190,7 @@ def test_schedule_fires_without_overlap_and_keeps_history(head, trained, photos,
     assert len(fired) == 1  # one catch-up run, not one per missed time
     _wait(client, fired[0]["job_id"], TERMINAL)
 
+    assert (Path(os.environ["AEC_HOME"]) / "schedules.db").stat().st_mode & 0o777 == 0o600
     listing = run_cli("schedule", "list", "--history", "50")
     assert "every-2s" in listing and "MISSED" in listing and "SKIPPED_OVERLAP" in listing
     prom = head["prometheus"]

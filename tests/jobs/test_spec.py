@@ -28,7 +28,12 @@ def test_defaults_and_kinds():
     assert (spec.epochs, spec.batch_size, spec.workers, spec.gpus, spec.modality) == (10, 32, 2, 0.0, "image")
     train = parse_spec({"kind": "train", "name": "t", "input": "in", "model": "m"})
     assert isinstance(train, TrainJobSpec)
-    assert train.regularizer_weights() == {"plain": None} and train.lmbda == 0.01
+    # lmbda, learning_rate, preset and init left unset: the architecture and the zoo decide (jobs.models)
+    assert train.regularizer_weights() == {"plain": None} and train.lmbda is None and train.init is None
+    with pytest.raises(SpecError, match="unknown preset 'huge' for image-hyperprior; use one of: tiny, small, base"):
+        parse_spec({"kind": "train", "name": "t", "input": "in", "model": "m", "preset": "huge"})
+    with pytest.raises(SpecError, match="is not a starting point"):
+        parse_spec({"kind": "train", "name": "t", "input": "in", "model": "m", "init": "zoo:"})
 
 
 def test_unknown_key_names_the_nearest_valid_one():
@@ -111,3 +116,15 @@ def test_every_command_help_has_an_example():
         result = runner.invoke(app, [*command, "--help"])
         assert result.exit_code == 0, result.output
         assert "Example: aec " in result.output, command
+
+
+@pytest.mark.parametrize("key", ["key", "secret", "token", "aws_secret_access_key", "client_kwargs.aws_session_token",
+                                 "password"])
+def test_specs_never_carry_credentials(key):
+    *parents, leaf = key.split(".")
+    options: dict = {leaf: "x"}
+    for p in reversed(parents):
+        options = {p: options}
+    with pytest.raises(SpecError, match="specs never carry credentials"):
+        parse_spec({**BASE, "storage_options": options})
+    parse_spec({**BASE, "storage_options": {"endpoint_url": "http://127.0.0.1:9000", "anon": True}})
