@@ -32,7 +32,7 @@ demo: setup
 	$(BIN)/aec inspect $(DEMO)/latents
 	$(BIN)/aec query $(DEMO)/latents \
 	  "SELECT modality, count(*) AS files, sum(bytes) AS bytes_in, sum(octet_length(payload)) AS bytes_out, sum(bytes) / sum(octet_length(payload)) AS ratio FROM latents GROUP BY 1"
-	$(BIN)/aec decode $(DEMO)/latents --out $(DEMO)/restored
+	$(BIN)/aec decode $(DEMO)/latents --out $(DEMO)/restored --originals $(DEMO)/photos
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

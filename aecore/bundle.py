@@ -43,9 +43,11 @@ def dump_bundle(model: ConvAutoEncoder, model_name: str, modality: str, extra: d
         if dtype is not None and v.dtype == torch.float32:
             v = v.to(dtype)
         tensors[k] = v
-    header = {"format": FORMAT, "model": model_name, "config": json.dumps(model.config), "modality": modality,
-              "codec": json.dumps(model.codec_state()), "extra": json.dumps(extra or {})}
-    return save_tensors(tensors, metadata=header)
+    header = {"format": FORMAT, "model": model_name, "config": model.config, "modality": modality,
+              "codec": model.codec_state(), "extra": extra or {}}
+    # One metadata entry: safetensors keeps metadata in a hash map whose order varies between
+    # calls, and the same model must give the same bytes (its sha256 names it).
+    return save_tensors(tensors, metadata={"aec": json.dumps(header, sort_keys=True)})
 
 
 def read_bundle(blob: bytes) -> dict[str, Any]:
@@ -57,19 +59,15 @@ def read_bundle(blob: bytes) -> dict[str, Any]:
         raise BundleError(f"not an aec model bundle ({str(exc).splitlines()[0][:80]}); retrain or re-register it") from None
     if header.get("format") != FORMAT:
         raise BundleError(f"model bundle has format {header.get('format')!r}, expected {FORMAT!r}; retrain or upgrade aec")
-    return {
-        "format": FORMAT, "model": header["model"], "config": json.loads(header["config"]),
-        "modality": header["modality"], "codec": json.loads(header["codec"]), "extra": json.loads(header["extra"]),
-        "state_dict": {k: (v.float() if v.is_floating_point() and v.dtype != torch.float64 else v)
-                       for k, v in tensors.items()},
-    }
+    return {**header, "state_dict": {k: (v.float() if v.is_floating_point() and v.dtype != torch.float64 else v)
+                                     for k, v in tensors.items()}}
 
 
-def _header(blob: bytes) -> dict[str, str]:
+def _header(blob: bytes) -> dict[str, Any]:
     if len(blob) < 8:
         raise ValueError("too short")
     n = int.from_bytes(blob[:8], "little")
-    return json.loads(blob[8 : 8 + n]).get("__metadata__", {})
+    return json.loads(json.loads(blob[8 : 8 + n]).get("__metadata__", {}).get("aec", "{}"))
 
 
 def build_from_bundle(bundle: dict[str, Any], **overrides: Any) -> ConvAutoEncoder:

@@ -45,13 +45,17 @@ from aecore.containers import get_container
 from aecore.modalities import Modality, Sample
 from aecore.models import ConvAutoEncoder
 
-__all__ = ["Compressor", "Encoded", "PAYLOAD_VERSION"]
+__all__ = ["Compressor", "Encoded", "PAYLOAD_VERSION", "PayloadError"]
 
 PAYLOAD_VERSION = 3
 _READS = (2, 3)  # version 2: no container section (lossless files written canonically)
 _LOSSLESS, _STORED = 1, 2
 _NO_LATENTS = 0xFFFFFFFF  # a lossless piece's latent length when it is coded without the model
 _U32 = struct.Struct("<I")
+
+
+class PayloadError(ValueError):
+    """A payload that cannot be decoded (corrupt, truncated, or over a limit); one line."""
 
 
 @dataclass(frozen=True)
@@ -238,47 +242,62 @@ class Compressor:
         out = [decoder.decode(constriction.stream.model.Categorical(perfect=False), probs) for probs in self._blocks(view)]
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int32)
 
-    @torch.inference_mode()
-    def decode(self, payload: bytes) -> tuple[bytes, np.ndarray | None, dict[str, Any]]:
-        """Payload -> (restored file bytes, reconstruction cropped to the original extent or None, info)."""
+    def check_header(self, payload: bytes, shape: Sequence[int] | None = None) -> tuple[dict[str, Any], int]:
+        """The payload's header, checked before anything is allocated: a known version, the
+        modality's own limits, and (given the row's ``shape`` column) the same shape. Raises
+        :class:`PayloadError` with one line."""
         if len(payload) < 2 or payload[0] not in _READS:
             version = payload[0] if payload else None
-            raise ValueError(f"payload version {version} is not {PAYLOAD_VERSION}; decode with the aec that wrote it")
+            raise PayloadError(f"payload version {version} is not {PAYLOAD_VERSION}; decode with the aec that wrote it")
+        try:
+            info, used = self.modality.unpack_info(payload[2:])
+        except (struct.error, ValueError, KeyError) as exc:
+            raise PayloadError(f"payload header unreadable ({type(exc).__name__}); the row is corrupt") from None
+        if shape is not None and list(info.get("shape", ())) != list(shape):
+            raise PayloadError(f"payload header says shape {list(info.get('shape', ()))}, the row says {list(shape)}; "
+                               "the row is corrupt")
+        elements = self.modality.channels * int(np.prod(self.modality.extent(info), dtype=np.float64))
+        if elements > self.modality.max_elements:
+            raise PayloadError(f"payload claims {elements:,} values, over the {self.modality.name} limit of "
+                               f"{self.modality.max_elements:,}; not decoded")
+        return info, 2 + used
+
+    @torch.inference_mode()
+    def decode(self, payload: bytes, shape: Sequence[int] | None = None) -> tuple[bytes, np.ndarray | None, dict[str, Any]]:
+        """Payload -> (restored file bytes, reconstruction cropped to the original extent or None, info).
+        ``shape``: the row's shape column, checked against the header before decoding."""
+        info, pos = self.check_header(payload, shape)
         lossless = bool(payload[1] & _LOSSLESS)
-        info, used = self.modality.unpack_info(payload[2:])
-        pos = 2 + used
         if payload[1] & _STORED:
             return payload[pos:], None, {**info, "lossless": True, "stored": True}
+        read = _Reader(payload, pos)
         if lossless and payload[0] >= 3:
-            exact, pos = _read_container_section(payload, pos)
-            info = {**info, **exact}
+            info = {**info, **_read_container_section(read)}
         if lossless:
             info["lossless"] = True
-        (count,) = _U32.unpack_from(payload, pos)
-        pos += 4
+        count = read.u32()
         extent = self.modality.extent(info)
         spans = _spans(extent, getattr(self.model, "chunk", None), count)
+        if len(spans) != count:
+            raise PayloadError(f"payload holds {count} pieces where its shape makes {len(spans)}; the row is corrupt")
         x_hats, symbols = [], []
         offset = 0
         for span in spans:
-            (n,) = _U32.unpack_from(payload, pos)
-            pos += 4
+            n = read.u32()
             padded = tuple(max(self.model.stride, -(-e // self.model.stride) * self.model.stride) for e in span)
             if n == _NO_LATENTS:  # lossless piece coded without the model's prediction
                 x_hat = np.zeros((self.modality.channels, *padded), np.float32)
             else:
-                y_hat = self.model.decompress_latent(payload[pos : pos + n], self.model.latent_shape(padded))
-                pos += n
+                y_hat = self.model.decompress_latent(read.take(n), self.model.latent_shape(padded))
                 x_hat = self._synthesize(y_hat)
             x_hats.append(x_hat[..., : span[-1]])
             if lossless:
-                (m,) = _U32.unpack_from(payload, pos)
-                pos += 4
+                data = read.take(read.u32())
                 piece_info = {**info, "offset": offset, "extent": span}
-                symbols.append(self._decode_exact(self.modality.lossless_view(x_hat, piece_info),
-                                                  payload[pos : pos + m], info.get("bits", 8)))
-                pos += m
+                symbols.append(self._decode_exact(self.modality.lossless_view(x_hat, piece_info), data,
+                                                  info.get("bits", 8)))
             offset += span[-1]
+        read.finish()
         if lossless:
             data = self.modality.from_symbols(np.concatenate(symbols) if symbols else np.zeros(0, np.int32), info)
             return data, None, info
@@ -292,15 +311,34 @@ def _container_section(exact: dict[str, Any]) -> bytes:
     return bytes([len(name)]) + name + _U32.pack(len(recipe)) + recipe
 
 
-def _read_container_section(payload: bytes, pos: int) -> tuple[dict[str, Any], int]:
-    k = payload[pos]
-    name = payload[pos + 1 : pos + 1 + k].decode()
-    (r,) = _U32.unpack_from(payload, pos + 1 + k)
-    pos += 5 + k
-    recipe = payload[pos : pos + r]
+class _Reader:
+    """Sections of a payload, each length checked against what is there: a truncated or padded
+    payload is a :class:`PayloadError`, never a silently wrong restore."""
+
+    def __init__(self, payload: bytes, pos: int) -> None:
+        self.payload, self.pos = payload, pos
+
+    def take(self, n: int) -> bytes:
+        if n > len(self.payload) - self.pos:
+            raise PayloadError(f"payload truncated: a section of {n} bytes at offset {self.pos} runs past its end "
+                               f"({len(self.payload)} bytes); the row is corrupt")
+        self.pos += n
+        return self.payload[self.pos - n : self.pos]
+
+    def u32(self) -> int:
+        return _U32.unpack(self.take(4))[0]
+
+    def finish(self) -> None:
+        if self.pos != len(self.payload):
+            raise PayloadError(f"payload has {len(self.payload) - self.pos} bytes after its last section; the row is corrupt")
+
+
+def _read_container_section(read: _Reader) -> dict[str, Any]:
+    name = read.take(read.take(1)[0]).decode(errors="replace")
+    recipe = read.take(read.u32())
     if not name:
-        return {}, pos + r
-    return {"container": name, "recipe": recipe, **get_container(name).describe(recipe)}, pos + r
+        return {}
+    return {"container": name, "recipe": recipe, **get_container(name).describe(recipe)}
 
 
 def _spans(extent: tuple[int, ...], chunk: int | None, count: int) -> list[tuple[int, ...]]:

@@ -33,7 +33,7 @@ from cluster.schema import latent_schema
 from cluster.stage import stage_part
 from cluster.storage import InputFile, Location, StorageError, list_collection, with_retries
 
-__all__ = ["CompressRequest", "check_locations", "compress_collection"]
+__all__ = ["CompressRequest", "check_locations", "compress_collection", "dataset_metadata"]
 
 
 @dataclass(frozen=True)
@@ -66,22 +66,8 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
     compressor = load_bundle(req.bundle, lossless=req.lossless, rate_point=req.rate_point)
     modality = compressor.modality
     files = list(req.files) if req.files is not None else list_collection(req.input, modality.extensions)
-    metadata = {
-        "format": "aec-dataset/1",
-        "modality": modality.name,
-        "model": req.model_name,
-        "model_version": req.model_version,
-        "model_ref": f"{req.model_name}@{req.model_version}",
-        "model_class": compressor.architecture,
-        "codec": compressor.codec_name,
-        "bundle_sha256": compressor.bundle_sha256,
-        "rate_point": req.rate_point,
-        "payload_version": PAYLOAD_VERSION,
-        "latent_shape": list(compressor.query_latent_shape),
-        "lossless": compressor.lossless,
-        "latent": "quantized g_a(x) of the input resized to the model's native size",
-        **(req.metadata or {}),
-    }
+    metadata = {**dataset_metadata(compressor, req.model_name, req.model_version, req.input, req.rate_point),
+                **(req.metadata or {})}
     schema = latent_schema(int(np.prod(compressor.query_latent_shape)), metadata)
     check_locations(req.input, req.output)
     if req.overwrite:
@@ -145,6 +131,27 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
     summary.update(inputs=len(files), skipped=skipped, encoded=summary["run"]["rows"],
                    seconds=time.perf_counter() - started, output=req.output.url)
     return summary
+
+
+def dataset_metadata(compressor: Any, model_name: str, model_version: int, input_loc: Location,
+                     rate_point: float | None) -> dict[str, Any]:
+    """What a dataset records about how it was encoded (read back by decode and by appends)."""
+    return {
+        "format": "aec-dataset/1",
+        "modality": compressor.modality.name,
+        "model": model_name,
+        "model_version": model_version,
+        "model_ref": f"{model_name}@{model_version}",
+        "model_class": compressor.architecture,
+        "codec": compressor.codec_name,
+        "bundle_sha256": compressor.bundle_sha256,
+        "rate_point": rate_point,
+        "input": input_loc.url,
+        "payload_version": PAYLOAD_VERSION,
+        "latent_shape": list(compressor.query_latent_shape),
+        "lossless": compressor.lossless,
+        "latent": "quantized g_a(x) of the input resized to the model's native size",
+    }
 
 
 def check_locations(input_loc: Location, output: Location) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
 
@@ -22,13 +24,24 @@ class LatentDataset:
     location: Location
     manifest: dict[str, Any]
     metadata: dict[str, Any]
-    dataset: pds.Dataset
+    dataset: pds.Dataset | None  # None: no row committed yet (e.g. every input was an error)
+
+    def batches(self, columns: list[str], batch_size: int = 64) -> Iterator[pa.RecordBatch]:
+        if self.dataset is None:
+            return iter(())
+        present = [c for c in columns if c in self.dataset.schema.names]
+        return self.dataset.to_batches(columns=present, batch_size=batch_size)
+
+    def count_rows(self) -> int:
+        return self.dataset.count_rows() if self.dataset is not None else 0
 
     def summary(self) -> dict[str, Any]:
-        table = self.dataset.to_table(columns=["bytes", "payload"])
-        rows = table.num_rows
-        input_bytes = int(pc.sum(table.column("bytes")).as_py() or 0)
-        payload_bytes = int(pc.sum(pc.binary_length(table.column("payload"))).as_py() or 0)
+        rows, input_bytes, payload_bytes = 0, 0, 0
+        if self.dataset is not None:
+            table = self.dataset.to_table(columns=["bytes", "payload"])
+            rows = table.num_rows
+            input_bytes = int(pc.sum(table.column("bytes")).as_py() or 0)
+            payload_bytes = int(pc.sum(pc.binary_length(table.column("payload"))).as_py() or 0)
         return {
             "dataset": self.location.url,
             "rows": rows,

@@ -1,8 +1,15 @@
-"""Restoring a latents dataset to files, and measuring it against the originals."""
+"""Restoring a latents dataset to files, and measuring it against the originals.
+
+A row that cannot be restored (a truncated or corrupt payload, a header that disagrees with its
+row or exceeds the modality's limits) is reported and skipped; every other row is restored. The
+originals are read only under a root the caller names (``originals``), at the row's ``key``,
+never from the ``uri`` a dataset claims, and at most the row's ``bytes``.
+"""
 
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +24,7 @@ from cluster.storage import Location
 __all__ = ["decode_dataset", "safe_name"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_COLUMNS = ["id", "uri", "key", "bytes", "shape", "payload"]
 
 
 def safe_name(row_id: str, uri: str, suffix: str) -> str:
@@ -35,47 +43,72 @@ def _suffix(uri: str, info: dict[str, Any], default: str) -> str:
 
 
 def decode_dataset(ds: LatentDataset, compressor: Compressor, out_dir: str | os.PathLike,
-                   compare: bool = True, progress: Callable[[int], None] | None = None,
-                   storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write every row's restored file under ``out_dir``; PSNR etc. against reachable originals."""
+                   originals: Location | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Write every restorable row's file under ``out_dir``; quality against the originals under
+    ``originals`` when given. Bad rows are listed in ``failures``, never fatal."""
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     modality = compressor.modality
     rows = 0
+    failures: list[dict[str, str]] = []
     quality: list[dict[str, float]] = []
     unreachable = 0
-    for batch in ds.dataset.to_batches(columns=["id", "uri", "payload"], batch_size=64):
-        for rid, uri, payload in zip(*(batch.column(c).to_pylist() for c in ("id", "uri", "payload"))):
-            data, _, info = compressor.decode(payload)
-            target = (out / safe_name(rid, uri, _suffix(uri, info, modality.output_suffix))).resolve()
-            if target.parent != out:  # belt and braces: safe_name already forbids separators
-                raise ValueError(f"refusing to write outside {out}: {target}")
-            target.write_bytes(data)
+    for batch in ds.batches(_COLUMNS):
+        for row in batch.to_pylist():
+            try:
+                data, _, info = compressor.decode(row["payload"], row["shape"])
+                target = (out / safe_name(row["id"], row["uri"], _suffix(row["uri"], info, modality.output_suffix))).resolve()
+                if target.parent != out:  # belt and braces: safe_name already forbids separators
+                    raise ValueError(f"refusing to write outside {out}")
+                target.write_bytes(data)
+            except Exception as exc:  # noqa: BLE001 - one bad row must not stop the restore
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                failures.append({"id": row["id"], "uri": row["uri"], "reason": f"{type(exc).__name__}: {reason}"[:300]})
+                if progress:
+                    progress(1)
+                continue
             rows += 1
-            if compare:
-                original = _read_original(uri, storage_options)
-                if original is None:
+            if originals is not None:
+                original = _read_original(originals, row["key"], row["bytes"])
+                try:
+                    if original is None:
+                        raise UnreadableInput("unreachable")
+                    quality.append(modality.quality(modality.load(original).x, modality.load(data).x))
+                except UnreadableInput:
                     unreachable += 1
-                else:
-                    try:
-                        quality.append(modality.quality(modality.load(original).x, modality.load(data).x))
-                    except UnreadableInput:
-                        unreachable += 1
             if progress:
                 progress(1)
     keys = sorted({k for q in quality for k in q})
     return {
         "rows": rows,
         "out": str(out),
+        "failed": len(failures),
+        "failures": failures,
         "compared": len(quality),
         "originals_unreachable": unreachable,
         "quality": {k: float(np.mean([q[k] for q in quality])) for k in keys},
     }
 
 
-def _read_original(uri: str, storage_options: dict[str, Any] | None) -> bytes | None:
+def _read_original(root: Location, key: str | None, size: int) -> bytes | None:
+    """The original at ``root/key``, only if ``key`` stays under ``root`` and the file is at
+    most ``size`` bytes (the row's own record of it)."""
+    if not key or key.startswith("/") or "\\" in key:
+        return None
+    norm = posixpath.normpath(key)
+    if norm == ".." or norm.startswith("../"):
+        return None
+    path = posixpath.join(root.path, norm)
     try:
-        loc = Location.of(uri, storage_options)
-        return loc.fs.cat_file(loc.path)
+        if root.is_local:
+            real, real_root = os.path.realpath(path), os.path.realpath(root.path)
+            if not real.startswith(real_root.rstrip("/") + "/") or not os.path.isfile(real):
+                return None
+            with open(real, "rb") as f:
+                data = f.read(size + 1)
+        else:
+            with root.fs.open(path, "rb") as f:
+                data = f.read(size + 1)
     except Exception:  # noqa: BLE001 - an unreachable original only means no comparison
         return None
+    return data if len(data) <= size else None

@@ -72,11 +72,11 @@ class EncodeBatch:
         for k, (path, data) in enumerate(zip(batch.column("path").to_pylist(), batch.column("bytes").to_pylist())):
             key = relative_key(path, self.root)
             if data is None:  # the read step could not read it: an error row, never a crash
-                rows.append({"id": row_id(key, ""), "uri": self.uri_prefix + path, "sha256": None, "bytes": 0,
+                rows.append({"id": row_id(key, ""), "uri": self.uri_prefix + path, "key": key, "sha256": None, "bytes": 0,
                              ERROR_COLUMN: errors[k] if errors else "read: no data", QUALITY_COLUMN: None})
                 continue
             digest = hashlib.sha256(data).hexdigest()
-            row = {"id": row_id(key, digest), "uri": self.uri_prefix + path, "sha256": digest, "bytes": len(data),
+            row = {"id": row_id(key, digest), "uri": self.uri_prefix + path, "key": key, "sha256": digest, "bytes": len(data),
                    ERROR_COLUMN: None, QUALITY_COLUMN: None}
             rows.append(row)
             try:
@@ -122,6 +122,7 @@ class EncodeBatch:
         return pa.table({
             "id": [r["id"] for r in rows],
             "uri": [r["uri"] for r in rows],
+            "key": [r["key"] for r in rows],
             "sha256": [r["sha256"] for r in rows],
             "modality": [self.modality.name] * len(rows),
             "model": [self.model_name] * len(rows),

@@ -20,6 +20,7 @@ def latent_schema(latent_size: int, metadata: dict[str, Any] | None = None) -> p
     fields = [
         pa.field("id", pa.string(), nullable=False),  # stable: hash of relative key + content
         pa.field("uri", pa.string(), nullable=False),
+        pa.field("key", pa.string(), nullable=False),  # path relative to the collection root: where decode restores it
         pa.field("sha256", pa.string(), nullable=False),  # of the source bytes
         pa.field("modality", pa.string(), nullable=False),
         pa.field("model", pa.string(), nullable=False),

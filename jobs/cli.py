@@ -14,6 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from aecore.bundle import bundle_sha256
 from aecore.registry import MODELS
 from jobs.catalog import JobCatalog, JobRun
 from jobs.models import load_model, starting_point
@@ -247,12 +248,17 @@ def inspect(dataset: Annotated[str, typer.Argument(help="A dataset path or URL w
 def decode(
     dataset: Annotated[str, typer.Argument(help="A dataset path or URL written by `aec compress`.")],
     out: Annotated[Path, typer.Option("--out", help="Folder to restore the files into.")],
-    registry: Annotated[str | None, typer.Option(help="Model registry (default: the one the dataset records).")] = None,
-    compare: Annotated[bool, typer.Option(help="Measure quality against the originals when reachable.")] = True,
+    registry: Annotated[str | None, typer.Option(
+        help="Model registry (default: the one the dataset records, if it is a local path; a URL there is "
+             "never fetched unless you pass it here).")] = None,
+    originals: Annotated[str | None, typer.Option(
+        help="The collection's root: measure quality against the originals under it (by each row's key).")] = None,
 ) -> None:
-    """Restore every row of a dataset to a file of its original size, and report PSNR.
+    """Restore every row of a dataset to a file of its original size; with --originals, report PSNR.
 
-    Example: aec decode demo-output/latents --out demo-output/restored
+    Rows that cannot be restored are listed and skipped; the exit code is 1 if any failed.
+
+    Example: aec decode demo-output/latents --out demo-output/restored --originals demo-output/photos
     """
     from aecore import load_bundle
     from cluster.dataset import open_dataset
@@ -260,18 +266,42 @@ def decode(
     from cluster.storage import Location
 
     ds = open_dataset(Location.of(dataset))
-    reg = ModelRegistry(registry or ds.metadata["registry"])
-    mv, bundle = reg.load(ds.metadata["model_ref"])
+    meta = ds.metadata
+    mv, bundle = load_model(meta["model_ref"], ModelRegistry(decode_registry(meta, registry)))
+    if meta.get("bundle_sha256") and bundle_sha256(bundle) != meta["bundle_sha256"]:
+        raise SpecError(f"{mv.ref} in this registry is not the bundle {dataset} was encoded with (sha256 "
+                        f"{meta['bundle_sha256'][:12]}…); pass --registry with the registry that encoded it")
     compressor = load_bundle(bundle)
-    total = ds.dataset.count_rows()
+    total = ds.count_rows()
     with Progress(TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("decode", total=total)
-        summary = decode_dataset(ds, compressor, out, compare=compare, progress=lambda n: bar.advance(task, n))
-    console.print(_kv_table(f"restored {summary['rows']} files with {mv.ref}", {
-        "out": summary["out"], "rows": summary["rows"], "compared with originals": summary["compared"],
-        "originals unreachable": summary["originals_unreachable"], "quality": summary["quality"],
-    }))
+        summary = decode_dataset(ds, compressor, out, originals=Location.of(originals) if originals else None,
+                                 progress=lambda n: bar.advance(task, n))
+    fields = {"out": summary["out"], "rows restored": summary["rows"], "rows failed": summary["failed"]}
+    if originals:
+        fields.update({"compared with originals": summary["compared"],
+                       "originals unreachable": summary["originals_unreachable"], "quality": summary["quality"]})
+    console.print(_kv_table(f"restored {summary['rows']} files with {mv.ref}", fields))
+    if summary["failures"]:
+        for f in summary["failures"][:20]:
+            err_console.print(f"failed: {f['uri']} ({f['id']}): {f['reason']}", highlight=False, soft_wrap=True)
+        more = len(summary["failures"]) - 20
+        err_console.print(f"[bold red]error:[/] {summary['failed']} of {summary['rows'] + summary['failed']} rows could "
+                          f"not be restored{f' ({more} more not shown)' if more > 0 else ''}; the others are in {out}",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def decode_registry(metadata: dict[str, Any], given: str | None) -> str:
+    """The registry decode loads from: the one the user gives; else the dataset's, only if it is
+    a local path (a dataset is untrusted: a URL in it is never fetched); else the default."""
+    if given:
+        return given
+    recorded = metadata.get("registry") or ""
+    if recorded and "://" not in recorded:
+        return recorded
+    return TrainJobSpec.model_fields["registry"].default
 
 
 @app.command()

@@ -50,6 +50,9 @@ class Modality(ABC):
     spatial_dims: ClassVar[int]
     #: restore byte-exact unless a job says otherwise
     lossless_default: ClassVar[bool] = False
+    #: the most values (channels x positions) a payload may claim: decode refuses more before
+    #: allocating anything (a decompression-bomb guard)
+    max_elements: ClassVar[int] = 2**31
     #: the held-out metric a new model version must match to be promoted, and its direction
     #: (+1: higher is better, -1: lower is better)
     gate_metric: ClassVar[tuple[str, int]]

@@ -35,6 +35,7 @@ class ImageModality(Modality):
     containers = ("png",)
     channels = 3
     spatial_dims = 2
+    max_elements = 3 * MAX_PIXELS
 
     def load(self, data: bytes) -> Sample:
         if not data:

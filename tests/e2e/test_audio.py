@@ -33,7 +33,7 @@ def test_audio_collection_round_trip(ray_local, tmp_path):
     manifest = json.loads((tmp_path / "out/_aec/manifest.json").read_text())
     assert {"snr", "lsd", "kbps"} <= set(manifest["quality"])
 
-    decoded = run_cli("decode", str(tmp_path / "out"), "--out", str(tmp_path / "restored"))
+    decoded = run_cli("decode", str(tmp_path / "out"), "--out", str(tmp_path / "restored"), "--originals", str(clips))
     assert "snr=" in decoded
     for r in pds.dataset(tmp_path / "out").to_table(columns=["id", "uri", "shape"]).to_pylist():
         [restored] = (tmp_path / "restored").glob(f"{r['id']}-*.wav")

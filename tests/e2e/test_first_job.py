@@ -179,7 +179,7 @@ def test_inspect_prints_the_summary(job):
 
 
 def test_decode_restores_every_image_above_the_psnr_floor(job, tmp_path):
-    out = run("decode", str(job["output"]), "--out", str(tmp_path / "restored"))
+    out = run("decode", str(job["output"]), "--out", str(tmp_path / "restored"), "--originals", str(job["collection"]))
     files = sorted((tmp_path / "restored").iterdir())
     assert len(files) == 36
     from PIL import Image
@@ -201,7 +201,7 @@ def test_an_untrained_model_fails_the_psnr_floor(job, tmp_path):
     registry = ModelRegistry(str(job["registry"]))
     mv = registry.register("untrained", dump_bundle(model.uniform_prior(), "image-conv", "image"), {})
     run("compress", str(job["compress_spec"]), "--set", f"output={tmp_path}/bad", "--set", f"model={mv.ref}")
-    out = run("decode", str(tmp_path / "bad"), "--out", str(tmp_path / "restored"))
+    out = run("decode", str(tmp_path / "bad"), "--out", str(tmp_path / "restored"), "--originals", str(job["collection"]))
     psnr = _psnr_from(out)
     print(f"untrained model: decode PSNR {psnr:.2f} dB (floor {PSNR_FLOOR_DB})")
     assert psnr < PSNR_FLOOR_DB

@@ -80,7 +80,8 @@ def test_train_compress_decode_all_on_s3(trained, photos, s3, tmp_path, capsys):
                          commit_every=2)
     outputs.append(run_cli("compress", str(spec)))
     outputs.append(run_cli("inspect", "s3://archive/latents"))
-    outputs.append(run_cli("decode", "s3://archive/latents", "--out", str(tmp_path / "restored")))
+    outputs.append(run_cli("decode", "s3://archive/latents", "--out", str(tmp_path / "restored"),
+                           "--registry", "s3://archive/registry", "--originals", "s3://archive/photos"))
     assert len(list((tmp_path / "restored").iterdir())) == 36
     assert "compared with originals │ 36" in outputs[-1]
 
