@@ -34,6 +34,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import constriction
@@ -44,6 +45,7 @@ from aecore.codecs import LaplaceResidualCodec
 from aecore.containers import get_container
 from aecore.modalities import Modality, Sample
 from aecore.models import ConvAutoEncoder
+from aecore.tiling import tiled
 
 __all__ = ["Compressor", "Encoded", "PAYLOAD_VERSION", "PayloadError"]
 
@@ -127,7 +129,7 @@ class Compressor:
         ys: list[torch.Tensor] = [torch.empty(0)] * len(flat)
         for idx in groups.values():
             x = torch.from_numpy(np.stack([flat[j][2] for j in idx])).to(self.device)
-            y = self.model.g_a(x).cpu()
+            y = self._analyze(x).cpu()
             for k, j in enumerate(idx):
                 ys[j] = y[k]
         thumbs = np.stack([self.modality.thumbnail(s, self.model.native_size) for s in samples])
@@ -213,7 +215,18 @@ class Compressor:
 
     def _synthesize(self, y_hat: torch.Tensor) -> np.ndarray:
         with _one_thread():
-            return self.model.g_s(y_hat[None].to(self.device))[0].cpu().numpy()
+            y_hat = y_hat[None].to(self.device)
+            margin = self.model.receptive_margin
+            if not margin:
+                return self.model.g_s(y_hat)[0].cpu().numpy()
+            stride = self.model.stride
+            return tiled(self.model.g_s, y_hat, self.model.tile // stride, margin // stride, Fraction(stride))[0].cpu().numpy()
+
+    def _analyze(self, x: torch.Tensor) -> torch.Tensor:
+        margin = self.model.receptive_margin
+        if not margin:
+            return self.model.g_a(x)
+        return tiled(self.model.g_a, x, self.model.tile, margin, Fraction(1, self.model.stride))
 
     def _blocks(self, view: np.ndarray):
         with _one_thread():

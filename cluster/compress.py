@@ -157,6 +157,9 @@ def dataset_metadata(compressor: Any, model_name: str, model_version: int, input
 def check_locations(input_loc: Location, output: Location) -> None:
     """An output that is, contains or sits inside its input is refused: the job would encode
     its own output, and --overwrite would delete the collection."""
+    if not output.is_local and "/" not in output.path.strip("/"):
+        raise StorageError(f"output {output.url!r} is a bucket root; write the dataset under a prefix, "
+                           f"e.g. {output.url.rstrip('/')}/latents")
     relation = output.overlaps(input_loc)
     if relation:
         raise StorageError(f"output {output.url!r} {relation} the input {input_loc.url!r}; "

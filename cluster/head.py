@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -79,6 +80,33 @@ def session_processes(temp_dir: str) -> list[int]:
     return pids
 
 
+def ensure_auth_token() -> Path:
+    """The cluster token at ``~/.ray/auth_token`` (where Ray looks), created if missing; readable
+    by its owner only (Ray's own generator leaves it world-readable)."""
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path
+
+
+_WORKER_RANGES = ((10002, 19999), (20000, 29999), (30000, 32767), (61000, 65535))
+
+
+def worker_port_range(taken: tuple[int, ...]) -> tuple[int, int]:
+    """A range of ports for Ray's workers that holds none of ``taken`` (Ray's default first)."""
+    for low, high in _WORKER_RANGES:
+        if not any(low <= p <= high for p in taken):
+            return low, high
+    raise HeadError(f"no range of worker ports avoids the head's ports {sorted(taken)}; pick ports above 32767")
+
+
 def _state_file(home: Path) -> Path:
     return home / "cluster.json"
 
@@ -131,6 +159,9 @@ def start_head(home: Path, *, num_cpus: int | None = None, port: int = 6379, das
             raise HeadError(f"port {p} ({what}) is in use on 127.0.0.1; stop what holds it or pick another "
                             f"with --{'port' if what == 'GCS' else what + '-port'}")
     home.mkdir(parents=True, exist_ok=True)
+    ensure_auth_token()
+    agent_port, client_port = free_port(), free_port()
+    workers = worker_port_range((port, dashboard_port, metrics_port, driver_metrics_port, agent_port, client_port))
     temp_dir = Path("/tmp") / f"aec-ray-{os.getuid()}-{port}"
     log = home / "cluster.log"
     ray_bin = Path(sys.executable).with_name("ray")
@@ -139,9 +170,15 @@ def start_head(home: Path, *, num_cpus: int | None = None, port: int = 6379, das
            f"--port={port}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
            f"--metrics-export-port={metrics_port}", f"--temp-dir={temp_dir}", "--include-dashboard=true",
            # fixed defaults (52365, 10001) collide with any other Ray on the machine: take free ones
-           f"--dashboard-agent-listen-port={free_port()}", f"--ray-client-server-port={free_port()}"]
+           f"--dashboard-agent-listen-port={agent_port}", f"--ray-client-server-port={client_port}",
+           # Ray's workers take ports 10002-19999 by default; a head port in that range is refused
+           # by `ray start`, so the workers get a range that holds none of the head's ports
+           f"--min-worker-port={workers[0]}", f"--max-worker-port={workers[1]}"]
     child_env = {**os.environ, **(env or {})}
     child_env["RAY_AUTH_MODE"] = "token"  # keep authentication on: it stops strangers running code here
+    # `ray start` replaces --node-ip-address=127.0.0.1 by the machine's address, and its agents and
+    # metrics endpoint then listen there; Ray's single-machine mode keeps the node on loopback.
+    child_env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     # Job entrypoints run `python -m jobs.cli`: this interpreter, first on PATH.
     child_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{child_env.get('PATH', '')}"
     child_env["AEC_METRICS_PORT"] = str(driver_metrics_port)  # drivers of jobs on this head export here

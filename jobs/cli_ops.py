@@ -46,6 +46,11 @@ def _client(address: str | None) -> Any:
     return JobsClient(resolve_address(address, home()))
 
 
+def _iso(ms: float | None) -> str | None:
+    """Ray's job times (ms since the epoch) as the catalog writes times."""
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ms else None
+
+
 def _when(ts: float | None) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ") if ts else "-"
 
@@ -153,8 +158,21 @@ def jobs_list(
     Example: aec jobs list --registry .aec/registry
     """
     catalog = JobCatalog(registry)
-    records = catalog.jobs()[:limit]
+    records = catalog.jobs()
+    known = {r["id"] for r in records}
     client = None
+    try:  # the cluster in use also knows jobs whose catalog is in another registry
+        client = _client(address)
+        for j in client.list():
+            meta = j.get("metadata", {})
+            if j["id"] in known or "aec_kind" not in meta:
+                continue
+            other = JobCatalog(meta["aec_registry"]).job(j["id"]) if meta.get("aec_registry") else None
+            records.append({**(other or {}), "id": j["id"], "kind": meta["aec_kind"], "status": j["status"],
+                            "submitted_at": (other or {}).get("submitted_at") or _iso(j.get("start_time"))})
+    except Exception:  # noqa: BLE001 - no cluster in use: the catalog is what there is
+        client = None
+    records = sorted(records, key=lambda r: r.get("submitted_at") or r.get("created_at") or "", reverse=True)[:limit]
     for r in records:
         if r.get("status") not in TERMINAL and r.get("address"):
             try:
@@ -162,7 +180,7 @@ def jobs_list(
                 live = client.status(r["id"])
                 if live != r["status"]:
                     r["status"] = live
-                    if live in TERMINAL and live != "SUCCEEDED":  # died before it could say so itself
+                    if live in TERMINAL and live != "SUCCEEDED" and r["id"] in known:  # died before saying so
                         catalog.update_job(r["id"], status=live)
             except Exception:  # noqa: BLE001 - cluster gone: show what the catalog knows
                 pass
@@ -189,9 +207,15 @@ def jobs_status(
     """
     record = JobCatalog(registry).job(job_id) or {}
     rows: dict[str, Any] = {}
-    if record.get("address") or address:
+    try:  # the cluster the job ran on, else the cluster in use
         info = _client(address or record.get("address")).info(job_id)
+    except Exception:  # noqa: BLE001 - no cluster, or it does not know the job
+        info = None
+    if info is not None:
         rows.update(status=info["status"], message=info["message"])
+        where = info.get("metadata", {}).get("aec_registry")
+        if not record and where:  # its catalog is in the registry its spec named
+            record = JobCatalog(where).job(job_id) or {}
     for key in ("kind", "name", "model_version", "input", "output", "spec_sha256", "submitted_at", "started_at",
                 "finished_at", "seconds", "inputs", "rows", "errors", "ratio", "quality", "promotion"):
         if record.get(key) is not None:

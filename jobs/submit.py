@@ -102,7 +102,8 @@ class JobsClient:
                                schedule=schedule)
             try:
                 self._call(self._submit, entrypoint=entrypoint, runtime_env=runtime_env, submission_id=job_id,
-                           metadata={"aec_kind": job.kind, "aec_name": job.name}, entrypoint_num_cpus=0)
+                           metadata={"aec_kind": job.kind, "aec_name": job.name, "aec_registry": job.registry},
+                           entrypoint_num_cpus=0)
             except ClusterError as exc:
                 catalog.update_job(job_id, status="FAILED", message=f"submission failed: {exc}", finished_at=utc_now())
                 raise
@@ -121,7 +122,7 @@ class JobsClient:
     def info(self, job_id: str) -> dict[str, Any]:
         d = self._call(self.client.get_job_info, job_id)
         return {"status": str(d.status.value), "message": d.message, "start_time": d.start_time, "end_time": d.end_time,
-                "entrypoint": d.entrypoint}
+                "entrypoint": d.entrypoint, "metadata": dict(d.metadata or {})}
 
     def logs(self, job_id: str) -> str:
         return self._call(self.client.get_job_logs, job_id)
@@ -131,7 +132,8 @@ class JobsClient:
 
     def list(self) -> list[dict[str, Any]]:
         return [{"id": j.submission_id, "status": str(j.status.value), "entrypoint": j.entrypoint,
-                 "start_time": j.start_time, "end_time": j.end_time} for j in self._call(self.client.list_jobs)]
+                 "start_time": j.start_time, "end_time": j.end_time, "metadata": dict(j.metadata or {})}
+                for j in self._call(self.client.list_jobs)]
 
 
 def _public(spec: dict[str, Any]) -> dict[str, Any]:

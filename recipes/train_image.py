@@ -102,7 +102,11 @@ def main() -> None:
     ckpt = args.out / "checkpoint.pt"
     if ckpt.exists():
         state = torch.load(ckpt, map_location=args.device, weights_only=True)
-        model.load_state_dict(state["model"])
+        # The coder's tables are made at the end (update_tables); a checkpoint's may have another layout.
+        weights = {k: v for k, v in state["model"].items() if not k.endswith((".pmf", ".radius"))}
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if unexpected or any(not k.endswith((".pmf", ".radius")) for k in missing):
+            raise SystemExit(f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}")
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
         print(f"resuming at step {step}", flush=True)

@@ -75,11 +75,12 @@ def run_cli(*args: str) -> str:
 
 @pytest.fixture(scope="session")
 def trained(ray_local, photos, tmp_path_factory) -> dict:
-    """A model trained once per session on the photo collection: registry ``photos@1``."""
+    """A model fine-tuned once per session on the photo collection from the image zoo model (the
+    default starting point): registry ``photos@1``."""
     root = tmp_path_factory.mktemp("trained")
     spec = root / "train.yaml"
     spec.write_text(
         f"kind: train\nname: t\nmodality: image\ninput: {photos}\nregistry: {root}/registry\nmodel: photos\n"
-        "epochs: 25\nbatch_size: 16\nworkers: 2\ngpus: 0\npatches_per_item: 4\n"
+        "steps: 12\nbatch_size: 8\npatch_size: 48\nworkers: 2\ngpus: 0\npatches_per_item: 2\n"
     )
     return {"registry": root / "registry", "output": run_cli("train", str(spec))}

@@ -41,6 +41,11 @@ class ConvAutoEncoder(nn.Module):
     default_learning_rate: ClassVar[float] = 2e-3
     #: the size preset a train job uses when its spec names none
     default_preset: ClassVar[str] = "tiny"
+    #: positions each output of g_a / g_s depends on around it, in input positions: inputs larger
+    #: than ``tile`` are transformed in tiles with this much context (``aecore.tiling``);
+    #: 0: never tiled
+    receptive_margin: ClassVar[int] = 0
+    tile: ClassVar[int] = 1024
     #: latents coded under a per-channel table fitted to a histogram of round(y) after training
     #: (``fit_codec``); models with their own latent codec set this False and override
     #: ``update_tables`` / ``compress_latent`` / ``decompress_latent``

@@ -50,6 +50,8 @@ class ImageHyperpriorAE(ConvAutoEncoder):
     default_lmbda: ClassVar[float] = 1.0
     default_learning_rate: ClassVar[float] = 1e-4
     default_preset: ClassVar[str] = "small"
+    # four 5x5 stride-2 layers see 61 pixels (3.8 latents); 64 keeps tiles on the latent grid
+    receptive_margin: ClassVar[int] = 64
     histogram_prior: ClassVar[bool] = False
 
     def __init__(self, channels: int = 24, latent_channels: int = 32, hyper_channels: int = 24, native_size: int = 32,

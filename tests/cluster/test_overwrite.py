@@ -77,3 +77,16 @@ def test_an_append_with_other_weights_under_the_same_name_is_refused(tmp_path):
     with pytest.raises(StorageError, match="encoded with other weights of photos@1"):
         again.open()
     DatasetCommitter(out, meta, run_id="r3").open()  # the same weights append
+
+
+def test_an_output_at_a_bucket_root_is_refused_in_one_line():
+    with pytest.raises(StorageError, match=r"is a bucket root; write the dataset under a prefix, e.g. s3://bucket/latents"):
+        check_locations(Location.of("s3://bucket/photos"), Location.of("s3://bucket"))
+
+
+def test_worker_ports_avoid_the_heads_ports():
+    from cluster.head import worker_port_range
+
+    assert worker_port_range((6379, 8265)) == (10002, 19999)  # Ray's default when nothing collides
+    low, high = worker_port_range((16379, 18265, 41000))
+    assert not any(low <= p <= high for p in (16379, 18265, 41000))

@@ -29,6 +29,7 @@ TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 def head(tmp_path_factory, ray_local):
     root = tmp_path_factory.mktemp("cluster")
     ports = {name: free_port() for name in ("port", "dashboard", "metrics", "driver", "scheduler")}
+    ports["port"] = _free_port_in(10002, 19999)  # inside Ray's default worker-port range: must still start
     mp = pytest.MonkeyPatch()
     mp.setenv("AEC_HOME", str(root / "home"))
     mp.setenv("RAY_metrics_report_interval_ms", "1000")  # actor metrics reach the export port within a second
@@ -53,6 +54,44 @@ def head(tmp_path_factory, ray_local):
     assert session_processes(state["temp_dir"]) == []  # all gone, and nothing else was touched
     assert ray_local.is_initialized() and ray_local.cluster_resources()["CPU"] == 2
     mp.undo()
+
+
+def _free_port_in(low: int, high: int) -> int:
+    import random
+    import socket
+
+    for port in random.sample(range(low, high), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+def test_the_head_and_the_embedded_instance_listen_on_loopback_only(head, ray_local):
+    from cluster.head import session_processes
+    from tests.sockets import is_loopback, listening_addresses
+
+    pids = session_processes(head["temp_dir"])
+    addresses = listening_addresses(pids)
+    assert addresses and all(is_loopback(a) for a, _ in addresses), addresses
+    assert ("127.0.0.1", head["ports"]["metrics"]) in addresses or ("::ffff:127.0.0.1", head["ports"]["metrics"]) in addresses
+    session = ray_local._private.worker._global_node.get_session_dir_path()
+    local = listening_addresses(session_processes(session))
+    assert local and all(is_loopback(a) for a, _ in local), local
+
+
+def test_a_client_joins_the_token_protected_cluster_through_ray_address(head, trained, photos, tmp_path):
+    """RAY_ADDRESS=host:port aec compress: the auth mode is set before Ray is imported."""
+    spec = _compress_spec(head, trained, photos, "joined", tmp_path / "joined")
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
+    env["RAY_ADDRESS"] = f"127.0.0.1:{head['ports']['port']}"
+    result = subprocess.run([sys.executable, "-m", "jobs.cli", "compress", str(spec)], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "compress job 'joined' completed" in result.stdout
 
 
 def _spec(root: Path, name: str, text: str) -> Path:
@@ -107,6 +146,10 @@ def test_no_credential_reaches_rays_files(head, compress_job):
     assert any(Path(head["temp_dir"]).rglob("runtime_env_agent*.log"))  # the file that used to hold it exists
 
 
+def head_address(job: dict) -> str:
+    return job["client"].address
+
+
 def test_catalog_records_the_job(compress_job, trained):
     record = JobCatalog(compress_job["registry"]).job(compress_job["id"])
     assert record["status"] == "SUCCEEDED" and record["kind"] == "compress"
@@ -115,6 +158,10 @@ def test_catalog_records_the_job(compress_job, trained):
     assert record["seconds"] > 0 and record["submitted_at"] <= record["started_at"] <= record["finished_at"]
     listing = run_cli("jobs", "list", "--registry", compress_job["registry"])
     assert compress_job["id"] in listing and "SUCCEEDED" in listing
+    # Without --registry (the default registry holds no record of it): found on the cluster in use.
+    assert compress_job["id"] in run_cli("jobs", "list", "--address", head_address(compress_job))
+    found = run_cli("jobs", "status", compress_job["id"])
+    assert "SUCCEEDED" in found and "photos@1" in found
     status = run_cli("jobs", "status", compress_job["id"], "--registry", compress_job["registry"])
     assert "SUCCEEDED" in status and "photos@1" in status
     assert [d["rows"] for d in JobCatalog(compress_job["registry"]).datasets()
@@ -139,7 +186,7 @@ def test_prometheus_scrapes_the_job_metrics(head, compress_job):
 
 def test_cancel_stops_a_running_job(head, photos, tmp_path):
     spec = _spec(tmp_path, "long-train", f"kind: train\nname: long-train\nmodality: image\ninput: {photos}\n"
-                 f"registry: {tmp_path}/registry\nmodel: long\nepochs: 500\nworkers: 1\n")
+                 f"registry: {tmp_path}/registry\nmodel: long\narchitecture: image-conv\nepochs: 500\nworkers: 1\n")
     job_id = run_cli("submit", str(spec)).strip().splitlines()[0]
     client = JobsClient(head["address"])
     _wait(client, job_id, {"RUNNING"})

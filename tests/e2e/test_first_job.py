@@ -99,7 +99,7 @@ import pyarrow as pa, pyarrow.dataset as ds
 t = ds.dataset({str(job['output'])!r}).to_table()
 assert "ray" not in sys.modules
 s = t.schema
-assert s.field("latent").type == pa.list_(pa.float32(), 192), s.field("latent").type
+assert s.field("latent").type == pa.list_(pa.float32(), 512), s.field("latent").type
 assert s.field("payload").type == pa.binary()
 assert s.field("shape").type == pa.list_(pa.int32())
 meta = json.loads(s.metadata[b"aec"])
@@ -107,11 +107,11 @@ print(json.dumps({{"rows": t.num_rows, "names": s.names, "meta": meta, "ids": le
 """
     out = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
     assert out["rows"] == 36 and out["ids"] == 36
-    assert out["names"] == ["id", "uri", "sha256", "modality", "model", "model_version", "bytes", "shape",
+    assert out["names"] == ["id", "uri", "key", "sha256", "modality", "model", "model_version", "bytes", "shape",
                             "payload", "latent"]
     assert out["meta"]["model_ref"] == "photos@1"
     assert out["meta"]["codec"] == "factorized-categorical"
-    assert out["meta"]["latent_shape"] == [12, 4, 4]
+    assert out["meta"]["latent_shape"] == [128, 2, 2]  # the zoo model: 128 channels of a 32-px thumbnail
 
 
 def test_duckdb_answers_the_issue_query(job):
@@ -134,7 +134,7 @@ def test_polars_reads_the_same_rows(job):
 
     df = pl.read_parquet(f"{job['output']}/*.parquet")
     assert df.height == 36
-    assert df.schema["latent"] == pl.Array(pl.Float32, 192)
+    assert df.schema["latent"] == pl.Array(pl.Float32, 512)
     assert df["model_version"].unique().to_list() == [1]
 
 

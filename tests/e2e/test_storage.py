@@ -74,7 +74,7 @@ def test_train_compress_decode_all_on_s3(trained, photos, s3, tmp_path, capsys):
     fs.put(f"{photos}/", "archive/photos/", recursive=True)
     train = tmp_path / "train.yaml"
     train.write_text("kind: train\nname: t\ninput: s3://archive/photos\nregistry: s3://archive/registry\n"
-                     "model: photos\nepochs: 2\nworkers: 2\n")
+                     "model: photos\narchitecture: image-conv\nepochs: 2\nworkers: 2\n")
     outputs = [run_cli("train", str(train))]
     spec = compress_spec(tmp_path / "c.yaml", "s3://archive/photos", "s3://archive/latents", "s3://archive/registry",
                          commit_every=2)
@@ -325,7 +325,7 @@ def test_a_training_worker_killed_mid_run_resumes_from_its_checkpoint(photos, ra
 
     spec = tmp_path / "train.yaml"
     spec.write_text(f"kind: train\nname: t\ninput: {photos}\nregistry: {tmp_path}/registry\nmodel: resilient\n"
-                    "epochs: 40\nbatch_size: 16\nworkers: 2\n")
+                    "architecture: image-conv\nepochs: 40\nbatch_size: 16\nworkers: 2\n")
     killed: list[int] = []
 
     def kill_worker() -> None:

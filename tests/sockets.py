@@ -1,0 +1,59 @@
+"""Which addresses processes listen on, read from /proc (no tools needed)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import struct
+
+
+def _listening() -> dict[int, tuple[str, int]]:
+    """socket inode -> (address, port) of every listening TCP socket."""
+    out = {}
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            local, state, inode = parts[1], parts[3], int(parts[9])
+            if state != "0A":  # LISTEN
+                continue
+            addr_hex, port_hex = local.split(":")
+            raw = bytes.fromhex(addr_hex)
+            if family == socket.AF_INET:
+                addr = socket.inet_ntop(family, struct.pack("<I", struct.unpack(">I", raw)[0]))
+            else:
+                words = struct.unpack(">4I", raw)
+                addr = socket.inet_ntop(family, struct.pack("<4I", *words))
+            out[inode] = (addr, int(port_hex, 16))
+    return out
+
+
+def listening_addresses(pids: list[int]) -> list[tuple[str, int]]:
+    sockets = _listening()
+    found = []
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inode = int(target[8:-1])
+                if inode in sockets:
+                    found.append(sockets[inode])
+    return found
+
+
+def is_loopback(addr: str) -> bool:
+    ip = ipaddress.ip_address(addr)
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
