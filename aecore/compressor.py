@@ -32,7 +32,7 @@ from __future__ import annotations
 import struct
 from collections import defaultdict
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -214,7 +214,8 @@ class Compressor:
         return quality
 
     def _synthesize(self, y_hat: torch.Tensor) -> np.ndarray:
-        with _one_thread():
+        # Lossless codes values around x_hat: encoder and decoder must compute it identically.
+        with _one_thread() if self.lossless else nullcontext():
             y_hat = y_hat[None].to(self.device)
             margin = self.model.receptive_margin
             if not margin:

@@ -39,10 +39,10 @@ def printable(path: str) -> str:
 def _read_local(path: str, root: str, max_bytes: int) -> bytes:
     real = os.path.realpath(path)
     real_root = os.path.realpath(root)
-    if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
-        raise PermissionError("a symbolic link that leaves the input root; not read")
     if not os.path.lexists(real):
         raise FileNotFoundError("dangling symbolic link" if os.path.islink(path) else "vanished after listing")
+    if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
+        raise PermissionError("a symbolic link that leaves the input root; not read")
     fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     try:
         mode = os.fstat(fd).st_mode

@@ -21,6 +21,7 @@ encoder and decoder agree bit for bit whatever the machine.
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from torch import nn
 from aecore.entropy_models import EntropyBottleneck, GaussianConditional
 from aecore.latent_codecs.integer import ACT_BITS, IntegerNet, to_fixed
 from aecore.layers import MaskedConv, anchor_mask, conv, deconv
+from aecore.tiling import tiled
 
 __all__ = ["HyperpriorLatentCodec"]
 
@@ -37,6 +39,10 @@ __all__ = ["HyperpriorLatentCodec"]
 def _round_ste(v: torch.Tensor) -> torch.Tensor:
     """Rounding with the straight-through gradient (the synthesis sees what the decoder sees)."""
     return v + (torch.round(v) - v).detach()
+
+
+def _tiles(net: IntegerNet, tile: int, margin: int, scale: Fraction) -> Any:
+    return lambda a: tiled(net, a, tile, margin, scale)
 
 
 class HyperpriorLatentCodec(nn.Module):
@@ -105,11 +111,13 @@ class HyperpriorLatentCodec(nn.Module):
 
     def _nets(self) -> dict[str, Any]:
         if self._integer is None:
-            nets: dict[str, Any] = {"h_s": IntegerNet(self.h_s),
+            # Integer results do not depend on how the work is split: the nets run in tiles (with
+            # their receptive field around each) so memory stays bounded on large images.
+            nets: dict[str, Any] = {"h_s": _tiles(IntegerNet(self.h_s), 16, 3, Fraction(self.stride)),
                                     "z": self.entropy_bottleneck.coder(), "y": self.gaussian_conditional.coder()}
             if self.checkerboard:
-                nets["context"] = IntegerNet(nn.Sequential(self.context))
-                nets["ep"] = IntegerNet(self.entropy_parameters)
+                nets["context"] = _tiles(IntegerNet(nn.Sequential(self.context)), 32, 2, Fraction(1))
+                nets["ep"] = _tiles(IntegerNet(self.entropy_parameters), 128, 0, Fraction(1))
             self._integer = nets
         return self._integer
 
@@ -127,11 +135,24 @@ class HyperpriorLatentCodec(nn.Module):
             yield torch.ones(y_positions, dtype=torch.bool), scales, means
             return
         anchor = anchor_mask(y_positions).to(torch.float64)
-        scales, means = nets["ep"](torch.cat([hyper, torch.zeros_like(hyper)], 1)).chunk(2, 1)
+        scales, means = self._entropy_parameters(nets["ep"], hyper, None)
         y_anchor = yield anchor.bool(), scales, means
         ctx = nets["context"](y_anchor * anchor)
-        scales, means = nets["ep"](torch.cat([hyper, ctx], 1)).chunk(2, 1)
+        scales, means = self._entropy_parameters(nets["ep"], hyper, ctx)
         yield ~anchor.bool(), scales, means
+
+    @staticmethod
+    def _entropy_parameters(ep: Any, hyper: torch.Tensor, ctx: torch.Tensor | None, rows: int = 32):
+        """``ep(cat(hyper, ctx))`` (ctx 0 for anchors) in blocks of rows: 1x1 convolutions, so
+        blocks give the same integers, without a full-size concatenation in memory."""
+        out = None
+        for i in range(0, hyper.shape[2], rows):
+            h = hyper[:, :, i : i + rows]
+            block = ep(torch.cat([h, ctx[:, :, i : i + rows] if ctx is not None else torch.zeros_like(h)], 1))
+            if out is None:
+                out = block.new_empty((*block.shape[:2], *hyper.shape[2:]))
+            out[:, :, i : i + rows] = block
+        return out.chunk(2, 1)
 
     @torch.no_grad()
     def compress(self, y: torch.Tensor) -> tuple[list[bytes], torch.Tensor]:

@@ -55,7 +55,8 @@ class ImageModality(Modality):
                 else:
                     gray = img.mode in ("1", "L", "LA", "F")
                     img = img.convert("L" if gray else "RGB")
-                    arr = np.asarray(img, dtype=np.float32) / 255.0
+                    arr = np.asarray(img)  # uint8: scaled once, channel-first, below
+                    img.close()
         except UnreadableInput:
             raise
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -67,7 +68,12 @@ class ImageModality(Modality):
             c = 1
         else:
             h, w, c = arr.shape
-            x = np.ascontiguousarray(arr.transpose(2, 0, 1))
+            x = arr.transpose(2, 0, 1)
+        if x.dtype == np.uint8:  # one float32 copy, scaled in place
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            x *= np.float32(1.0 / 255.0)
+        else:
+            x = np.ascontiguousarray(x, dtype=np.float32)
         return Sample(x=x, info={"shape": (h, w, c), "bits": bits})
 
     def training_patches(self, sample: Sample, size: int, count: int, rng: np.random.Generator) -> np.ndarray:

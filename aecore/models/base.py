@@ -45,7 +45,7 @@ class ConvAutoEncoder(nn.Module):
     #: than ``tile`` are transformed in tiles with this much context (``aecore.tiling``);
     #: 0: never tiled
     receptive_margin: ClassVar[int] = 0
-    tile: ClassVar[int] = 1024
+    tile: ClassVar[int] = 768
     #: latents coded under a per-channel table fitted to a histogram of round(y) after training
     #: (``fit_codec``); models with their own latent codec set this False and override
     #: ``update_tables`` / ``compress_latent`` / ``decompress_latent``

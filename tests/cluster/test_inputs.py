@@ -1,0 +1,89 @@
+"""Hostile or unlucky inputs become error rows; they are never read where they must not be,
+never block, and one of them never fails the batch. Encoding memory is bounded per group."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+
+import pyarrow as pa
+import pytest
+
+from cluster.encode import EncodeBatch
+from cluster.read import printable, read_inputs, unencodable_name
+from tests.cluster.helpers import tiny_bundle, write_photos
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    root = tmp_path / "in"
+    good = write_photos(root, 3)
+    (root / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    (root / "escape.png").symlink_to("/etc/hostname")
+    (root / "zero.png").symlink_to("/dev/zero")
+    os.mkfifo(root / "fifo.png")
+    (tmp_path / "outside.png").write_bytes(good[0].read_bytes())
+    (root / "inside-link.png").symlink_to(good[1])  # a link that stays inside the root is fine
+    big = root / "big.png"
+    big.write_bytes(good[2].read_bytes() * 50)
+    paths = [str(p) for p in good] + [str(root / n) for n in
+                                      ("dangling.png", "escape.png", "zero.png", "fifo.png", "inside-link.png",
+                                       "big.png", "vanished.png")]
+    return root, paths
+
+
+def test_each_bad_input_is_a_row_with_its_reason(hostile):
+    root, paths = hostile
+    out = read_inputs(pa.table({"path": paths}), str(root), {}, max_bytes=20_000).to_pylist()
+    reasons = {os.path.basename(r["path"]): r["read_error"] for r in out}
+    assert [reasons[f"p{i}.png"] for i in range(3)] == [None, None, None]
+    assert reasons["inside-link.png"] is None
+    assert reasons["dangling.png"] == "read: dangling symbolic link"
+    assert "leaves the input root" in reasons["escape.png"] and "leaves the input root" in reasons["zero.png"]
+    assert reasons["fifo.png"] == "read: not a regular file (FIFO); not read"  # and it did not block
+    assert reasons["big.png"] == "read: file exceeds max_file_bytes=20000; raise it in the spec"
+    assert reasons["vanished.png"] == "read: vanished after listing"
+
+
+def test_the_encoder_turns_read_errors_into_error_rows(hostile):
+    root, paths = hostile
+    read = read_inputs(pa.table({"path": paths}), str(root), {}, max_bytes=20_000)
+    rows = EncodeBatch(tiny_bundle(), "tiny", 1, str(root), "")(read).to_pylist()
+    assert len(rows) == len(paths)
+    assert sum(r["error"] is None for r in rows) == 4  # the three photos and the link inside the root
+    assert all(r["error"].startswith("read: ") for r in rows if r["error"])
+    assert all(r["key"] and r["id"] for r in rows)
+
+
+def test_a_name_that_is_not_utf8_is_named_and_refused():
+    name = os.fsdecode(b"/data/caf\xe9.png")
+    assert unencodable_name(name) == "file name is not valid UTF-8; rename it"
+    assert printable(name) == "/data/caf\\xe9.png"
+    assert unencodable_name("/data/café.png") is None
+
+
+_BUDGET = """
+import io, resource
+import pyarrow as pa
+from PIL import Image
+from aecore.zoo import zoo_bundle
+from cluster.encode import EncodeBatch
+buf = io.BytesIO()
+Image.new("RGB", (3000, 3000), (200, 30, 90)).save(buf, "PNG")  # 30 KB that decode to 9 megapixels
+data = buf.getvalue()
+rows = EncodeBatch(zoo_bundle("image-small"), "zoo", 1, "/", "", quality_every=10**9)(
+    pa.table({"path": ["/x/a.png", "/x/b.png"], "bytes": [data, data], "read_error": pa.array([None, None], pa.string())}))
+assert rows.column("error").null_count == 2
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_encoding_memory_is_bounded_by_the_group_budget():
+    """Two small PNGs of 9 megapixels each in one batch: encoded one group at a time, transforms in
+    tiles. Unbounded (both at once, whole-image transforms) this took over 3 GB."""
+    peak_mb = int(subprocess.run([sys.executable, "-c", _BUDGET], capture_output=True, text=True, check=True,
+                                 timeout=600).stdout.split()[-1])
+    print(f"peak RSS {peak_mb} MB")
+    assert peak_mb < 2000

@@ -1,0 +1,61 @@
+"""A compress job on Ray over inputs that used to fail every run: a name that is not UTF-8, a
+dangling link, a FIFO, a link out of the collection, a file that vanished after listing. Each
+becomes an error row; the job completes, and so does its re-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_hostile_collection_completes_and_so_does_its_rerun(trained, photos, tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for p in sorted(photos.iterdir())[:6]:
+        shutil.copy(p, root / p.name)
+    first = sorted(root.iterdir())[0]
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.png"), "wb") as f:  # Latin-1 name
+        f.write(first.read_bytes())
+    (root / "dangling.png").symlink_to(tmp_path / "gone.png")
+    (root / "escape.png").symlink_to("/etc/hostname")
+    os.mkfifo(root / "fifo.png")
+    spec = tmp_path / "c.yaml"
+    spec.write_text(f"kind: compress\nname: hostile\ninput: {root}\noutput: {tmp_path}/out\n"
+                    f"registry: {trained['registry']}\nmodel: photos@1\nbatch_size: 4\nworkers: 2\n")
+    out = run_cli("compress", str(spec))
+    assert "completed with 4 errors" in out, out
+    errors = {json.loads(line)["uri"].rsplit("/", 1)[-1]: json.loads(line)
+              for line in (tmp_path / "out" / "_aec" / "errors.jsonl").read_text().splitlines()}
+    assert errors["caf\\xe9.png"]["reason"] == "file name is not valid UTF-8; rename it"
+    assert errors["dangling.png"]["reason"] == "dangling symbolic link"
+    assert "leaves the input root" in errors["escape.png"]["reason"]
+    assert errors["fifo.png"]["reason"].startswith("not a regular file (FIFO)")
+    again = run_cli("compress", str(spec))
+    assert "completed" in again and "skipped (already committed) │ 6" in again, again
+
+
+def test_a_file_that_vanished_after_listing_is_an_error_row(trained, photos, tmp_path, ray_local):
+    from aecore import read_bundle  # noqa: F401 - the session's model
+    from cluster.compress import CompressRequest, compress_collection
+    from cluster.storage import InputFile, Location, list_collection
+    from jobs.registry import ModelRegistry
+
+    root = tmp_path / "photos"
+    shutil.copytree(photos, root)
+    listing = list_collection(Location.of(str(root)), (".png", ".jpg"))[:5]
+    os.unlink(listing[2].path)  # gone between the listing and the read
+    mv, bundle = ModelRegistry(str(trained["registry"])).load("photos@1")
+    summary = compress_collection(CompressRequest(
+        bundle=bundle, model_name=mv.name, model_version=mv.version, input=Location.of(str(root)),
+        output=Location.of(str(tmp_path / "out")), workers=1, batch_size=2, files=tuple(listing)))
+    assert summary["rows"] == 4 and summary["errors"] == 1
+    errors = [json.loads(line) for line in (tmp_path / "out" / "_aec" / "errors.jsonl").read_text().splitlines()]
+    assert errors[0]["uri"] == listing[2].path and errors[0]["reason"] == "vanished after listing"
+    assert isinstance(listing[0], InputFile)
