@@ -1,4 +1,4 @@
-# make demo : set up everything from a fresh clone, then train -> compress -> inspect -> decode
+# make demo : set up everything from a fresh clone, then compress with the zoo model, fine-tune it -> compress -> inspect -> decode
 # make test : set up everything from a fresh clone, then run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -27,6 +27,8 @@ setup: $(STAMP)
 demo: setup
 	rm -rf $(DEMO)
 	$(BIN)/aec sample-data $(DEMO)/photos --count 400
+	$(BIN)/aec models zoo
+	$(BIN)/aec compress jobs/specs/photos-compress-zoo.yaml
 	$(BIN)/aec train jobs/specs/photos-train.yaml
 	$(BIN)/aec compress jobs/specs/photos-compress.yaml
 	$(BIN)/aec inspect $(DEMO)/latents

@@ -100,7 +100,7 @@ def learning_rate(step: int, base: float, total: int, warmup_share: float = 0.05
         return base * (step + 1) / warmup
     if step < decay_start:
         return base
-    t = min(1.0, (step - decay_start) / max(1, total - decay_start))
+    t = min(1.0, (step + 1 - decay_start) / max(1, total - decay_start))
     return base * (1 - t) + base / 20 * t
 
 

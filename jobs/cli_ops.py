@@ -298,6 +298,23 @@ def models_list(registry: RegistryOption = DEFAULT_REGISTRY) -> None:
     console.print(table)
 
 
+@models_app.command("zoo")
+def models_zoo() -> None:
+    """The pretrained models shipped with aec, one per line, name first: use them as
+    `model: zoo:NAME` in a compress spec, or `init: zoo:NAME` in a train spec.
+
+    Example: aec models zoo
+    """
+    from aecore.zoo import ZOO
+
+    for entry in ZOO.values():
+        state = "" if entry.available else "  (weights missing from this installation)"
+        rate = f"rate point {entry.rate_point:g}" if entry.rate_point is not None else "-"
+        default = "  [default starting point]" if entry.default else ""
+        console.print(f"zoo:{entry.name}\t{entry.modality}\t{rate}\t{entry.summary}{default}{state}",
+                      highlight=False, soft_wrap=True)
+
+
 @models_app.command("show")
 @user_errors
 def models_show(

@@ -31,7 +31,7 @@ import yaml
 from croniter import croniter
 
 from jobs.catalog import TERMINAL, JobCatalog
-from jobs.spec import JobSpec, SpecError, parse_spec
+from jobs.spec import INIT_CONTINUE, JobSpec, SpecError, TrainJobSpec, parse_spec
 
 __all__ = ["ScheduleStore", "Scheduler", "SchedulerBusy", "Event"]
 
@@ -78,6 +78,10 @@ class ScheduleStore:
         if self.get(name) is not None:
             raise SpecError(f"schedule {name!r} exists; remove it first with `aec schedule remove {name}`")
         now = time.time() if now is None else now
+        if isinstance(spec, TrainJobSpec) and spec.init is None:
+            # A scheduled retraining continues from the model's production version (the zoo model
+            # the first time), unless its spec names another starting point.
+            spec = spec.model_copy(update={"init": INIT_CONTINUE})
         self.db.execute("INSERT INTO schedules VALUES (?, ?, ?, ?, ?, ?)",
                         (name, cron, yaml.safe_dump(spec.model_dump(), sort_keys=False), address, now, now))
 

@@ -1,0 +1,43 @@
+"""The training loop's pieces that need no Ray: the learning-rate schedule and the warm start."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aecore import build_model, dump_bundle
+from cluster.train import TrainConfig, build_training_model, learning_rate
+
+
+def test_the_schedule_warms_up_holds_and_decays_to_a_twentieth():
+    total = 1000
+    rates = [learning_rate(s, 1e-3, total) for s in range(total)]
+    assert rates[0] == pytest.approx(1e-3 / 50) and rates[49] == pytest.approx(1e-3)  # 5 % warmup
+    assert rates[500] == 1e-3 and rates[698] == 1e-3  # hold
+    assert rates[-1] == pytest.approx(1e-3 / 20, rel=0.01) and all(a >= b for a, b in zip(rates[700:], rates[701:]))
+    assert learning_rate(5, 1e-3, 0) == 1e-3  # no budget known: constant
+
+
+def _cfg(**kw) -> TrainConfig:
+    kw.setdefault("regularizers", {"plain": None})
+    return TrainConfig(modality="image", model="image-hyperprior", preset="tiny", epochs=1, batch_size=2,
+                       learning_rate=1e-4, **kw)
+
+
+def test_a_warm_start_takes_the_init_models_weights_and_architecture():
+    torch.manual_seed(1)
+    init = build_model("image-hyperprior", "tiny", checkerboard=True)
+    init.eval()
+    init.update_tables()
+    model = build_training_model(_cfg(init=dump_bundle(init, "image-hyperprior", "image")))
+    assert model.latent_codec.checkerboard  # the init model's config, not the preset's
+    assert torch.equal(model.analysis[0].weight, init.analysis[0].weight)
+
+
+def test_a_regularizer_the_init_model_was_not_trained_with_is_refused():
+    init = build_model("image-hyperprior", "tiny")
+    init.eval()
+    init.update_tables()
+    with pytest.raises(ValueError, match="trained without variational; set init: none"):
+        build_training_model(_cfg(init=dump_bundle(init, "image-hyperprior", "image"),
+                                  regularizers={"variational": None}))
