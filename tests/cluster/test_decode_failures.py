@@ -142,3 +142,18 @@ def test_originals_are_read_only_under_the_given_root_and_capped(tmp_path):
     assert _read_original(root, "a.png", 4) is None  # larger than the row says: not read whole
     for key in ("../secret", "/etc/passwd", "link.png", "a/../../secret", "/dev/zero"):
         assert _read_original(root, key, 10) is None
+
+
+def test_decode_with_other_weights_under_the_same_name_is_refused(damaged, tmp_path):
+    import torch
+
+    from aecore import build_model, dump_bundle
+
+    torch.manual_seed(7)  # other weights, registered as tiny@1 in another registry
+    other = ModelRegistry(str(tmp_path / "reg2"))
+    other.register("tiny", dump_bundle(build_model("image-conv", "tiny").uniform_prior(), "image-conv", "image"), {})
+    result = CliRunner().invoke(app, ["decode", damaged["out"], "--out", str(tmp_path / "r2"),
+                                      "--registry", str(tmp_path / "reg2")])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert "is not the bundle" in result.output and "pass --registry with the registry that encoded it" in result.output
+    assert not (tmp_path / "r2").exists() or not any((tmp_path / "r2").iterdir())
