@@ -1,22 +1,13 @@
-"""Files <-> payloads: a modality, a model and a latent codec working together.
+"""Files <-> payloads: a modality, a model and its latent codec working together.
 
-Payload layout (everything decode needs besides the model)::
-
-    u8 version (3) | u8 flags (bit 0: lossless, bit 1: stored) | modality info (pack_info)
-    [lossless: u8 k | k bytes container name | u32 r | r bytes container recipe]
-    u32 pieces
-    per piece:  u32 n | n bytes of range-coded latents
-                [lossless: u32 m | m bytes of range-coded exact values under the decoder's distribution]
-                (lossless, n = 0xFFFFFFFF: no latents; the values coded by the classic predictors alone,
-                where the model's prediction does not pay for its latents)
-    [stored: the file's bytes as they are, instead of the container section and the pieces]
-
-Long 1-D inputs (audio, text) are cut into pieces of ``model.chunk`` positions along the last
-axis, so memory stays bounded whatever the length. In lossless mode each piece's exact values
-are coded under the distribution the decoder predicts from the piece's own latents, computed
-one piece at a time on one thread so encoder and decoder compute them identically: text bytes
-under the model's softmax over 256 values, pixels and PCM samples (8 or 16 bits) under a Laplace
-around the prediction with a scale fitted per block (``LaplaceResidualCodec``).
+The payload layout is in :mod:`aecore.payload`. Long 1-D inputs (audio, text) are cut into
+pieces of ``model.chunk`` positions along the last axis, so memory stays bounded whatever the
+length; large images run through the transforms in tiles (:mod:`aecore.tiling`). In lossless mode
+each piece's exact values are coded under the distribution the decoder predicts from the piece's
+own latents, computed one piece at a time on one thread so encoder and decoder compute them
+identically: text bytes under the model's softmax over 256 values, pixels and PCM samples (8 or
+16 bits) under a Laplace around the prediction with a scale fitted per block
+(``LaplaceResidualCodec``).
 
 Lossless restores *files*: the container (``aecore.containers``: PNG, WAV) rebuilds the exact
 bytes from the values and a recipe. A file no container can rebuild (JPEG, FLAC, Ogg, RGBA PNG,
@@ -42,23 +33,13 @@ import numpy as np
 import torch
 
 from aecore.codecs import LaplaceResidualCodec
-from aecore.containers import get_container
+from aecore.payload import (LOSSLESS, NO_LATENTS, PAYLOAD_VERSION, READS, STORED, U32, PayloadError, Reader,
+                            container_section, read_container_section)
 from aecore.modalities import Modality, Sample
 from aecore.models import ConvAutoEncoder
 from aecore.tiling import tiled
 
 __all__ = ["Compressor", "Encoded", "PAYLOAD_VERSION", "PayloadError"]
-
-PAYLOAD_VERSION = 3
-_READS = (2, 3)  # version 2: no container section (lossless files written canonically)
-_LOSSLESS, _STORED = 1, 2
-_NO_LATENTS = 0xFFFFFFFF  # a lossless piece's latent length when it is coded without the model
-_U32 = struct.Struct("<I")
-
-
-class PayloadError(ValueError):
-    """A payload that cannot be decoded (corrupt, truncated, or over a limit); one line."""
-
 
 @dataclass(frozen=True)
 class Encoded:
@@ -144,8 +125,8 @@ class Compressor:
                 payload = head + s.info["file"]
             else:
                 exact = s.info.get("exact") or {}
-                parts = [_container_section(exact)] if self.lossless else []
-                parts.append(_U32.pack(len(pieces[i])))
+                parts = [container_section(exact)] if self.lossless else []
+                parts.append(U32.pack(len(pieces[i])))
                 offset = 0
                 for piece in pieces[i]:
                     words, y_hat = self.model.compress_latent(ys[j])
@@ -155,7 +136,7 @@ class Compressor:
                         x_hat = self._synthesize(y_hat)
                         x_hats.append(x_hat[..., : piece.shape[-1]])
                     if not self.lossless:
-                        parts += [_U32.pack(len(words)), words]
+                        parts += [U32.pack(len(words)), words]
                         continue
                     info = {**s.info, **exact, "offset": start, "extent": tuple(piece.shape[1:])}
                     symbols = self.modality.symbols(piece, info)
@@ -165,10 +146,10 @@ class Compressor:
                     if self._laplace_coded(bits):
                         alone = self._code_exact(self.modality.lossless_view(np.zeros_like(x_hat), info), symbols, bits)
                     if alone is not None and len(alone) < len(words) + len(residual):
-                        parts += [_U32.pack(_NO_LATENTS), _U32.pack(len(alone)), alone]
+                        parts += [U32.pack(NO_LATENTS), U32.pack(len(alone)), alone]
                         used.append(0.0)
                     else:
-                        parts += [_U32.pack(len(words)), words, _U32.pack(len(residual)), residual]
+                        parts += [U32.pack(len(words)), words, U32.pack(len(residual)), residual]
                         used.append(1.0)
                 payload = head + b"".join(parts)
             if self.lossless and self.decode(payload)[0] != self._expected(s):
@@ -192,7 +173,7 @@ class Compressor:
         return self.lossless and "file" in s.info and s.info.get("exact") is None
 
     def _flags(self, s: Sample) -> int:
-        return (_LOSSLESS if self.lossless else 0) | (_STORED if self._stored(s) else 0)
+        return (LOSSLESS if self.lossless else 0) | (STORED if self._stored(s) else 0)
 
     def _expected(self, s: Sample) -> bytes:
         """What a lossless decode must return: the file itself, or (for a sample made without
@@ -260,7 +241,7 @@ class Compressor:
         """The payload's header, checked before anything is allocated: a known version, the
         modality's own limits, and (given the row's ``shape`` column) the same shape. Raises
         :class:`PayloadError` with one line."""
-        if len(payload) < 2 or payload[0] not in _READS:
+        if len(payload) < 2 or payload[0] not in READS:
             version = payload[0] if payload else None
             raise PayloadError(f"payload version {version} is not {PAYLOAD_VERSION}; decode with the aec that wrote it")
         try:
@@ -281,12 +262,12 @@ class Compressor:
         """Payload -> (restored file bytes, reconstruction cropped to the original extent or None, info).
         ``shape``: the row's shape column, checked against the header before decoding."""
         info, pos = self.check_header(payload, shape)
-        lossless = bool(payload[1] & _LOSSLESS)
-        if payload[1] & _STORED:
+        lossless = bool(payload[1] & LOSSLESS)
+        if payload[1] & STORED:
             return payload[pos:], None, {**info, "lossless": True, "stored": True}
-        read = _Reader(payload, pos)
+        read = Reader(payload, pos)
         if lossless and payload[0] >= 3:
-            info = {**info, **_read_container_section(read)}
+            info = {**info, **read_container_section(read)}
         if lossless:
             info["lossless"] = True
         count = read.u32()
@@ -299,7 +280,7 @@ class Compressor:
         for span in spans:
             n = read.u32()
             padded = tuple(max(self.model.stride, -(-e // self.model.stride) * self.model.stride) for e in span)
-            if n == _NO_LATENTS:  # lossless piece coded without the model's prediction
+            if n == NO_LATENTS:  # lossless piece coded without the model's prediction
                 x_hat = np.zeros((self.modality.channels, *padded), np.float32)
             else:
                 y_hat = self.model.decompress_latent(read.take(n), self.model.latent_shape(padded))
@@ -317,42 +298,6 @@ class Compressor:
             return data, None, info
         x_hat = np.concatenate(x_hats, axis=-1)
         return self.modality.restore(x_hat, info), x_hat[(slice(None), *(slice(0, e) for e in extent))], info
-
-
-def _container_section(exact: dict[str, Any]) -> bytes:
-    name = exact.get("container", "").encode()
-    recipe = exact.get("recipe", b"")
-    return bytes([len(name)]) + name + _U32.pack(len(recipe)) + recipe
-
-
-class _Reader:
-    """Sections of a payload, each length checked against what is there: a truncated or padded
-    payload is a :class:`PayloadError`, never a silently wrong restore."""
-
-    def __init__(self, payload: bytes, pos: int) -> None:
-        self.payload, self.pos = payload, pos
-
-    def take(self, n: int) -> bytes:
-        if n > len(self.payload) - self.pos:
-            raise PayloadError(f"payload truncated: a section of {n} bytes at offset {self.pos} runs past its end "
-                               f"({len(self.payload)} bytes); the row is corrupt")
-        self.pos += n
-        return self.payload[self.pos - n : self.pos]
-
-    def u32(self) -> int:
-        return _U32.unpack(self.take(4))[0]
-
-    def finish(self) -> None:
-        if self.pos != len(self.payload):
-            raise PayloadError(f"payload has {len(self.payload) - self.pos} bytes after its last section; the row is corrupt")
-
-
-def _read_container_section(read: _Reader) -> dict[str, Any]:
-    name = read.take(read.take(1)[0]).decode(errors="replace")
-    recipe = read.take(read.u32())
-    if not name:
-        return {}
-    return {"container": name, "recipe": recipe, **get_container(name).describe(recipe)}
 
 
 def _spans(extent: tuple[int, ...], chunk: int | None, count: int) -> list[tuple[int, ...]]:

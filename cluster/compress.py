@@ -23,7 +23,7 @@ import pyarrow as pa
 import ray
 
 from aecore import load_bundle
-from aecore.compressor import PAYLOAD_VERSION
+from aecore.payload import PAYLOAD_VERSION
 from cluster.commit import DatasetCommitter, remove_dataset
 from cluster.encode import EncodeBatch
 from cluster.metrics import ProcessMetrics

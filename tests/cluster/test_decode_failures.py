@@ -58,7 +58,7 @@ def test_bad_rows_are_reported_and_the_rest_restored(damaged):
 
 def test_a_bomb_with_a_matching_shape_is_bounded_by_the_modality(tmp_path):
     from aecore import load_bundle
-    from aecore.compressor import PayloadError
+    from aecore.payload import PayloadError
 
     comp = load_bundle(tiny_bundle())
     bomb = bytes([3, 0]) + struct.pack("<IIBB", 60000, 60000, 3, 8) + b"\x01\x00\x00\x00"
