@@ -28,11 +28,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import constriction
 import numpy as np
 import torch
 
-from aecore.codecs import LaplaceResidualCodec
+from aecore.codecs import ExactPiece
 from aecore.payload import (LOSSLESS, NO_LATENTS, PAYLOAD_VERSION, READS, STORED, U32, PayloadError, Reader,
                             container_section, read_container_section)
 from aecore.modalities import Modality, Sample
@@ -70,6 +69,8 @@ class Compressor:
         self.model = model.to(device).eval()
         self.device = device
         self.lossless = getattr(modality, "lossless_default", False) if lossless is None else lossless
+        if not self.lossless and model.lossless_only:
+            raise ValueError(f"{type(model).__name__} restores files exactly or not at all; set lossless: true")
         if self.lossless and type(modality).symbols is Modality.symbols:
             raise ValueError(f"lossless mode is not available for {modality.name} yet; set lossless: false")
 
@@ -132,19 +133,20 @@ class Compressor:
                     words, y_hat = self.model.compress_latent(ys[j])
                     j += 1
                     start, offset = offset, offset + piece.shape[-1]
-                    if self.lossless or measure[i]:
+                    info = {**s.info, **exact, "offset": start, "extent": tuple(piece.shape[1:])}
+                    coder = self.model.exact_coder(info.get("bits", 8)) if self.lossless else None
+                    x_hat = None
+                    if (coder is not None and coder.synthesizes) or (measure[i] and not self.model.lossless_only):
                         x_hat = self._synthesize(y_hat)
                         x_hats.append(x_hat[..., : piece.shape[-1]])
-                    if not self.lossless:
+                    if coder is None:
                         parts += [U32.pack(len(words)), words]
                         continue
-                    info = {**s.info, **exact, "offset": start, "extent": tuple(piece.shape[1:])}
                     symbols = self.modality.symbols(piece, info)
-                    bits = info.get("bits", 8)
-                    residual = self._code_exact(self.modality.lossless_view(x_hat, info), symbols, bits)
-                    alone = None
-                    if self._laplace_coded(bits):
-                        alone = self._code_exact(self.modality.lossless_view(np.zeros_like(x_hat), info), symbols, bits)
+                    view = self.modality.lossless_view(x_hat, info) if x_hat is not None and coder.synthesizes else None
+                    residual = coder.encode(symbols, y_hat, view)
+                    zero = (lambda x=x_hat, info=info: self.modality.lossless_view(np.zeros_like(x), info))
+                    alone = coder.encode_alone(symbols, zero)
                     if alone is not None and len(alone) < len(words) + len(residual):
                         parts += [U32.pack(NO_LATENTS), U32.pack(len(alone)), alone]
                         used.append(0.0)
@@ -161,12 +163,6 @@ class Compressor:
                     quality["model_used"] = float(np.mean(used))  # the share of pieces the model paid for
             out.append(Encoded(payload=payload, latent=latents[i].reshape(-1).astype(np.float32), quality=quality))
         return out
-
-    def _laplace_coded(self, bits: int) -> bool:
-        """Pixels and PCM (``LaplaceResidualCodec``), not text bytes under the model's softmax.
-        Only these can be coded by the classic predictors alone, with no prediction: a piece is,
-        when that costs less than its latents plus the residual coded around x_hat."""
-        return bits > 8 or not self.model.categorical_residual
 
     def _stored(self, s: Sample) -> bool:
         """Lossless, and no container rebuilds this file: it is kept as it is."""
@@ -210,33 +206,6 @@ class Compressor:
             return self.model.g_a(x)
         return tiled(self.model.g_a, x, self.model.tile, margin, Fraction(1, self.model.stride))
 
-    def _blocks(self, view: np.ndarray):
-        with _one_thread():
-            for p in self.model.probability_blocks(torch.from_numpy(np.ascontiguousarray(view))):
-                # Quantized to a fixed grid so the coder's tables depend on nothing but these
-                # integers; C order, since constriction reads the buffer row by row.
-                yield np.ascontiguousarray(np.floor(p.cpu().numpy() * 65536.0) + 1.0, dtype=np.float32)
-
-    def _code_exact(self, view: np.ndarray, symbols: np.ndarray, bits: int) -> bytes:
-        if self._laplace_coded(bits):
-            levels = (1 << bits) - 1
-            return LaplaceResidualCodec(levels + 1).compress(symbols, view.astype(np.float64) * levels, view.shape)
-        encoder = constriction.stream.queue.RangeEncoder()
-        start = 0
-        for probs in self._blocks(view):
-            block = symbols[start : start + len(probs)].astype(np.int32)
-            encoder.encode(block, constriction.stream.model.Categorical(perfect=False), probs)
-            start += len(probs)
-        return encoder.get_compressed().astype("<u4").tobytes()
-
-    def _decode_exact(self, view: np.ndarray, data: bytes, bits: int) -> np.ndarray:
-        if self._laplace_coded(bits):
-            levels = (1 << bits) - 1
-            return LaplaceResidualCodec(levels + 1).decompress(data, view.astype(np.float64) * levels, view.shape)
-        decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-        out = [decoder.decode(constriction.stream.model.Categorical(perfect=False), probs) for probs in self._blocks(view)]
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.int32)
-
     def check_header(self, payload: bytes, shape: Sequence[int] | None = None) -> tuple[dict[str, Any], int]:
         """The payload's header, checked before anything is allocated: a known version, the
         modality's own limits, and (given the row's ``shape`` column) the same shape. Raises
@@ -257,14 +226,38 @@ class Compressor:
                                f"{self.modality.max_elements:,}; not decoded")
         return info, 2 + used
 
-    @torch.inference_mode()
     def decode(self, payload: bytes, shape: Sequence[int] | None = None) -> tuple[bytes, np.ndarray | None, dict[str, Any]]:
         """Payload -> (restored file bytes, reconstruction cropped to the original extent or None, info).
         ``shape``: the row's shape column, checked against the header before decoding."""
+        return self.decode_many([payload], [shape])[0]
+
+    @torch.inference_mode()
+    def decode_many(self, payloads: Sequence[bytes], shapes: Sequence[Sequence[int] | None] | None = None
+                    ) -> list[tuple[bytes, np.ndarray | None, dict[str, Any]]]:
+        """Several payloads at once: the exact values of all their pieces are decoded together
+        (a causal coder steps every piece of every payload in one batch). Raises on the first bad
+        payload; callers that must survive one decode rows one by one."""
+        shapes = shapes or [None] * len(payloads)
+        plans = [self._plan(p, s) for p, s in zip(payloads, shapes)]
+        pending = [(plan, k) for plan in plans if plan["lossless"] for k in range(len(plan["pieces"]))]
+        if pending:
+            coder = self.model.exact_coder(plans[0]["info"].get("bits", 8))
+            by_bits: dict[int, list] = defaultdict(list)
+            for plan, k in pending:
+                by_bits[plan["info"].get("bits", 8)].append((plan, k))
+            for bits, items in by_bits.items():
+                coder = self.model.exact_coder(bits)
+                values = coder.decode_many([plan["pieces"][k] for plan, k in items])
+                for (plan, k), v in zip(items, values):
+                    plan["symbols"][k] = v
+        return [self._finish(plan) for plan in plans]
+
+    def _plan(self, payload: bytes, shape: Sequence[int] | None) -> dict[str, Any]:
+        """Parse a payload and decode its latents; the exact values are left to ``decode_many``."""
         info, pos = self.check_header(payload, shape)
         lossless = bool(payload[1] & LOSSLESS)
         if payload[1] & STORED:
-            return payload[pos:], None, {**info, "lossless": True, "stored": True}
+            return {"stored": payload[pos:], "info": {**info, "lossless": True, "stored": True}, "lossless": False}
         read = Reader(payload, pos)
         if lossless and payload[0] >= 3:
             info = {**info, **read_container_section(read)}
@@ -275,28 +268,44 @@ class Compressor:
         spans = _spans(extent, getattr(self.model, "chunk", None), count)
         if len(spans) != count:
             raise PayloadError(f"payload holds {count} pieces where its shape makes {len(spans)}; the row is corrupt")
-        x_hats, symbols = [], []
+        coder = self.model.exact_coder(info.get("bits", 8)) if lossless else None
+        x_hats, pieces = [], []
         offset = 0
         for span in spans:
             n = read.u32()
             padded = tuple(max(self.model.stride, -(-e // self.model.stride) * self.model.stride) for e in span)
-            if n == NO_LATENTS:  # lossless piece coded without the model's prediction
-                x_hat = np.zeros((self.modality.channels, *padded), np.float32)
+            y_hat, x_hat = None, None
+            if n == NO_LATENTS:  # a lossless piece coded without the model
+                if not lossless:
+                    raise PayloadError("a lossy payload holds a piece without latents; the row is corrupt")
+                if coder is not None and coder.synthesizes:
+                    x_hat = np.zeros((self.modality.channels, *padded), np.float32)
             else:
                 y_hat = self.model.decompress_latent(read.take(n), self.model.latent_shape(padded))
-                x_hat = self._synthesize(y_hat)
-            x_hats.append(x_hat[..., : span[-1]])
+                if coder is None or coder.synthesizes:
+                    x_hat = self._synthesize(y_hat)
+            if x_hat is not None:
+                x_hats.append(x_hat[..., : span[-1]])
             if lossless:
-                data = read.take(read.u32())
                 piece_info = {**info, "offset": offset, "extent": span}
-                symbols.append(self._decode_exact(self.modality.lossless_view(x_hat, piece_info), data,
-                                                  info.get("bits", 8)))
+                view = self.modality.lossless_view(x_hat, piece_info) if x_hat is not None else None
+                values = self.modality.channels * int(np.prod(span))
+                pieces.append(ExactPiece(data=read.take(read.u32()), y_hat=y_hat, view=view, count=values))
             offset += span[-1]
         read.finish()
-        if lossless:
+        return {"info": info, "lossless": lossless, "pieces": pieces, "symbols": [None] * len(pieces),
+                "x_hats": x_hats, "extent": extent}
+
+    def _finish(self, plan: dict[str, Any]) -> tuple[bytes, np.ndarray | None, dict[str, Any]]:
+        info = plan["info"]
+        if "stored" in plan:
+            return plan["stored"], None, info
+        if plan["lossless"]:
+            symbols = plan["symbols"]
             data = self.modality.from_symbols(np.concatenate(symbols) if symbols else np.zeros(0, np.int32), info)
             return data, None, info
-        x_hat = np.concatenate(x_hats, axis=-1)
+        x_hat = np.concatenate(plan["x_hats"], axis=-1)
+        extent = plan["extent"]
         return self.modality.restore(x_hat, info), x_hat[(slice(None), *(slice(0, e) for e in extent))], info
 
 

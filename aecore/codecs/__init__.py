@@ -1,6 +1,8 @@
-"""Latent codecs: quantized latents <-> entropy-coded bitstreams; and the wide residual coder."""
+"""Coders: the factorized latent codec, and the coders of exact values in lossless mode."""
 
+from aecore.codecs.exact import ExactCoder, ExactPiece, LaplaceExactCoder, SoftmaxExactCoder
 from aecore.codecs.factorized import FactorizedCategoricalCodec
 from aecore.codecs.laplace import LaplaceResidualCodec
 
-__all__ = ["FactorizedCategoricalCodec", "LaplaceResidualCodec"]
+__all__ = ["ExactCoder", "ExactPiece", "FactorizedCategoricalCodec", "LaplaceExactCoder", "LaplaceResidualCodec",
+           "SoftmaxExactCoder"]

@@ -7,9 +7,10 @@ from aecore.models.base import ConvAutoEncoder
 from aecore.models.hyperprior import ImageHyperpriorAE
 from aecore.models.image import ImageConvAE
 from aecore.models.text import TextByteAE
+from aecore.models.text_causal import TextCausalAE
 from aecore.registry import MODELS, lookup
 
-__all__ = ["AudioConvAE", "ConvAutoEncoder", "ImageHyperpriorAE", "ImageConvAE", "TextByteAE", "build_model"]
+__all__ = ["AudioConvAE", "ConvAutoEncoder", "ImageHyperpriorAE", "ImageConvAE", "TextByteAE", "TextCausalAE", "build_model"]
 
 
 def build_model(name: str, preset: str | None = None, **config: Any) -> ConvAutoEncoder:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aecore.codecs import FactorizedCategoricalCodec
+from aecore.codecs import ExactCoder, FactorizedCategoricalCodec, LaplaceExactCoder, SoftmaxExactCoder
 from aecore.entropy_models import FactorizedLaplacePrior
 
 __all__ = ["ConvAutoEncoder"]
@@ -154,6 +154,20 @@ class ConvAutoEncoder(nn.Module):
 
     def load_codec_state(self, state: dict[str, Any] | None) -> None:
         self.codec = FactorizedCategoricalCodec.from_state(state) if state else None
+
+    #: decode restores only exact values (no lossy reconstruction exists)
+    lossless_only: ClassVar[bool] = False
+
+    def exact_coder(self, bits: int) -> ExactCoder:
+        """What codes a piece's exact values in lossless mode: pixels and PCM (and anything over
+        8 bits) under a Laplace around the prediction; bytes under the model's softmax."""
+        if bits > 8 or not self.categorical_residual:
+            return LaplaceExactCoder(bits)
+        return SoftmaxExactCoder(self)
+
+    def fit_classic(self, samples: list[bytes]) -> None:
+        """After training: fit what the model's classic fallback needs from the collection (the
+        causal text model trains a zstd dictionary); nothing by default."""
 
     def uniform_prior(self, support: int = 48) -> ConvAutoEncoder:
         """Code latents under a uniform table (an untrained model); returns the model."""
