@@ -26,6 +26,7 @@ from ray.train.torch import TorchTrainer
 from aecore import (ConvAutoEncoder, FactorizedCategoricalCodec, UnreadableInput, build_model, build_objective,
                     dump_bundle, get_modality, read_bundle)
 from aecore.bundle import build_from_bundle
+from aecore.registry import MODELS
 from aecore.regularizers import model_overrides
 from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
 from cluster.storage import InputFile, Location, list_collection
@@ -305,6 +306,7 @@ def train_model(
     with result.checkpoint.as_directory() as d:
         with open(os.path.join(d, BUNDLE_FILE), "rb") as f:
             bundle = f.read()
+    bundle = fit_classic(bundle, input_loc, train_files)
     measured = measure_heldout(bundle, input_loc, heldout)
     digest = collection_digest(input_loc, files)
     history = [m for m in (result.metrics_dataframe.to_dict("records") if result.metrics_dataframe is not None else [])]
@@ -319,6 +321,30 @@ def train_model(
         heldout_files=tuple(heldout),
         content_sha256=digest,
     )
+
+
+def fit_classic(bundle: bytes, input_loc: Location, files: list[InputFile], limit: int = 4000,
+                max_bytes: int = 1 << 16) -> bytes:
+    """Fit the model's classic fallback on the collection (the causal text model's zstd
+    dictionary: up to ``limit`` files, their first ``max_bytes`` each); the bundle unchanged for
+    models that have none."""
+    from cluster.storage import with_retries
+
+    header = read_bundle(bundle)
+    model_cls = MODELS[header["model"]]
+    if not model_cls.fits_classic:
+        return bundle
+    model = build_from_bundle(header)
+    picks = np.random.default_rng(0).permutation(len(files))[:limit]
+    samples = []
+    for i in picks:
+        try:
+            with input_loc.fs.open(files[i].path, "rb") as f:
+                samples.append(with_retries(f.read, max_bytes, what="input"))
+        except (OSError, FileNotFoundError):
+            continue
+    model.fit_classic(samples)
+    return dump_bundle(model, header["model"], header["modality"], header.get("extra"))
 
 
 def _sha256_batch(batch: pa.Table) -> pa.Table:

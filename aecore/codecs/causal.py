@@ -97,6 +97,8 @@ class CausalByteCoder:
     @torch.no_grad()
     def encode(self, tokens: np.ndarray, y_hat: np.ndarray) -> bytes:
         """One piece: bytes ``[L]`` (ints) and its latent ``[C, L/64]`` -> the range-coded stream."""
+        if not tokens.size:
+            return b""
         logits = self._logits_parallel(torch.from_numpy(tokens.astype(np.int64))[None],
                                        torch.from_numpy(np.asarray(y_hat))[None])
         encoder = constriction.stream.queue.RangeEncoder()

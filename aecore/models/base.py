@@ -165,6 +165,9 @@ class ConvAutoEncoder(nn.Module):
             return LaplaceExactCoder(bits)
         return SoftmaxExactCoder(self)
 
+    #: whether ``fit_classic`` learns anything (trainers skip the pass otherwise)
+    fits_classic: ClassVar[bool] = False
+
     def fit_classic(self, samples: list[bytes]) -> None:
         """After training: fit what the model's classic fallback needs from the collection (the
         causal text model trains a zstd dictionary); nothing by default."""

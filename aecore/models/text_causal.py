@@ -74,6 +74,7 @@ class TextCausalAE(ConvAutoEncoder):
     default_learning_rate: ClassVar[float] = 1e-3
     default_preset: ClassVar[str] = "fast"
     lossless_only: ClassVar[bool] = True
+    fits_classic: ClassVar[bool] = True
     #: bytes of the zstd dictionary ``fit_classic`` trains (zstd's own default size)
     dictionary_size: ClassVar[int] = 112_640
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
