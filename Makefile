@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.aec-installed
 DEMO   ?= demo-output
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench zoo-data clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,14 +39,23 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# throughput, memory, training, rate-distortion: ~30 min on 2 cores; writes docs/bench/*.json and *.png
-bench: setup
-	$(BIN)/python -m pip install -q zstandard
+# the zoo's training data and the held-out sets: photos and text from Debian packages
+# (apt-get download + dpkg -x into build/debs: no root, nothing installed)
+zoo-data: setup
+	$(BIN)/python -m recipes.image_data
+	$(BIN)/python -m recipes.text_data --python-doc
+
+# throughput, memory, training, rate-distortion (zoo models vs JPEG/WebP/AVIF, gzip/xz/zstd/brotli):
+# ~1 h on 2 cores; writes docs/bench/*.json and *.png
+bench: setup zoo-data
+	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.memory
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.rd_classic
 	$(BIN)/python -m bench.lossless
+	$(BIN)/python -m bench.image_rd
+	$(BIN)/python -m bench.text_rd
 	$(BIN)/python -m bench.plots
 
 clean:
