@@ -20,6 +20,7 @@ model's native size, so every row of a dataset has the same latent shape.
 
 from __future__ import annotations
 
+import copy
 import struct
 from collections import defaultdict
 from collections.abc import Sequence
@@ -68,6 +69,7 @@ class Compressor:
         self.bundle_sha256 = bundle_sha256
         self.model = model.to(device).eval()
         self.device = device
+        self._cpu_model: ConvAutoEncoder | None = None
         self.lossless = getattr(modality, "lossless_default", False) if lossless is None else lossless
         if not self.lossless and model.lossless_only:
             raise ValueError(f"{type(model).__name__} restores files exactly or not at all; set lossless: true")
@@ -191,14 +193,20 @@ class Compressor:
         return quality
 
     def _synthesize(self, y_hat: torch.Tensor) -> np.ndarray:
-        # Lossless codes values around x_hat: encoder and decoder must compute it identically.
+        # Lossless codes values around x_hat: encoder and decoder must compute it identically,
+        # so then it runs on the CPU, on one thread, whatever device encodes.
+        model, device = self.model, self.device
+        if self.lossless and device != "cpu":
+            if self._cpu_model is None:
+                self._cpu_model = copy.deepcopy(self.model).cpu()
+            model, device = self._cpu_model, "cpu"
         with _one_thread() if self.lossless else nullcontext():
-            y_hat = y_hat[None].to(self.device)
-            margin = self.model.receptive_margin
+            y_hat = y_hat[None].to(device)
+            margin = model.receptive_margin
             if not margin:
-                return self.model.g_s(y_hat)[0].cpu().numpy()
-            stride = self.model.stride
-            return tiled(self.model.g_s, y_hat, self.model.tile // stride, margin // stride, Fraction(stride))[0].cpu().numpy()
+                return model.g_s(y_hat)[0].cpu().numpy()
+            stride = model.stride
+            return tiled(model.g_s, y_hat, model.tile // stride, margin // stride, Fraction(stride))[0].cpu().numpy()
 
     def _analyze(self, x: torch.Tensor) -> torch.Tensor:
         margin = self.model.receptive_margin
