@@ -22,7 +22,7 @@ class TextModality(SequenceModality):
     gate_metric = ("bits_per_byte", -1)  # lossless: quality is the rate
     extensions = (".txt", ".md", ".rst", ".csv", ".tsv", ".json", ".jsonl", ".log", ".xml", ".html", ".py", ".yaml",
                   ".yml", ".bin")
-    default_model = "text-byte"
+    default_model = "text-causal"
     output_suffix = ".txt"
     lossless_default = True
 
