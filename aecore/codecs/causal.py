@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from aecore.codecs.exact import ExactCoder, ExactPiece
+from aecore.codecs.match import MatchHistory, default_table, mix
 from aecore.latent_codecs.integer import ACT_BITS, WEIGHT_BITS
 
 __all__ = ["EXP_TABLE", "CausalByteCoder", "CausalExactCoder"]
@@ -53,9 +54,13 @@ def _q(t: torch.Tensor, scale: float) -> torch.Tensor:
 
 
 class CausalByteCoder:
-    """The integer twin of a :class:`TextCausalAE` decoder, and the range coding around it."""
+    """The integer twin of a :class:`TextCausalAE` decoder, mixed with a match model primed with
+    ``dictionary`` (``aecore.codecs.match``), and the range coding around them."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module, dictionary: bytes = b"", table: np.ndarray | None = None) -> None:
+        self.primer = bytes(dictionary)
+        self.index = MatchHistory.index(self.primer)
+        self.table = np.asarray(table if table is not None else default_table(), dtype=np.int64)
         self.stride = model.stride
         self.embed = _q(model.embed_previous.weight, _A)  # [257, W]
         self.cond_w = _q(model.condition.weight[:, :, 0], _W)  # [W, C]
@@ -87,10 +92,31 @@ class CausalByteCoder:
             h = h + torch.floor((torch.einsum("vw,nwl->nvl", b["out"].T, u) + b["out_b"].view(1, -1, 1)) / _W)
         return torch.floor((torch.einsum("nwl,wk->nlk", torch.relu(h), self.head) + self.head_b) / _W)
 
-    def _probabilities(self, logits: torch.Tensor) -> np.ndarray:
-        """Integer logits ``[..., 256]`` -> integer weights (float32, exact) for the range coder."""
+    def _weights(self, logits: torch.Tensor) -> np.ndarray:
+        """Integer logits ``[n, 256]`` -> the byte model's integer weights (``EXP`` table)."""
         d = torch.floor((logits.amax(dim=-1, keepdim=True) - logits) / 2.0**_STEP_BITS).clamp(max=_DEPTH - 1)
-        return self.exp[d.long()].numpy().astype(np.float32)
+        return self.exp[d.long()].numpy().astype(np.int64)
+
+    def _matches(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The match model's prediction and length bucket before each byte of a known piece."""
+        hist = MatchHistory(self.primer, self.index)
+        pred = np.empty(len(tokens), np.int64)
+        length = np.empty(len(tokens), np.int64)
+        for t, b in enumerate(tokens.tolist()):
+            pred[t], length[t] = hist.predict()
+            hist.update(b)
+        return pred, length
+
+    def _probabilities(self, tokens: np.ndarray, y_hat: np.ndarray) -> np.ndarray:
+        logits = self._logits_parallel(torch.from_numpy(tokens.astype(np.int64))[None], torch.from_numpy(np.asarray(y_hat))[None])
+        pred, length = self._matches(tokens)
+        return mix(self._weights(logits[0]), pred, length, self.table)
+
+    def events(self, tokens: np.ndarray, y_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(weights, pred, length, truth)`` of a piece, for calibrating the match table."""
+        logits = self._logits_parallel(torch.from_numpy(tokens.astype(np.int64))[None], torch.from_numpy(np.asarray(y_hat))[None])
+        pred, length = self._matches(tokens)
+        return self._weights(logits[0]), pred, length, tokens.astype(np.int64)
 
     # -- coding ------------------------------------------------------------------------------------
 
@@ -99,18 +125,14 @@ class CausalByteCoder:
         """One piece: bytes ``[L]`` (ints) and its latent ``[C, L/64]`` -> the range-coded stream."""
         if not tokens.size:
             return b""
-        logits = self._logits_parallel(torch.from_numpy(tokens.astype(np.int64))[None],
-                                       torch.from_numpy(np.asarray(y_hat))[None])
         encoder = constriction.stream.queue.RangeEncoder()
-        if tokens.size:
-            encoder.encode(tokens.astype(np.int32), constriction.stream.model.Categorical(perfect=False),
-                           np.ascontiguousarray(self._probabilities(logits[0])))
+        encoder.encode(tokens.astype(np.int32), constriction.stream.model.Categorical(perfect=False),
+                       np.ascontiguousarray(self._probabilities(tokens, y_hat)))
         return encoder.get_compressed().astype("<u4").tobytes()
 
     def cost_bits(self, tokens: np.ndarray, y_hat: np.ndarray) -> float:
         """The ideal code length of a piece (for choosing between coders without coding)."""
-        logits = self._logits_parallel(torch.from_numpy(tokens.astype(np.int64))[None], torch.from_numpy(np.asarray(y_hat))[None])
-        p = self._probabilities(logits[0]).astype(np.float64)
+        p = self._probabilities(tokens, y_hat).astype(np.float64)
         return float(-np.log2(p[np.arange(len(tokens)), tokens] / p.sum(axis=1)).sum())
 
     @torch.no_grad()
@@ -132,7 +154,10 @@ class CausalByteCoder:
         embed = self.embed.numpy()
         blocks = [(b["d"], b["w_cat"].numpy(), b["b"].numpy(), b["out"].numpy(), b["out_b"].numpy()) for b in self.blocks]
         rings = [np.zeros((b["d"], n, width), dtype=np.float64) for b in self.blocks]
-        head, head_b, table = self.head.numpy(), self.head_b.numpy(), EXP_TABLE.astype(np.float32)
+        head, head_b, exp = self.head.numpy(), self.head_b.numpy(), EXP_TABLE.astype(np.int64)
+        hists = [MatchHistory(self.primer, self.index) for _ in range(n)]
+        pred = np.full(n, -1, dtype=np.int64)
+        length = np.zeros(n, dtype=np.int64)
         out = np.zeros((n, longest), dtype=np.int64)
         prev = np.full(n, 256, dtype=np.int64)
         model = constriction.stream.model.Categorical(perfect=False)
@@ -146,10 +171,13 @@ class CausalByteCoder:
                 h = h + np.floor((u @ w_out + b_out) / _W)
             logits = np.floor((np.maximum(h, 0.0) @ head + head_b) / _W)
             d = np.minimum(np.floor((logits.max(axis=1, keepdims=True) - logits) / step), _DEPTH - 1).astype(np.int64)
-            probs = table[d]
+            for i in range(n):
+                pred[i], length[i] = hists[i].predict()
+            probs = mix(exp[d], pred, length, self.table)
             for i in range(n):
                 if t < lengths[i]:
                     out[i, t] = decoders[i].decode(model, probs[i : i + 1])[0]
+                    hists[i].update(int(out[i, t]))
             prev = out[:, t]
         return [out[i, : lengths[i]] for i in range(n)]
 
@@ -161,8 +189,8 @@ class CausalExactCoder(ExactCoder):
 
     synthesizes = False
 
-    def __init__(self, model: torch.nn.Module, dictionary: bytes | None) -> None:
-        self.coder = CausalByteCoder(model)
+    def __init__(self, model: torch.nn.Module, dictionary: bytes | None, table: np.ndarray | None = None) -> None:
+        self.coder = CausalByteCoder(model, dictionary or b"", table)
         self.dictionary = dictionary or None
 
     def _zstd(self) -> tuple[Any, Any]:

@@ -22,11 +22,13 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from aecore.codecs import ExactCoder
+from aecore.codecs.match import default_table
 from aecore.models.base import ConvAutoEncoder
 from aecore.registry import register_model
 
@@ -109,16 +111,29 @@ class TextCausalAE(ConvAutoEncoder):
         # The zstd dictionary of the classic fallback (trained by ``fit_classic``); its size is
         # the saved one when a state dict is loaded.
         self.register_buffer("zstd_dictionary", torch.zeros(0, dtype=torch.uint8))
+        #: the match model's secondary estimate (``aecore.codecs.match``), calibrated by ``fit_classic``
+        self.register_buffer("match_table", torch.from_numpy(default_table()).to(torch.int32))
+        self._exact: ExactCoder | None = None
         self._finish()
+
+    def train(self, mode: bool = True) -> TextCausalAE:
+        self._exact = None  # the integer twin is rebuilt from the weights on next use
+        return super().train(mode)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
         if prefix + "zstd_dictionary" in state_dict:
             self.zstd_dictionary = torch.empty_like(state_dict[prefix + "zstd_dictionary"])
+        self._exact = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def fit_classic(self, samples: list[bytes]) -> None:
-        """Train the zstd dictionary of the pieces coded without the model (zstd -19 + dictionary)."""
+    def fit_classic(self, samples: list[bytes], calibrate_bytes: int = 1 << 20) -> None:
+        """Fit what codes beside the byte model on the collection: the zstd dictionary (of the
+        pieces coded without the model, and the match model's primer), then the match model's
+        table on up to ``calibrate_bytes`` of the samples."""
         import zstandard
+
+        from aecore.codecs.causal import CausalByteCoder
+        from aecore.codecs.match import calibrate
 
         samples = [s for s in samples if s]
         try:
@@ -126,11 +141,29 @@ class TextCausalAE(ConvAutoEncoder):
         except zstandard.ZstdError:  # too little or too uniform data for a dictionary: plain zstd -19
             d = b""
         self.zstd_dictionary = torch.frombuffer(bytearray(d), dtype=torch.uint8) if d else torch.zeros(0, dtype=torch.uint8)
+        was = self.training
+        self.eval()
+        coder = CausalByteCoder(self, d, default_table())
+        events, used = [], 0
+        with torch.no_grad():
+            for s in samples:
+                if used >= calibrate_bytes:
+                    break
+                piece = np.frombuffer(s[: self.chunk], np.uint8).astype(np.int64)
+                x = torch.from_numpy(piece.astype(np.float32) / 255)[None, None]
+                x = F.pad(x, (0, (-len(piece)) % self.stride))
+                events.append(coder.events(piece, torch.round(self.g_a(x))[0].numpy()))
+                used += len(piece)
+        self.match_table = torch.from_numpy(calibrate(events)).to(torch.int32)
+        self.train(was)
 
     def exact_coder(self, bits: int) -> ExactCoder:
         from aecore.codecs.causal import CausalExactCoder
 
-        return CausalExactCoder(self, bytes(self.zstd_dictionary.numpy().tobytes()))
+        if self._exact is None:
+            self._exact = CausalExactCoder(self, bytes(self.zstd_dictionary.numpy().tobytes()),
+                                           self.match_table.numpy().astype(np.int64))
+        return self._exact
 
     # -- the decoder ---------------------------------------------------------------------------
 
