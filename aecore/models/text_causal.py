@@ -82,10 +82,12 @@ class TextCausalAE(ConvAutoEncoder):
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "tiny": {"width": 32, "dilations": (1, 2, 4, 8), "latent_channels": 2, "chunk": 2048},
         # 2 cores: 8 blocks of 96 channels see 256 bytes back
-        "fast": {"width": 96, "dilations": (1, 2, 4, 8, 16, 32, 64, 128), "latent_channels": 4, "chunk": 8192},
+        # (a piece is up to 64 KiB: the match model's history spans the piece; pieces of a batch of
+        # files decode together)
+        "fast": {"width": 96, "dilations": (1, 2, 4, 8, 16, 32, 64, 128), "latent_channels": 4, "chunk": 65536},
         # a GPU: twice as deep, 256 channels, 1 KB back
         "large": {"width": 256, "dilations": (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) * 2, "latent_channels": 8,
-                  "chunk": 16384},
+                  "chunk": 65536},
     }
 
     def __init__(self, width: int = 32, dilations: Sequence[int] = (1, 2, 4, 8), latent_channels: int = 2,
