@@ -110,7 +110,7 @@ print(json.dumps({{"rows": t.num_rows, "names": s.names, "meta": meta, "ids": le
     assert out["names"] == ["id", "uri", "key", "sha256", "modality", "model", "model_version", "bytes", "shape",
                             "payload", "latent"]
     assert out["meta"]["model_ref"] == "photos@1"
-    assert out["meta"]["codec"] == "factorized-categorical"
+    assert out["meta"]["codec"] == "mean-scale-hyperprior+checkerboard"  # the image zoo family
     assert out["meta"]["latent_shape"] == [128, 2, 2]  # the zoo model: 128 channels of a 32-px thumbnail
 
 

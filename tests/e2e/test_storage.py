@@ -186,7 +186,6 @@ def test_resume_after_the_driver_is_sigkilled(trained, big_photos, ray_local, tm
 
 
 def test_an_encoder_actor_killed_mid_job_loses_and_duplicates_nothing(trained, big_photos, ray_local, tmp_path):
-    from ray.util.state import list_actors
 
     output = tmp_path / "latents"
     spec = compress_spec(tmp_path / "c.yaml", str(big_photos), str(output), str(trained["registry"]),
@@ -194,21 +193,36 @@ def test_an_encoder_actor_killed_mid_job_loses_and_duplicates_nothing(trained, b
     killed: list[int] = []
     seen: set[str] = set()
 
+    def encoder_pids() -> list[int]:
+        """Ray titles each actor's process ``ray::<class>``: read them from /proc (the state API
+        is too slow to catch a short job)."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    title = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+                except OSError:
+                    continue
+                if title.startswith("ray::"):
+                    seen.add(title)
+                if title.startswith("ray::MapWorker(MapBatches(EncodeBatch))"):
+                    pids.append(int(entry))
+        return pids
+
     def kill_encoder() -> None:
         manifest = output / "_aec" / "manifest.json"
-        deadline = time.monotonic() + 120
-        pid = None
+        deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not killed:
-            if pid is None:  # the state API is slow: find the actor first, kill it at the first commit
-                for actor in list_actors(filters=[("state", "=", "ALIVE")], detail=True):
-                    seen.add(actor.class_name or "")
-                    if "MapWorker" in (actor.class_name or "") and actor.pid:
-                        pid = actor.pid
-            if pid and manifest.exists() and json.loads(manifest.read_text())["files"]:
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+            pids = encoder_pids()
+            if pids and manifest.exists() and json.loads(manifest.read_text())["files"]:
+                for pid in pids:  # at the first commit: the job is in the middle
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
+                    except ProcessLookupError:
+                        pass
                 return
-            time.sleep(0.05)
+            time.sleep(0.02)
 
     killer = threading.Thread(target=kill_encoder)
     killer.start()

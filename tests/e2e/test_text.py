@@ -33,7 +33,7 @@ def test_text_archive_restores_byte_exact(ray_local, tmp_path):
     meta = json.loads(pds.dataset(tmp_path / "out").schema.metadata[b"aec"])
     assert meta["lossless"] is True and meta["modality"] == "text"
 
-    decoded = run_cli("decode", str(tmp_path / "out"), "--out", str(tmp_path / "restored"))
+    decoded = run_cli("decode", str(tmp_path / "out"), "--out", str(tmp_path / "restored"), "--originals", str(texts))
     rows = pds.dataset(tmp_path / "out").to_table(columns=["id", "uri"]).to_pylist()
     assert len(rows) == 27
     for r in rows:
