@@ -31,7 +31,7 @@ from aecore.regularizers import model_overrides
 from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
 from cluster.storage import InputFile, Location, list_collection
 
-__all__ = ["TrainConfig", "TrainResult", "build_training_model", "collection_digest", "learning_rate", "measure_heldout",
+__all__ = ["TrainConfig", "TrainResult", "build_training_model", "collection_digest", "learning_rate", "measure_heldout", "split_heldout",
            "train_model"]
 
 BUNDLE_FILE = "model.aec"
@@ -264,10 +264,7 @@ def train_model(
     already); checkpoints go under ``storage/run_name``."""
     modality = get_modality(cfg.modality)
     files = files if files is not None else list_collection(input_loc, modality.extensions)
-    # A deterministic tenth of the collection (by path) is held out to measure the model.
-    heldout, train_files = [], []
-    for f in files:  # one pass: a membership test per file would be quadratic in the collection
-        (heldout if len(files) >= 10 and _bucket(f.path) == 0 else train_files).append(f)
+    heldout, train_files = split_heldout(files, input_loc)
     native = cfg.patch_size or build_training_model(cfg).patch_size
     if cfg.init is not None:  # the architecture is the init model's
         cfg = replace(cfg, model=read_bundle(cfg.init)["model"])
@@ -369,10 +366,22 @@ def collection_digest(input_loc: Location, files: list[InputFile]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def _bucket(path: str, buckets: int = 10) -> int:
+def _hash(key: str) -> int:
     import hashlib
 
-    return int(hashlib.sha256(path.encode()).hexdigest()[:8], 16) % buckets
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+
+
+def split_heldout(files: list[InputFile], input_loc: Location) -> tuple[list[InputFile], list[InputFile]]:
+    """A deterministic tenth of a collection of 10 files or more, held out to measure the model:
+    by the hash of each file's key (its path under the collection's root, so a copy of the
+    collection elsewhere holds out the same files), and never none."""
+    if len(files) < 10:
+        return [], list(files)
+    hashes = [_hash(input_loc.key(f.path)) for f in files]
+    held = {i for i, h in enumerate(hashes) if h % 10 == 0} or {min(range(len(files)), key=hashes.__getitem__)}
+    # one pass: a membership test per file in a list would be quadratic in the collection
+    return [f for i, f in enumerate(files) if i in held], [f for i, f in enumerate(files) if i not in held]
 
 
 def measure_heldout(bundle: bytes, input_loc: Location, files: list, limit: int = 64) -> dict[str, Any]:

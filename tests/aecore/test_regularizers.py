@@ -63,8 +63,8 @@ def test_contractive_hutchinson_is_unbiased():
     x_in = x.clone().requires_grad_(True)
     y = model.g_a(x_in)
     torch.manual_seed(3)
-    estimate = ContractivePenalty.hutchinson(x_in, y, projections=3000).item()
-    assert estimate == pytest.approx(full_jacobian_norm(model, x), rel=0.05)
+    estimate = ContractivePenalty.hutchinson(x_in, y, projections=1000).item()
+    assert estimate == pytest.approx(full_jacobian_norm(model, x), rel=0.1)
     # Large latents take the estimator path.
     assert ContractivePenalty(exact_max=1).penalty(model, x_in, {"y": y}).item() > 0
 

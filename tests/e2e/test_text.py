@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 def test_text_archive_restores_byte_exact(ray_local, tmp_path):
     texts = tmp_path / "texts"
-    make_text_collection(texts, 24, max_bytes=6000)
+    make_text_collection(texts, 12, max_bytes=4000)
     (texts / "empty.txt").write_bytes(b"")
     (texts / "invalid-utf8.txt").write_bytes(b"caf\xe9 \xff\xfe\x00 not UTF-8 \xc3(")
     (texts / "long.txt").write_bytes((texts / sorted(p.name for p in texts.iterdir())[0]).read_bytes() * 4)
@@ -35,7 +35,7 @@ def test_text_archive_restores_byte_exact(ray_local, tmp_path):
 
     decoded = run_cli("decode", str(tmp_path / "out"), "--out", str(tmp_path / "restored"), "--originals", str(texts))
     rows = pds.dataset(tmp_path / "out").to_table(columns=["id", "uri"]).to_pylist()
-    assert len(rows) == 27
+    assert len(rows) == 15
     for r in rows:
         [restored] = (tmp_path / "restored").glob(f"{r['id']}-*")
         assert restored.read_bytes() == open(r["uri"], "rb").read(), r["uri"]
