@@ -96,15 +96,18 @@ class ConvAutoEncoder(nn.Module):
             return y + torch.empty_like(y).uniform_(-0.5, 0.5)
         return torch.round(y)
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def sample_latent(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """g_a's output as the latent ``y`` (for variational models a reparametrized sample while
+        training, the mean otherwise) and the terms the regularizers read (``mu``, ``logvar``)."""
         h = self.analysis(x)
-        out: dict[str, torch.Tensor] = {}
-        if self.variational:
-            mu, logvar = h[:, : self.latent_channels], h[:, self.latent_channels :].clamp(-10.0, 10.0)
-            y = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu
-            out.update(mu=mu, logvar=logvar)
-        else:
-            y = h
+        if not self.variational:
+            return h, {}
+        mu, logvar = h[:, : self.latent_channels], h[:, self.latent_channels :].clamp(-10.0, 10.0)
+        y = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu
+        return y, {"mu": mu, "logvar": logvar}
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        y, out = self.sample_latent(x)
         y_hat = self.quantize(y)
         out.update(x_hat=self.g_s(y_hat), y=y, y_hat=y_hat, bits=self.prior.bits(y_hat))
         return out

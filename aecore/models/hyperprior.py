@@ -112,14 +112,7 @@ class ImageHyperpriorAE(ConvAutoEncoder):
     # -- training -----------------------------------------------------------------------------
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.analysis(x)
-        out: dict[str, torch.Tensor] = {}
-        if self.variational:
-            mu, logvar = h[:, : self.latent_channels], h[:, self.latent_channels :].clamp(-10.0, 10.0)
-            y = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu
-            out.update(mu=mu, logvar=logvar)
-        else:
-            y = h
+        y, out = self.sample_latent(x)
         quality = self._qualities(x.shape[0], x.device)
         gain = self._view(self._gains(quality, self.log_gain), y)
         coded = self.latent_codec(y * gain)

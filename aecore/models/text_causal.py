@@ -181,14 +181,7 @@ class TextCausalAE(ConvAutoEncoder):
         raise TypeError("text-causal predicts each byte from the bytes before it: use logits(tokens, y_hat)")
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        h = self.analysis(x)
-        out: dict[str, torch.Tensor] = {}
-        if self.variational:
-            mu, logvar = h[:, : self.latent_channels], h[:, self.latent_channels :].clamp(-10.0, 10.0)
-            y = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if self.training else mu
-            out.update(mu=mu, logvar=logvar)
-        else:
-            y = h
+        y, out = self.sample_latent(x)
         y_hat = self.quantize(y)
         out.update(x_hat=self.logits(tokens_of(x), y_hat), y=y, y_hat=y_hat, bits=self.prior.bits(y_hat))
         return out
