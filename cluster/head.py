@@ -130,11 +130,16 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def free_port() -> int:
-    """A port nothing listens on at the moment, on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_port(low: int = 30000, high: int = 32767) -> int:
+    """A port nothing listens on at the moment, on 127.0.0.1, between ``low`` and ``high``: below
+    the kernel's ephemeral range (32768-60999), so no outgoing connection is handed it between
+    now and the moment Ray binds it (an ephemeral pick was, and the head's client server died)."""
+    import random
+
+    for port in random.sample(range(low, high + 1), min(200, high - low + 1)):
+        if _port_free(port):
+            return port
+    raise HeadError(f"no free port on 127.0.0.1 between {low} and {high}")
 
 
 def _answers(url: str) -> bool:
