@@ -108,9 +108,8 @@ class CausalByteCoder:
         return pred, length
 
     def _probabilities(self, tokens: np.ndarray, y_hat: np.ndarray) -> np.ndarray:
-        logits = self._logits_parallel(torch.from_numpy(tokens.astype(np.int64))[None], torch.from_numpy(np.asarray(y_hat))[None])
-        pred, length = self._matches(tokens)
-        return mix(self._weights(logits[0]), pred, length, self.table)
+        weights, pred, length, _ = self.events(tokens, y_hat)
+        return mix(weights, pred, length, self.table)
 
     def events(self, tokens: np.ndarray, y_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(weights, pred, length, truth)`` of a piece, for calibrating the match table."""
