@@ -39,6 +39,9 @@ from aecore.modalities import Modality, Sample
 from aecore.models import ConvAutoEncoder
 from aecore.tiling import tiled
 
+#: output pixels per tile of an integer synthesis (float64 im2col buffers are twice float32's)
+EXACT_TILE = 512
+
 __all__ = ["Compressor", "Encoded", "PAYLOAD_VERSION", "PayloadError"]
 
 @dataclass(frozen=True)
@@ -198,6 +201,11 @@ class Compressor:
         # Lossless codes values around x_hat: encoder and decoder must compute it identically,
         # so then it runs on the CPU, on one thread, whatever device encodes.
         model, device = self.model, self.device
+        exact = model.exact_synthesis()
+        if exact is not None:  # integers: the same output on any machine and thread count
+            margin, stride = model.receptive_margin, model.stride
+            return tiled(exact, y_hat[None].cpu(), EXACT_TILE // stride, margin // stride,
+                         Fraction(stride))[0].numpy()
         if self.lossless and device != "cpu":
             if self._cpu_model is None:
                 self._cpu_model = copy.deepcopy(self.model).cpu()

@@ -9,7 +9,10 @@ thread count), one ULP can pick another table and the rest of the stream decodes
 - weights are rounded to ``W * 2**WEIGHT_BITS``, biases to ``b * 2**(ACT_BITS + WEIGHT_BITS)``;
 - activations are integers holding ``a * 2**ACT_BITS``;
 - each layer computes ``acc = conv(a, W) + b`` exactly, then ``a' = floor(acc / 2**WEIGHT_BITS)``
-  and ``ReLU``.
+  and ``ReLU``;
+- an inverse GDN (the synthesis transforms) computes ``norm = beta + gamma . floor(a^2)`` on
+  integers, its square root as ``floor(sqrt(n))`` of an integer (IEEE square roots are correctly
+  rounded everywhere, so this is the same integer on every machine) and ``floor(a * s)``.
 
 The convolutions run in float64 on the CPU, where every product and partial sum of these integers
 is exact as long as it stays below 2**53 — checked before each layer from the largest input and
@@ -25,13 +28,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aecore.layers import MaskedConv
+from aecore.layers import GDN, MaskedConv
 
-__all__ = ["ACT_BITS", "WEIGHT_BITS", "IntegerNet"]
+__all__ = ["ACT_BITS", "WEIGHT_BITS", "IntegerNet", "integer_form"]
 
 ACT_BITS = 12
 WEIGHT_BITS = 14
+#: fraction bits of an inverse GDN's norm and of its square root
+NORM_BITS = 16
+ROOT_BITS = 20
 _EXACT = 2.0**52
+_RANGE = ("latent side information out of the integer network's exact range; "
+          "the input is outside what this model handles")
 
 _FORWARD = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.ConvTranspose1d: F.conv_transpose1d,
             nn.ConvTranspose2d: F.conv_transpose2d}
@@ -60,14 +68,46 @@ class _Layer:
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
         bound = float(a.abs().max()) * self.l1 + self.max_bias if a.numel() else 0.0
         if bound >= _EXACT:
-            raise ValueError("latent side information out of the integer network's exact range; "
-                             "the input is outside what this model handles")
+            raise ValueError(_RANGE)
         acc = self.fn(a, self.weight, None, **self.kwargs) + self.bias.view(self.shape)
         return torch.floor(acc * 2.0**-WEIGHT_BITS)
 
 
+class _InverseGDN:
+    """``a * sqrt(beta + gamma . a^2)`` over the channel axis, in fixed point."""
+
+    def __init__(self, module: GDN) -> None:
+        beta = module._beta(module.beta).detach().to("cpu", torch.float64)
+        gamma = module._gamma(module.gamma).detach().to("cpu", torch.float64)
+        self.gamma = torch.round(gamma * 2.0**WEIGHT_BITS)
+        self.beta = torch.round(beta * 2.0**NORM_BITS)
+        self.l1 = float(self.gamma.abs().sum(dim=1).max())
+
+    def __call__(self, a: torch.Tensor) -> torch.Tensor:
+        if not a.numel():
+            return a
+        top = float(a.abs().max())
+        squares = torch.floor(a * a * 2.0 ** (NORM_BITS - 2 * ACT_BITS))  # a*a exact below 2**26
+        if top >= 2.0**26 or float(squares.max()) * self.l1 >= _EXACT:
+            raise ValueError(_RANGE)
+        acc = torch.einsum("ij,bj...->bi...", self.gamma, squares)
+        norm = torch.floor(acc * 2.0**-WEIGHT_BITS) + self.beta.view((1, -1) + (1,) * (a.dim() - 2))
+        root = torch.floor(torch.sqrt(norm * 2.0 ** (2 * ROOT_BITS - NORM_BITS)))
+        if top * float(root.max()) >= _EXACT:
+            raise ValueError(_RANGE)
+        return torch.floor(a * root * 2.0**-ROOT_BITS)
+
+
+def integer_form(net: nn.Sequential) -> IntegerNet | None:
+    """``net``'s integer twin, or None where one of its layers has no integer form."""
+    try:
+        return IntegerNet(net)
+    except TypeError:
+        return None
+
+
 class IntegerNet:
-    """The integer twin of a float ``nn.Sequential`` of convolutions and ReLUs.
+    """The integer twin of a float ``nn.Sequential`` of convolutions, ReLUs and inverse GDNs.
 
     ``__call__`` takes and returns integer-valued float64 CPU tensors in fixed point
     (``ACT_BITS`` fraction bits)."""
@@ -79,8 +119,11 @@ class IntegerNet:
                 self.steps.append(torch.relu)
             elif isinstance(module, MaskedConv | nn.Conv1d | nn.Conv2d | nn.ConvTranspose1d | nn.ConvTranspose2d):
                 self.steps.append(_Layer(module))
+            elif isinstance(module, GDN) and module.inverse:
+                self.steps.append(_InverseGDN(module))
             else:
-                raise TypeError(f"{type(module).__name__} has no integer form (convolutions and ReLU only)")
+                raise TypeError(f"{type(module).__name__} has no integer form "
+                                "(convolutions, ReLU and inverse GDN only)")
 
     @torch.no_grad()
     def __call__(self, a: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ noise U(-1/2, 1/2), the differentiable proxy of Ballé et al. (ICLR 2017).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -16,6 +17,7 @@ from torch import nn
 
 from aecore.codecs import ExactCoder, FactorizedCategoricalCodec, LaplaceExactCoder, SoftmaxExactCoder
 from aecore.entropy_models import FactorizedLaplacePrior
+from aecore.latent_codecs.integer import ACT_BITS, integer_form
 
 __all__ = ["ConvAutoEncoder"]
 
@@ -50,6 +52,10 @@ class ConvAutoEncoder(nn.Module):
     #: (``fit_codec``); models with their own latent codec set this False and override
     #: ``update_tables`` / ``compress_latent`` / ``decompress_latent``
     histogram_prior: ClassVar[bool] = True
+    #: g_s runs at inference as an integer network (``exact_synthesis``): its output, and so a
+    #: lossy restore, is the same bytes on any machine, thread count or device
+    integer_synthesis: ClassVar[bool] = False
+    _exact_synthesis: Any = None
     #: the fitted table of the histogram prior (set by training, or by loading a bundle)
     codec: FactorizedCategoricalCodec | None = None
 
@@ -90,6 +96,28 @@ class ConvAutoEncoder(nn.Module):
 
     def g_s(self, y_hat: torch.Tensor) -> torch.Tensor:
         return self.synthesis(y_hat)
+
+    def train(self, mode: bool = True) -> ConvAutoEncoder:
+        self._exact_synthesis = None  # weights may change: the integer twin is rebuilt on next use
+        return super().train(mode)
+
+    def exact_synthesis(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """g_s on integers (``aecore.latent_codecs.integer``), float in and float32 out on the CPU,
+        or None where this model's synthesis is float only. Its output depends on ``y_hat`` alone,
+        not on the machine, the thread count or how the input is tiled."""
+        if not self.integer_synthesis:
+            return None
+        if self._exact_synthesis is None:
+            net = integer_form(self.synthesis)
+            if net is None:
+                return None
+
+            def run(y_hat: torch.Tensor) -> torch.Tensor:
+                a = torch.round(y_hat.to("cpu", torch.float64) * 2.0**ACT_BITS)
+                return (net(a) * 2.0**-ACT_BITS).float()
+
+            self._exact_synthesis = run
+        return self._exact_synthesis
 
     def quantize(self, y: torch.Tensor) -> torch.Tensor:
         if self.training:

@@ -53,6 +53,7 @@ class ImageHyperpriorAE(ConvAutoEncoder):
     # four 5x5 stride-2 layers see 61 pixels (3.8 latents); 64 keeps tiles on the latent grid
     receptive_margin: ClassVar[int] = 64
     histogram_prior: ClassVar[bool] = False
+    integer_synthesis: ClassVar[bool] = True
 
     def __init__(self, channels: int = 24, latent_channels: int = 32, hyper_channels: int = 24, native_size: int = 32,
                  patch_size: int = 128, checkerboard: bool = False, lambdas: tuple[float, ...] = LAMBDAS,
@@ -147,7 +148,7 @@ class ImageHyperpriorAE(ConvAutoEncoder):
         gain = self._gains(q, self.log_gain.detach().cpu())[0].view(-1, *([1] * (y.dim() - 1)))
         strings, y_q_hat = self.latent_codec.compress(y.detach().cpu().float() * gain)
         blob = _HEAD.pack(code, len(strings)) + b"".join(_LEN.pack(len(s)) + s for s in strings)
-        return blob, y_q_hat * self._inverse(q, y_q_hat)
+        return blob, self._inverse(q, y_q_hat)
 
     @torch.no_grad()
     def decompress_latent(self, data: bytes, shape: tuple[int, ...]) -> torch.Tensor:
@@ -158,11 +159,15 @@ class ImageHyperpriorAE(ConvAutoEncoder):
             strings.append(data[pos + _LEN.size : pos + _LEN.size + n])
             pos += _LEN.size + n
         q = torch.tensor([code / 256])
-        y_q_hat = self.latent_codec.decompress(strings, shape)
-        return y_q_hat * self._inverse(q, y_q_hat)
+        return self._inverse(q, self.latent_codec.decompress(strings, shape))
 
     def _inverse(self, q: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return self._gains(q, self.log_inverse_gain.detach().cpu())[0].view(-1, *([1] * (like.dim() - 1)))
+        """``like * inverse gain`` as the decoder computes it on any machine: the gains in float64
+        snapped to a 2**-16 grid (one libm's last-bit difference in ``exp`` does not move them), the
+        product in float64 (exact), rounded once to float32."""
+        gain = self._gains(q.double(), self.log_inverse_gain.detach().cpu().double())[0]
+        gain = torch.round(gain * 2.0**16) * 2.0**-16
+        return (like.double() * gain.view(-1, *([1] * (like.dim() - 1)))).float()
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -130,6 +130,33 @@ def test_integer_net_follows_the_float_net_and_ignores_threads():
     np.testing.assert_allclose((one * 2.0**-ACT_BITS).numpy(), ref.detach().numpy(), atol=2e-3 * float(ref.abs().max()) + 1e-3)
 
 
+def test_integer_synthesis_ignores_threads_and_tiling_and_follows_the_float_synthesis():
+    from fractions import Fraction
+
+    from aecore.tiling import tiled
+
+    torch.manual_seed(1)
+    model = build_model("image-hyperprior", "tiny").eval()
+    with torch.no_grad():  # GDNs away from their identity start, so the integer IGDN is exercised
+        for layer in model.synthesis:
+            if isinstance(layer, GDN):
+                layer.gamma.add_(0.3 * torch.rand_like(layer.gamma))
+    exact = model.exact_synthesis()
+    y_hat = torch.round(torch.randn(1, 32, 12, 10) * 3) / 2
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    one = exact(y_hat)
+    torch.set_num_threads(max(2, before))
+    two = exact(y_hat)
+    pieces = tiled(exact, y_hat, 4, 4, Fraction(16))
+    torch.set_num_threads(before)
+    assert torch.equal(one, two) and torch.equal(one, pieces)
+    ref = model.g_s(y_hat).detach()
+    assert float((one - ref).abs().max()) < 2e-3 * float(ref.abs().max()) + 1e-3
+    model.train()  # new weights after training: the integer twin is rebuilt
+    assert model.eval().exact_synthesis() is not exact
+
+
 @pytest.mark.parametrize("name", ["plain", "sparse-l1", "sparse-kl", "contractive", "denoising", "variational"])
 def test_regularizers_compose_with_the_hyperprior(name):
     from aecore.regularizers import model_overrides
@@ -180,7 +207,8 @@ def test_a_payload_encoded_on_one_thread_decodes_identically_in_another_process_
 
     blob = _tiny_bundle()
     rng = np.random.default_rng(3)
-    image = (np.clip(rng.normal(0.5, 0.2, (70, 90, 1)) + np.linspace(0, 0.3, 90)[None, :, None], 0, 1)
+    # larger than a synthesis tile (compressor.EXACT_TILE): the decoder runs g_s in tiles
+    image = (np.clip(rng.normal(0.5, 0.2, (530, 90, 1)) + np.linspace(0, 0.3, 90)[None, :, None], 0, 1)
              * np.ones((1, 1, 3)) * 255).astype(np.uint8)
     torch.set_num_threads(1)
     try:

@@ -61,15 +61,17 @@ def test_the_integer_twin_codes_what_the_float_model_predicts(trained):
 
 
 def test_files_round_trip_and_pieces_fall_back_to_zstd_where_it_is_smaller(trained):
-    repetitive = b"all work and no play makes jack a dull boy\n" * 200  # zstd codes this in a few bytes
+    # Random bytes cost a text model far more than 8 bits each; zstd stores them raw (which piece
+    # wins must not hang on what the repository's files happen to hold, so no text here).
+    noise = np.random.default_rng(7).integers(0, 256, 3000, dtype=np.uint8).tobytes()
     prose = TEXT[:5000]
-    out = trained.encode([trained.load(repetitive), trained.load(prose), trained.load(b"")], [True, True, True])
-    for enc, original in zip(out, (repetitive, prose, b"")):
+    out = trained.encode([trained.load(noise), trained.load(prose), trained.load(b"")], [True, True, True])
+    for enc, original in zip(out, (noise, prose, b"")):
         assert trained.decode(enc.payload)[0] == original
-    assert out[0].quality["model_used"] == 0.0 and out[0].quality["bits_per_byte"] < 1.0  # zstd per 1 KB piece
+    assert out[0].quality["model_used"] == 0.0 and out[0].quality["bits_per_byte"] < 8.5  # raw zstd blocks and framing
     assert out[1].quality["model_used"] > 0 and out[1].quality["bits_per_byte"] < 6.5
     restored = trained.decode_many([e.payload for e in out])  # pieces of all files stepped together
-    assert [r[0] for r in restored] == [repetitive, prose, b""]
+    assert [r[0] for r in restored] == [noise, prose, b""]
 
 
 def test_lossy_mode_is_refused_in_one_line(trained):
