@@ -1,5 +1,5 @@
 # make demo : set up everything from a fresh clone, then compress with the zoo model, fine-tune it -> compress -> inspect -> decode
-# make test : set up everything from a fresh clone, then run the test suite
+# make test : set up everything from a fresh clone, then lint (ruff) and run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 # CPU wheel here; set TORCH_SPEC="torch==2.13.0 --index-url ..." for another build.
@@ -37,6 +37,7 @@ demo: setup
 	$(BIN)/aec decode $(DEMO)/latents --out $(DEMO)/restored --originals $(DEMO)/photos
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # the zoo's training data and the held-out sets: photos and text from Debian packages

@@ -18,6 +18,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from aecore.compressor import Compressor
+from aecore.errors import UserError
 from aecore.modalities import get_modality
 from aecore.models import ConvAutoEncoder, build_model
 
@@ -26,7 +27,7 @@ __all__ = ["FORMAT", "BundleError", "build_from_bundle", "bundle_sha256", "dump_
 FORMAT = "aec-model/2"
 
 
-class BundleError(ValueError):
+class BundleError(UserError, ValueError):
     """A blob that is not a model bundle this aec reads; one line, with the fix."""
 
 

@@ -33,10 +33,20 @@ import numpy as np
 import torch
 
 from aecore.codecs import ExactPiece
-from aecore.payload import (LOSSLESS, NO_LATENTS, PAYLOAD_VERSION, READS, STORED, U32, PayloadError, Reader,
-                            container_section, read_container_section)
 from aecore.modalities import Modality, Sample
 from aecore.models import ConvAutoEncoder
+from aecore.payload import (
+    LOSSLESS,
+    NO_LATENTS,
+    PAYLOAD_VERSION,
+    READS,
+    STORED,
+    U32,
+    PayloadError,
+    Reader,
+    container_section,
+    read_container_section,
+)
 from aecore.tiling import tiled
 
 #: output pixels per tile of an integer synthesis (float64 im2col buffers are twice float32's)
@@ -150,7 +160,9 @@ class Compressor:
                     symbols = self.modality.symbols(piece, info)
                     view = self.modality.lossless_view(x_hat, info) if x_hat is not None and coder.synthesizes else None
                     residual = coder.encode(symbols, y_hat, view)
-                    zero = (lambda x=x_hat, info=info: self.modality.lossless_view(np.zeros_like(x), info))
+                    def zero(x: np.ndarray | None = x_hat, info: dict[str, Any] = info) -> np.ndarray:
+                        return self.modality.lossless_view(np.zeros_like(x), info)
+
                     alone = coder.encode_alone(symbols, zero)
                     if alone is not None and len(alone) < len(words) + len(residual):
                         parts += [U32.pack(NO_LATENTS), U32.pack(len(alone)), alone]
@@ -166,7 +178,7 @@ class Compressor:
                     quality["model_used"] = float(np.mean(used))  # the share of pieces the model paid for
             out.append(Encoded(payload=payload, latent=latents[i].reshape(-1).astype(np.float32), quality=quality))
         if self.lossless:  # every payload decoded again, all at once (a causal coder steps them together)
-            for s, e, (restored, _, _) in zip(samples, out, self.decode_many([e.payload for e in out])):
+            for s, (restored, _, _) in zip(samples, self.decode_many([e.payload for e in out])):
                 if restored != self._expected(s):
                     raise RuntimeError("lossless verification failed: the decoder did not restore the input exactly")
         return out

@@ -10,6 +10,8 @@ import difflib
 from collections.abc import Callable
 from typing import TypeVar
 
+from aecore.errors import UnknownNameError
+
 __all__ = [
     "CONTAINERS",
     "MODALITIES",
@@ -63,4 +65,4 @@ def lookup(table: dict[str, type], name: str, what: str) -> type:
     except KeyError:
         near = difflib.get_close_matches(name, table, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise KeyError(f"unknown {what} {name!r}{hint} (known: {', '.join(sorted(table))})") from None
+        raise UnknownNameError(f"unknown {what} {name!r}{hint} (known: {', '.join(sorted(table))})") from None

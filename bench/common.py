@@ -38,7 +38,7 @@ def collection(count: int, sizes: tuple[int, ...] = (96, 128, 160), seed: int = 
 
 def speed_bundle(preset: str) -> bytes:
     """An image model of ``preset`` with its initial weights: for speed, which weights do not change."""
-    from aecore import FactorizedCategoricalCodec, build_model, dump_bundle
+    from aecore import build_model, dump_bundle
 
     model = build_model("image-conv", preset)
     return dump_bundle(model.uniform_prior(), "image-conv", "image")
@@ -46,10 +46,9 @@ def speed_bundle(preset: str) -> bytes:
 
 def model_bundle(steps: int = 150) -> bytes:
     """The tiny image model trained briefly in-process (speed does not depend on how well)."""
-    from aecore import dump_bundle
-    from jobs.sample_data import make_photo_collection
-    from aecore import get_modality
+    from aecore import dump_bundle, get_modality
     from bench.rd_classic import train
+    from jobs.sample_data import make_photo_collection
 
     path = WORK / f"model-{steps}.aec"
     if path.exists():

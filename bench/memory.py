@@ -79,8 +79,8 @@ def run_job(spec: Path) -> dict:
 
 def main() -> None:
     from aecore import dump_bundle  # noqa: F401
-    from jobs.registry import ModelRegistry
     from bench.common import WORK, collection, machine, model_bundle, save
+    from jobs.registry import ModelRegistry
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=200)
@@ -96,7 +96,8 @@ def main() -> None:
         spec.write_text(f"kind: compress\nname: mem-{n}\nmodality: image\ninput: {root}\noutput: {WORK}/mem-latents-{n}\n"
                         f"registry: {registry}\nmodel: bench\nworkers: 2\n")
         results[n] = run_job(spec)
-        print(f"  {n:6d} inputs: peak {results[n]['peak_bytes'] / 2**20:8.1f} MiB over {results[n]['processes_at_peak']} processes")
+        peak, procs = results[n]["peak_bytes"] / 2**20, results[n]["processes_at_peak"]
+        print(f"  {n:6d} inputs: peak {peak:8.1f} MiB over {procs} processes")
     small, large = results[args.files]["peak_bytes"], results[10 * args.files]["peak_bytes"]
     result = {"command": f"python -m bench.memory --files {args.files}", "machine": machine(),
               "peak_mib": {str(n): r["peak_bytes"] / 2**20 for n, r in results.items()},

@@ -125,7 +125,8 @@ def bench_audio(steps: int, lmbdas: list[float]) -> dict:
             ref = s.x[0].reshape(c, -1)  # 16 kHz, what both codecs are measured on
             _, x_hat, _ = comp.decode(e.payload)
             x_hat = x_hat[0].reshape(c, -1)
-            res["aec"].append((8 * len(e.payload) / seconds / 1000, _snr(ref, x_hat), log_spectral_distance(ref.ravel(), x_hat.ravel())))
+            res["aec"].append((8 * len(e.payload) / seconds / 1000, _snr(ref, x_hat),
+                               log_spectral_distance(ref.ravel(), x_hat.ravel())))
             options = {}
             for level in np.linspace(0.0, 1.0, 11):
                 buf = io.BytesIO()

@@ -161,7 +161,7 @@ def main() -> None:
             results[name]["command"] = results["command"]
     if args.out.exists():
         kept = json.loads(args.out.read_text())
-        for name, value in kept.items():
+        for value in kept.values():
             if isinstance(value, dict) and "aec" in value:
                 value.setdefault("command", kept.get("command"))
         results = {**{k: v for k, v in kept.items() if k not in results}, **results}

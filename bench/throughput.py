@@ -41,7 +41,6 @@ def _encode_part(args: tuple[bytes, list[str], int]) -> float:
 def encoder_alone(bundle: bytes, paths: list[Path], processes: int, batch: int) -> float:
     parts = [[str(p) for p in paths[i::processes]] for i in range(processes)]
     with mp.get_context("spawn").Pool(processes) as pool:
-        t0 = time.perf_counter()
         times = pool.map(_encode_part, [(bundle, part, batch) for part in parts])
     # the slowest process bounds the parallel encode; spawn/decode time is excluded
     return max(times)
@@ -91,7 +90,8 @@ def pipeline(bundle: bytes, root: Path, out: Path, workers: int, batch: int) -> 
     timeline = summary["run"]["timeline"]
     (t_first, r_first), (t_last, r_last) = next(p for p in timeline if p[1] > 0), timeline[-1]
     return {"seconds": wall, "job_seconds": summary["run"]["seconds"], "rows": summary["rows"],
-            "first_commit_s": t_first, "steady_items_per_s": (r_last - r_first) / (t_last - t_first) if t_last > t_first else None}
+            "first_commit_s": t_first,
+            "steady_items_per_s": (r_last - r_first) / (t_last - t_first) if t_last > t_first else None}
 
 
 def main() -> None:

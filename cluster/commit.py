@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import posixpath
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,7 +91,8 @@ class DatasetCommitter:
                 # Same name and version, other weights (e.g. another registry): rows would not decode.
                 raise StorageError(
                     f"output {self.output.url!r} was encoded with other weights of {old.get('model_ref')} "
-                    f"(bundle sha256 {str(old.get('bundle_sha256'))[:12]}…, this one {str(self.metadata.get('bundle_sha256'))[:12]}…); "
+                    f"(bundle sha256 {str(old.get('bundle_sha256'))[:12]}…, "
+                    f"this one {str(self.metadata.get('bundle_sha256'))[:12]}…); "
                     "use the registry that encoded it, another output, or --overwrite")
         else:
             self.manifest = {"format": "aec-dataset/1", "files": [], "runs": [], "rows": 0, "input_bytes": 0,

@@ -31,7 +31,7 @@ from cluster.read import printable, read_inputs, unencodable_name
 from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
 from cluster.schema import latent_schema
 from cluster.stage import stage_part
-from cluster.storage import InputFile, Location, StorageError, list_collection, with_retries
+from cluster.storage import InputFile, Location, StorageError, list_collection
 
 __all__ = ["CompressRequest", "check_locations", "compress_collection", "dataset_metadata"]
 

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
 
-from cluster.schema import read_metadata
 from cluster.commit import ERRORS, MANIFEST
+from cluster.schema import read_metadata
 from cluster.storage import Location, StorageError, storage_error, with_retries
 
 __all__ = ["LatentDataset", "open_dataset"]

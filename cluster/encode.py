@@ -58,7 +58,8 @@ class EncodeBatch:
         self.metrics.inc("aec_encoder_items", encoded)
         self.metrics.inc("aec_encoder_errors", table.num_rows - encoded)
         self.metrics.inc("aec_encoder_bytes_in", float(pa.compute.sum(table.column("bytes")).as_py() or 0))
-        self.metrics.inc("aec_encoder_bytes_out", float(pa.compute.sum(pa.compute.binary_length(table.column("payload"))).as_py() or 0))
+        out_bytes = pa.compute.sum(pa.compute.binary_length(table.column("payload"))).as_py()
+        self.metrics.inc("aec_encoder_bytes_out", float(out_bytes or 0))
         self.metrics.observe("aec_encoder_batch_seconds", time.perf_counter() - started)
         return table
 

@@ -21,10 +21,12 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from aecore.errors import UserError
+
 __all__ = ["HeadError", "LocalHead", "free_port", "head_status", "session_processes", "start_head", "stop_head"]
 
 
-class HeadError(RuntimeError):
+class HeadError(UserError, RuntimeError):
     """The local head could not be started or stopped; the message says why and what to do."""
 
 
@@ -184,7 +186,7 @@ def start_head(home: Path, *, num_cpus: int | None = None, port: int = 6379, das
     # `ray start` replaces --node-ip-address=127.0.0.1 by the machine's address, and its agents and
     # metrics endpoint then listen there; Ray's single-machine mode keeps the node on loopback.
     child_env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    # Job entrypoints run `python -m jobs.cli`: this interpreter, first on PATH.
+    # Job entrypoints run `python -m jobs.run`: this interpreter, first on PATH.
     child_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{child_env.get('PATH', '')}"
     child_env["AEC_METRICS_PORT"] = str(driver_metrics_port)  # drivers of jobs on this head export here
     with open(log, "ab") as out:

@@ -41,12 +41,15 @@ _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 
 METRICS: tuple[MetricDef, ...] = (
     MetricDef("aec_encoder_items", "counter", "Inputs an encoder actor turned into latent rows", ("model", "job_name"), "actor"),
-    MetricDef("aec_encoder_bytes_in", "counter", "Bytes of input files read by encoder actors", ("model", "job_name"), "actor", "bytes"),
-    MetricDef("aec_encoder_bytes_out", "counter", "Payload bytes written by encoder actors", ("model", "job_name"), "actor", "bytes"),
+    MetricDef("aec_encoder_bytes_in", "counter", "Bytes of input files read by encoder actors", ("model", "job_name"),
+              "actor", "bytes"),
+    MetricDef("aec_encoder_bytes_out", "counter", "Payload bytes written by encoder actors", ("model", "job_name"),
+              "actor", "bytes"),
     MetricDef("aec_encoder_errors", "counter", "Inputs that became error rows", ("model", "job_name"), "actor"),
     MetricDef("aec_encoder_batch_seconds", "histogram", "Seconds an encoder actor spent on one batch",
               ("model", "job_name"), "actor", "s", _LATENCY_BUCKETS),
-    MetricDef("aec_job_progress", "gauge", "Fraction of a compress job's inputs committed (0..1)", ("job_name",), "driver", "percentunit"),
+    MetricDef("aec_job_progress", "gauge", "Fraction of a compress job's inputs committed (0..1)", ("job_name",), "driver",
+              "percentunit"),
     MetricDef("aec_job_rows_committed", "gauge", "Rows committed by a compress job so far", ("job_name",), "driver"),
     MetricDef("aec_job_rows_per_second", "gauge", "Rows committed per second since the job started", ("job_name",), "driver"),
     MetricDef("aec_job_compression_ratio", "gauge", "Input bytes / payload bytes of the committed rows", ("job_name",), "driver"),
@@ -55,7 +58,8 @@ METRICS: tuple[MetricDef, ...] = (
               ("schedule", "outcome"), "scheduler"),
     MetricDef("aec_schedule_last_success_timestamp_seconds", "gauge", "Unix time of a schedule's last successful run "
               "(the last successful retrain, for train schedules)", ("schedule",), "scheduler", "dateTimeAsIso"),
-    MetricDef("aec_promotions", "counter", "Promotion-gate outcomes of retraining jobs (promoted, kept)", ("model", "outcome"), "scheduler"),
+    MetricDef("aec_promotions", "counter", "Promotion-gate outcomes of retraining jobs (promoted, kept)", ("model", "outcome"),
+              "scheduler"),
 )
 
 _BY_NAME = {m.name: m for m in METRICS}
@@ -122,7 +126,7 @@ class ProcessMetrics:
                 log.warning("metrics port %s unavailable (%s); this process exports no metrics", port, exc)
 
     @classmethod
-    def from_env(cls, source: Source) -> "ProcessMetrics":
+    def from_env(cls, source: Source) -> ProcessMetrics:
         port = os.environ.get("AEC_METRICS_PORT")
         return cls(source, int(port) if port else None)
 

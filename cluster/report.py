@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import posixpath
-import time
 from typing import Any
 
 import numpy as np
@@ -148,7 +147,10 @@ def _figure(report: dict[str, Any], rd: dict[str, Any]) -> bytes:
 
 
 def _html(report: dict[str, Any], png: bytes) -> str:
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v) if isinstance(v, dict | list) else str(v))}</td></tr>"
+    def cell(v: Any) -> str:
+        return html.escape(json.dumps(v) if isinstance(v, dict | list) else str(v))
+
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{cell(v)}</td></tr>"
                    for k, v in report["summary"].items())
     errors = "".join(f"<li><code>{html.escape(e['uri'])}</code>: {html.escape(e.get('reason', ''))}</li>"
                      for e in report["errors"]["first"])

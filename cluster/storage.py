@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -24,8 +25,10 @@ import pyarrow.fs as pafs
 from fsspec.core import url_to_fs
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
-__all__ = ["InputFile", "Location", "StorageError", "create_exclusive", "list_collection", "relative_key", "storage_error",
-           "with_retries"]
+from aecore.errors import UserError
+
+__all__ = ["InputFile", "Location", "StorageError", "check_writable", "create_exclusive", "list_collection", "relative_key",
+           "storage_error", "with_retries"]
 
 T = TypeVar("T")
 
@@ -36,7 +39,7 @@ def retry_seconds() -> float:
     return float(os.environ.get("AEC_STORAGE_RETRY_SECONDS", "60"))
 
 
-class StorageError(RuntimeError):
+class StorageError(UserError, RuntimeError):
     """A storage problem a user can fix; the message is one line and names the fix."""
 
 
@@ -196,7 +199,8 @@ def _native_s3(options: Mapping[str, Any]) -> pafs.S3FileSystem:
             kwargs["session_token"] = options["token"]
     if options.get("anon"):
         kwargs["anonymous"] = True
-    kwargs["region"] = options.get("region") or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "us-east-1"
+    kwargs["region"] = (options.get("region") or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+                        or "us-east-1")
     return pafs.S3FileSystem(**kwargs)
 
 
@@ -266,3 +270,20 @@ def list_collection(loc: Location, extensions: Iterable[str]) -> list[InputFile]
         raise StorageError(f"input {loc.url!r} holds no files ending in {', '.join(exts)}; "
                            "point input at a folder of such files")
     return files
+
+
+def check_writable(output: Location) -> None:
+    """Fail before any work if ``output`` cannot be written (one line, no secrets)."""
+    probe = posixpath.join(output.path, "_aec", f".probe-{uuid.uuid4().hex[:8]}")
+    try:
+        with_retries(output.fs.makedirs, posixpath.dirname(probe), exist_ok=True, what=f"output {output.url!r}")
+        with_retries(output.fs.pipe_file, probe, b"", what=f"output {output.url!r}")
+        with_retries(output.fs.rm, probe, what=f"output {output.url!r}")
+    except StorageError:
+        raise
+    except (PermissionError, NotADirectoryError, FileExistsError, IsADirectoryError) as exc:
+        why = "permission denied" if isinstance(exc, PermissionError) else "a parent of it is a file"
+        raise StorageError(f"output {output.url!r} is not writable: {why}; "
+                           "choose a writable output or fix its permissions") from None
+    except Exception as exc:  # noqa: BLE001
+        raise storage_error(exc, output.url, "output", output) from None

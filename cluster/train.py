@@ -23,16 +23,24 @@ import torch
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
-from aecore import (ConvAutoEncoder, FactorizedCategoricalCodec, UnreadableInput, build_model, build_objective,
-                    dump_bundle, get_modality, read_bundle)
+from aecore import (
+    ConvAutoEncoder,
+    FactorizedCategoricalCodec,
+    UnreadableInput,
+    build_model,
+    build_objective,
+    dump_bundle,
+    get_modality,
+    read_bundle,
+)
 from aecore.bundle import build_from_bundle
 from aecore.registry import MODELS
 from aecore.regularizers import model_overrides
 from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
 from cluster.storage import InputFile, Location, list_collection
 
-__all__ = ["TrainConfig", "TrainResult", "build_training_model", "collection_digest", "learning_rate", "measure_heldout", "split_heldout",
-           "train_model"]
+__all__ = ["TrainConfig", "TrainResult", "build_training_model", "collection_digest", "learning_rate", "measure_heldout",
+           "split_heldout", "train_model"]
 
 BUNDLE_FILE = "model.aec"
 STATE_FILE = "state.pt"
@@ -306,7 +314,7 @@ def train_model(
     bundle = fit_classic(bundle, input_loc, train_files)
     measured = measure_heldout(bundle, input_loc, heldout)
     digest = collection_digest(input_loc, files)
-    history = [m for m in (result.metrics_dataframe.to_dict("records") if result.metrics_dataframe is not None else [])]
+    history = list(result.metrics_dataframe.to_dict("records") if result.metrics_dataframe is not None else [])
     return TrainResult(
         bundle=bundle,
         metrics={k: v for k, v in result.metrics.items() if not k.startswith("_")},

@@ -106,7 +106,7 @@ class JobRun:
         self.started = time.time()
         self.fields: dict[str, Any] = {}
 
-    def __enter__(self) -> "JobRun":
+    def __enter__(self) -> JobRun:
         import signal
         import threading
 
@@ -126,14 +126,17 @@ class JobRun:
         self.fields.update(fields)
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        import typer
         from click.exceptions import Exit
 
+        exits = (Exit, typer.Exit)  # typer's Exit is its own class, not click's
         seconds = round(time.time() - self.started, 3)
-        failed = exc is not None and not (isinstance(exc, Exit) and exc.exit_code == 0)
+        failed = exc is not None and not (isinstance(exc, exits) and exc.exit_code == 0)
         if failed:
+            message = self.fields.pop("message", None)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if isinstance(exc, Exit):
-                reason = self.fields.pop("message", f"exit code {exc.exit_code}")
+            if isinstance(exc, exits):
+                reason = message or f"exit code {exc.exit_code}"
             status = "STOPPED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
             self.catalog.update_job(self.job_id, status=status, finished_at=utc_now(), seconds=seconds, message=reason[:300],
                                     **self.fields)

@@ -48,11 +48,11 @@ def _client(address: str | None) -> Any:
 
 def _iso(ms: float | None) -> str | None:
     """Ray's job times (ms since the epoch) as the catalog writes times."""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ms else None
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ms else None
 
 
 def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ") if ts else "-"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if ts else "-"
 
 
 # cluster ---------------------------------------------------------------------------------------
@@ -435,10 +435,10 @@ def schedule_remove(name: Annotated[str, typer.Argument(help="Schedule name.")])
 
     Example: aec schedule remove nightly-photos
     """
-    from jobs.spec import SpecError
+    from jobs.schedule import ScheduleError
 
     if not _store().remove(name):
-        raise SpecError(f"no schedule {name!r}; see `aec schedule list`")
+        raise ScheduleError(f"no schedule {name!r}; see `aec schedule list`")
     console.print(f"removed schedule {name!r}")
 
 
@@ -455,8 +455,7 @@ def scheduler_run(
     Example: aec scheduler run --address http://127.0.0.1:8265
     """
     from cluster.metrics import ProcessMetrics
-    from jobs.schedule import Scheduler, SchedulerBusy
-    from jobs.spec import SpecError
+    from jobs.schedule import Scheduler
     from jobs.submit import resolve_address
 
     store = _store()
@@ -483,8 +482,6 @@ def scheduler_run(
         scheduler.run(poll=poll, until=lambda: end is not None and time.monotonic() > end,
                       on_event=lambda e: console.print(f"{_when(time.time())} {e.schedule}: {e.status} {e.message}",
                                                        highlight=False))
-    except SchedulerBusy as exc:
-        raise SpecError(str(exc)) from None
     except KeyboardInterrupt:
         console.print("scheduler stopped")
     finally:

@@ -9,8 +9,9 @@ bits per byte: lower is better).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from aecore import get_modality, read_bundle
 

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from aecore.errors import UserError
 from cluster.clock import utc_now
 from cluster.storage import Location, StorageError, create_exclusive, storage_error, with_retries
 
@@ -43,7 +44,7 @@ def _storage_calls(fn: F) -> F:
     """Storage failures inside a registry call become one secret-free line."""
 
     @functools.wraps(fn)
-    def wrapper(self: "ModelRegistry", *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: ModelRegistry, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(self, *args, **kwargs)
         except (RegistryError, StorageError):
@@ -56,7 +57,7 @@ def _storage_calls(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class RegistryError(LookupError):
+class RegistryError(UserError, LookupError):
     """A model reference that does not resolve; the message says what exists."""
 
 

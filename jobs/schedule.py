@@ -30,10 +30,11 @@ from typing import Any
 import yaml
 from croniter import croniter
 
+from aecore.errors import UserError
 from jobs.catalog import TERMINAL, JobCatalog
-from jobs.spec import INIT_CONTINUE, JobSpec, SpecError, TrainJobSpec, parse_spec
+from jobs.spec import INIT_CONTINUE, JobSpec, TrainJobSpec, parse_spec
 
-__all__ = ["ScheduleStore", "Scheduler", "SchedulerBusy", "Event"]
+__all__ = ["Event", "ScheduleError", "ScheduleStore", "Scheduler", "SchedulerBusy"]
 
 ACTIVE = frozenset({"SUBMITTED", "PENDING", "RUNNING"})
 
@@ -48,7 +49,11 @@ CREATE INDEX IF NOT EXISTS runs_by_schedule ON runs (schedule, id);
 """
 
 
-class SchedulerBusy(RuntimeError):
+class ScheduleError(UserError):
+    """A schedule that cannot be added, found or run (one line, with the fix)."""
+
+
+class SchedulerBusy(ScheduleError):
     """Another scheduler holds this state directory."""
 
 
@@ -73,10 +78,10 @@ class ScheduleStore:
 
     def add(self, name: str, cron: str, spec: JobSpec, address: str | None, now: float | None = None) -> None:
         if not croniter.is_valid(cron):
-            raise SpecError(f"cron {cron!r} is not a valid cron expression; use 5 fields (\"0 2 * * *\": 02:00 daily) "
+            raise ScheduleError(f"cron {cron!r} is not a valid cron expression; use 5 fields (\"0 2 * * *\": 02:00 daily) "
                             "or 6 with seconds last (\"* * * * * */10\")")
         if self.get(name) is not None:
-            raise SpecError(f"schedule {name!r} exists; remove it first with `aec schedule remove {name}`")
+            raise ScheduleError(f"schedule {name!r} exists; remove it first with `aec schedule remove {name}`")
         now = time.time() if now is None else now
         if isinstance(spec, TrainJobSpec) and spec.init is None:
             # A scheduled retraining continues from the model's production version (the zoo model

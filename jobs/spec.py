@@ -20,8 +20,9 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from aecore.registry import MODALITIES, MODELS, REGULARIZERS
 import aecore  # noqa: F401  - fills the registries
+from aecore.errors import UserError
+from aecore.registry import MODALITIES, MODELS, REGULARIZERS
 
 __all__ = ["CompressJobSpec", "JobSpec", "SpecError", "TrainJobSpec", "load_spec", "parse_spec"]
 
@@ -45,7 +46,7 @@ def _flat_keys(options: Any, prefix: str = "") -> list[str]:
     return keys
 
 
-class SpecError(ValueError):
+class SpecError(UserError, ValueError):
     """A spec problem; the message is one line naming the key and the fix."""
 
 
@@ -72,7 +73,7 @@ class JobSpec(BaseModel):
     #: when a spec is submitted, so the job finds them from any working directory
     _PATH_KEYS: ClassVar[tuple[str, ...]] = ("input", "registry")
 
-    def with_absolute_paths(self, base: Path) -> "JobSpec":
+    def with_absolute_paths(self, base: Path) -> JobSpec:
         updates = {}
         for key in self._PATH_KEYS:
             value = getattr(self, key)
@@ -136,7 +137,8 @@ class TrainJobSpec(JobSpec):
     @classmethod
     def _plain_name(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
-            raise ValueError(f"{v!r} is not a model name (letters, digits, '_', '.', '-'); a train job registers a new version of it")
+            raise ValueError(f"{v!r} is not a model name (letters, digits, '_', '.', '-'); "
+                             "a train job registers a new version of it")
         return v
 
     @field_validator("architecture")
@@ -154,7 +156,7 @@ class TrainJobSpec(JobSpec):
         raise ValueError(f"{v!r} is not a starting point; use none, continue, zoo:NAME, NAME@VERSION or NAME@production")
 
     @model_validator(mode="after")
-    def _known_preset(self) -> "TrainJobSpec":
+    def _known_preset(self) -> TrainJobSpec:
         if self.preset is None:
             return self
         arch = self.architecture or MODALITIES[self.modality].default_model
@@ -178,7 +180,7 @@ class TrainJobSpec(JobSpec):
         if isinstance(self.regularizer, str):
             return {self.regularizer: None}
         if isinstance(self.regularizer, list):
-            return {n: None for n in self.regularizer}
+            return dict.fromkeys(self.regularizer)
         return dict(self.regularizer)
 
 
@@ -274,7 +276,9 @@ def _apply_override(raw: dict[str, Any], item: str, source: str) -> None:
 
 def _nearest(key: str, cls: type[JobSpec]) -> str:
     near = difflib.get_close_matches(key, cls.model_fields, n=1, cutoff=0.6)
-    return f"; did you mean {near[0]!r}?" if near else f"; valid keys for a {cls.model_fields['kind'].default} job: {', '.join(cls.model_fields)}"
+    if near:
+        return f"; did you mean {near[0]!r}?"
+    return f"; valid keys for a {cls.model_fields['kind'].default} job: {', '.join(cls.model_fields)}"
 
 
 def _first_error(exc: ValidationError, cls: type[JobSpec]) -> str:

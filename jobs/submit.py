@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
-from cluster.runtime import auth_headers, public_storage_env
+from aecore.errors import UserError
 from cluster.clock import utc_now
+from cluster.runtime import auth_headers, public_storage_env
 from jobs.catalog import JobCatalog, new_job_id, spec_digest
 from jobs.spec import JobSpec
 
@@ -29,7 +30,7 @@ _PACKAGES = ("aecore", "cluster", "jobs")
 _ROOT = Path(__file__).resolve().parent.parent
 
 
-class ClusterError(RuntimeError):
+class ClusterError(UserError, RuntimeError):
     """The cluster cannot be reached or refused a call; the message says what to do."""
 
 
@@ -87,7 +88,7 @@ class JobsClient:
         # (workers' environment, instance profile, Kubernetes secret); where to reach storage is no secret.
         env = public_storage_env()
         env.update({"AEC_JOB_ID": job_id, **(extra_env or {})})
-        entrypoint = f"python -m jobs.cli {job.kind} spec.yaml"
+        entrypoint = f"python -m jobs.run {job.kind} spec.yaml"
         with tempfile.TemporaryDirectory(prefix="aec-submit-") as wd:
             Path(wd, "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
             runtime_env = {

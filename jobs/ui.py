@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from aecore.errors import UserError
+
 __all__ = ["console", "err_console", "fmt", "kv_table", "user_errors"]
 
 # Piped or captured output (job logs, CI) gets room for ids and URLs instead of 80 columns.
@@ -21,22 +23,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(fn: F) -> F:
-    """Errors a user can cause end the command with one line and exit code 2, no traceback."""
-    from cluster.head import HeadError
-    from cluster.storage import StorageError
-    from jobs.registry import RegistryError
-    from jobs.spec import SpecError
-    from jobs.submit import ClusterError
+    """A :class:`~aecore.errors.UserError` ends the command with its one line and exit code 2;
+    anything else is a bug and keeps its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (SpecError, StorageError, RegistryError, ClusterError, HeadError) as exc:
+        except UserError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except KeyError as exc:  # unknown names from the aecore registries
-            err_console.print(f"[bold red]error:[/] {exc.args[0] if exc.args else exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from aecore.bundle import dump_bundle
 from aecore.models import build_model
 from aecore.regularizers import build_objective
-from aecore.bundle import dump_bundle
 
 __all__ = ["main"]
 

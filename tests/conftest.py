@@ -11,10 +11,10 @@ from PIL import Image
 
 
 @pytest.fixture(scope="session")
-def ray_local(s3):
-    """One local Ray instance for the whole session (start-up costs ~8 s). It starts after
-    the S3 server so its workers inherit the AWS_* variables, as a cluster's would through
-    its runtime environment."""
+def ray_local(s3_endpoint):
+    """One local Ray instance for the whole session (start-up costs ~8 s). It starts after the
+    AWS_* variables name the tests' S3 endpoint, so its workers inherit them, as a cluster's would
+    through its runtime environment; the S3 server itself starts only for tests that use it."""
     import ray
 
     from cluster.runtime import ensure_ray
@@ -41,15 +41,27 @@ def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
 
 
 @pytest.fixture(scope="session")
-def s3(monkeypatch_session):
-    """A moto S3 server on loopback, reached through a proxy that can vanish; the standard
-    AWS_* variables point every client (s3fs, pyarrow, Ray workers) at it."""
-    from tests.s3 import CREDENTIALS, MotoServer, VanishingProxy
+def s3_endpoint(monkeypatch_session) -> int:
+    """Where the S3 server of :func:`s3` will listen, set in the standard AWS_* variables before
+    anything starts (so Ray's workers inherit them), without starting the server: tests that
+    never touch S3 never start moto."""
+    from cluster.head import free_port
+    from tests.s3 import CREDENTIALS
+
+    port = free_port()
+    for k, v in {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
+        monkeypatch_session.setenv(k, v)
+    return port
+
+
+@pytest.fixture(scope="session")
+def s3(s3_endpoint):
+    """A moto S3 server on loopback, reached through a proxy that can vanish at the address the
+    AWS_* variables name, so every client (s3fs, pyarrow, Ray workers) reaches it."""
+    from tests.s3 import MotoServer, VanishingProxy
 
     server = MotoServer()
-    proxy = VanishingProxy(server.port)
-    for k, v in {**CREDENTIALS, "AWS_ENDPOINT_URL": proxy.endpoint}.items():
-        monkeypatch_session.setenv(k, v)
+    proxy = VanishingProxy(server.port, port=s3_endpoint)
     yield proxy
     proxy.down()
     server.stop()

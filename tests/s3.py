@@ -49,9 +49,9 @@ class VanishingProxy:
     """Forwards 127.0.0.1:port to a target; ``down()`` closes the listener (connections are
     refused, open ones cut) until ``up()``."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, port: int | None = None) -> None:
         self.target = ("127.0.0.1", target_port)
-        self.port = free_port()
+        self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []

@@ -168,7 +168,8 @@ class ImageModality(Modality):
             return [("png", write_png(pixels, 16), sample.x)]
         img = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
         out = []
-        for name, fmt, options in (("png optimize", "PNG", {"optimize": True}), ("webp lossless", "WEBP", {"lossless": True, "quality": 100, "method": 6})):
+        for name, fmt, options in (("png optimize", "PNG", {"optimize": True}),
+                                   ("webp lossless", "WEBP", {"lossless": True, "quality": 100, "method": 6})):
             if deep and fmt == "WEBP":
                 continue  # WebP has no 16-bit samples
             buf = io.BytesIO()

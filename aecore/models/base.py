@@ -17,6 +17,7 @@ from torch import nn
 
 from aecore.codecs import ExactCoder, FactorizedCategoricalCodec, LaplaceExactCoder, SoftmaxExactCoder
 from aecore.entropy_models import FactorizedLaplacePrior
+from aecore.errors import UnknownNameError
 from aecore.latent_codecs.integer import ACT_BITS, integer_form
 
 __all__ = ["ConvAutoEncoder"]
@@ -76,7 +77,7 @@ class ConvAutoEncoder(nn.Module):
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> ConvAutoEncoder:
         if preset not in cls.PRESETS:
-            raise KeyError(f"unknown size preset {preset!r} for {cls.__name__} (known: {', '.join(cls.PRESETS)})")
+            raise UnknownNameError(f"unknown size preset {preset!r} for {cls.__name__} (known: {', '.join(cls.PRESETS)})")
         return cls(**{**cls.PRESETS[preset], **overrides})
 
     #: leading ``analysis`` layers that only embed discrete input (text bytes) into a

@@ -13,12 +13,14 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
+from aecore.errors import UserError
+
 __all__ = ["ZOO", "ZooEntry", "ZooError", "default_entry", "zoo_bundle", "zoo_entry"]
 
 WEIGHTS = Path(__file__).parent / "weights"
 
 
-class ZooError(LookupError):
+class ZooError(UserError, LookupError):
     """An unknown zoo name, or weights missing from this installation (one line)."""
 
 

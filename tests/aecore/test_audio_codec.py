@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from aecore import Compressor, FactorizedCategoricalCodec, UnreadableInput, build_model, build_objective, get_modality
+from aecore import Compressor, UnreadableInput, build_model, build_objective, get_modality
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 from PIL import Image, PngImagePlugin
 
-from aecore import Compressor, FactorizedCategoricalCodec, build_model, get_modality
+from aecore import Compressor, build_model, get_modality
 from aecore.codecs import LaplaceResidualCodec
 from aecore.containers import PngContainer, WavContainer
 from aecore.containers.png import _chunk

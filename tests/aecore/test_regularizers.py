@@ -8,8 +8,8 @@ import torch
 from aecore import build_model, build_objective
 from aecore.entropy_models import FactorizedLaplacePrior
 from aecore.models import ImageConvAE
-from aecore.regularizers import ContractivePenalty, model_overrides
 from aecore.registry import REGULARIZERS
+from aecore.regularizers import ContractivePenalty, model_overrides
 
 
 def tiny(**kw) -> ImageConvAE:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from aecore import Compressor, FactorizedCategoricalCodec, build_model, get_modality
+from aecore import Compressor, build_model, get_modality
 
 
 @pytest.fixture(scope="module")

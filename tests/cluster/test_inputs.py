@@ -3,7 +3,6 @@ never block, and one of them never fails the batch. Encoding memory is bounded p
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys

@@ -90,7 +90,7 @@ def test_broken_cronjob_is_rejected() -> None:
 def test_raycronjob_submits_the_train_spec_nightly() -> None:
     (cron,) = _docs(DEPLOY / "kuberay" / "raycronjob-retrain.yaml")
     assert cron["spec"]["schedule"] == "0 2 * * *"
-    assert cron["spec"]["jobTemplate"]["entrypoint"].startswith("aec train ")
+    assert cron["spec"]["jobTemplate"]["entrypoint"].startswith("python -m jobs.run train ")
     specs = _docs(DEPLOY / "kuberay" / "specs-configmap.yaml")[0]["data"]
     from jobs.spec import parse_spec
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from cluster.head import free_port
 from jobs.catalog import JobCatalog
 from jobs.submit import JobsClient
 from tests.conftest import run_cli
-from cluster.head import free_port
 from tests.prometheus import Prometheus
 
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
@@ -130,6 +130,8 @@ def test_submit_returns_at_once_and_the_job_runs_on_the_cluster(compress_job):
     assert compress_job["first_status"] in {"PENDING", "RUNNING"}
     assert "compress job 'cluster-compress' completed" in compress_job["logs"]
     assert compress_job["client"].status(compress_job["id"]) == "SUCCEEDED"
+    # the job runs the job module, not the CLI
+    assert compress_job["client"].info(compress_job["id"])["entrypoint"] == "python -m jobs.run compress spec.yaml"
     import pyarrow.dataset as ds
 
     assert ds.dataset(str(compress_job["output"]), format="parquet").count_rows() == 36

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from aecore import FactorizedCategoricalCodec, build_model, dump_bundle
+from aecore import build_model, dump_bundle
 from jobs.cli import app
 from jobs.registry import ModelRegistry
 
@@ -188,8 +188,8 @@ def test_decode_restores_every_image_above_the_psnr_floor(job, tmp_path):
     out = run("decode", str(job["output"]), "--out", str(tmp_path / "restored"), "--originals", str(job["collection"]))
     files = sorted((tmp_path / "restored").iterdir())
     assert len(files) == 36
-    from PIL import Image
     import pyarrow.dataset as ds
+    from PIL import Image
 
     shapes = {r["id"]: r["shape"] for r in ds.dataset(job["output"]).to_table(columns=["id", "shape"]).to_pylist()}
     for f in files:

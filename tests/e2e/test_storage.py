@@ -86,8 +86,8 @@ def test_train_compress_decode_all_on_s3(trained, photos, s3, tmp_path, capsys):
     assert "compared with originals │ 36" in outputs[-1]
 
     # Readers without Ray, straight from the bucket: pyarrow's native S3 and Polars.
-    from pyarrow.fs import S3FileSystem
     import polars as pl
+    from pyarrow.fs import S3FileSystem
 
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     table = pds.dataset("archive/latents", filesystem=S3FileSystem(
@@ -118,7 +118,8 @@ def test_one_line_errors_for_storage_mistakes(trained, photos, s3, tmp_path):
         "does not exist; check the path": compress_spec(tmp_path / "a.yaml", "s3://errs/missing", str(tmp_path / "o1"), registry),
         "holds no files ending in .png": compress_spec(tmp_path / "b.yaml", "s3://errs/texts", str(tmp_path / "o2"), registry),
         "is not writable": compress_spec(tmp_path / "c.yaml", str(photos), str(ROOT / "README.md" / "x"), registry),
-        "model 'ghost' is not in the registry": compress_spec(tmp_path / "d.yaml", "s3://errs/texts", str(tmp_path / "o3"), registry, model="ghost"),
+        "model 'ghost' is not in the registry": compress_spec(tmp_path / "d.yaml", "s3://errs/texts", str(tmp_path / "o3"),
+                                                              registry, model="ghost"),
     }
     for expected, spec in cases.items():
         result = invoke("compress", str(spec))

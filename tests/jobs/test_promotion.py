@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from aecore import FactorizedCategoricalCodec, build_model, dump_bundle
+from aecore import build_model, dump_bundle
 from cluster.storage import Location, list_collection
 from cluster.train import measure_heldout
 from jobs.promotion import decide

@@ -1,0 +1,243 @@
+"""The jobs themselves: what a train or compress spec does, whoever starts it.
+
+``aec train`` / ``aec compress`` call :func:`run_train` / :func:`run_compress` in the user's
+process (on the embedded default or a cluster at ``RAY_ADDRESS``); a job submitted through the
+Ray Jobs API runs this module's entrypoint on the cluster::
+
+    python -m jobs.run train spec.yaml
+    python -m jobs.run compress spec.yaml
+
+Each returns an outcome (what was registered or written, and the figures); printing it is the
+caller's business (:func:`show`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aecore.registry import MODELS
+from jobs.catalog import JobCatalog, JobRun
+from jobs.models import load_model, starting_point
+from jobs.registry import ModelRegistry
+from jobs.spec import CompressJobSpec, SpecError, TrainJobSpec, load_spec
+from jobs.ui import console, err_console, kv_table, user_errors
+
+__all__ = ["CompressOutcome", "TrainOutcome", "main", "run_compress", "run_train", "show"]
+
+Announce = Callable[[str], None]
+
+
+def _announce(line: str) -> None:
+    console.print(line, highlight=False)
+
+
+def _ray(verbose: bool) -> None:
+    from cluster.runtime import ensure_ray
+
+    ensure_ray(log_to_driver=verbose)
+
+
+@dataclass
+class TrainOutcome:
+    """A finished train job: the version it registered and whether it went to production."""
+
+    title: str
+    rows: dict[str, Any]
+    gate: str
+    failed: str | None = None
+
+
+@dataclass
+class CompressOutcome:
+    """A finished compress job: its summary; ``failed`` says why the job counts as failed (too
+    many inputs could not be encoded) though its committed rows are kept."""
+
+    title: str
+    rows: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+    failed: str | None = None
+
+
+def run_train(job: TrainJobSpec, *, verbose: bool = False, announce: Announce = _announce) -> TrainOutcome:
+    """Train on the spec's collection with Ray Train, run the promotion gate, register the new
+    version (and promote it if the gate says so)."""
+    from aecore import get_modality
+    from cluster.storage import Location, list_collection
+    from cluster.train import TrainConfig, train_model
+
+    modality = get_modality(job.modality)
+    input_loc = Location.of(job.input, job.storage_options)
+    files = list_collection(input_loc, modality.extensions)
+    registry = ModelRegistry(job.registry, job.storage_options)
+    start = starting_point(job, registry)
+    arch = MODELS[start.architecture]
+    _ray(verbose)
+    cfg = TrainConfig(
+        modality=job.modality, model=start.architecture, preset=start.preset,
+        epochs=job.epochs, batch_size=job.batch_size,
+        learning_rate=job.learning_rate if job.learning_rate is not None else arch.default_learning_rate,
+        regularizers=job.regularizer_weights(), lmbda=job.lmbda if job.lmbda is not None else arch.default_lmbda,
+        patches_per_item=job.patches_per_item, seed=job.seed, steps=job.steps, init=start.bundle,
+        patch_size=job.patch_size,
+    )
+    run_name = f"{job.model}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+    budget = f"{job.steps} steps" if job.steps else f"{job.epochs} epochs"
+    origin = f"from {start.ref}" if start.ref else f"from scratch ({cfg.model}/{cfg.preset})"
+    announce(f"training [bold]{job.model}[/] {origin} on {len(files)} files from "
+             f"{job.input} with {job.workers} Ray Train worker(s), {budget}")
+    started = time.perf_counter()
+    with JobRun(JobCatalog(job.registry, job.storage_options), "train", job.model_dump()) as run:
+        result = train_model(cfg, input_loc, registry.loc.join("_runs"), run_name, workers=job.workers,
+                             gpus=job.gpus, cpus_per_worker=job.cpus_per_worker, files=files)
+        decision = _promotion_gate(job, registry, result, input_loc)
+        listing = "\n".join(f"{f.path}\t{f.size}" for f in files)
+        mv = registry.register(job.model, result.bundle, {
+            "spec": job.model_dump(exclude={"storage_options"}),
+            "architecture": cfg.model,
+            "preset": cfg.preset,
+            "init": start.ref,
+            "modality": job.modality,
+            "metrics": result.metrics,
+            "heldout": result.heldout,
+            "lineage": {"input": job.input, "files": result.files, "input_bytes": result.input_bytes,
+                        "content_sha256": result.content_sha256,
+                        "listing_sha256": hashlib.sha256(listing.encode()).hexdigest()},
+            "checkpoints": result.storage,
+            "train_seconds": time.perf_counter() - started,
+            "promotion": decision.as_dict(),
+            "job_id": run.job_id,
+        })
+        if decision.promote:
+            registry.promote(mv.name, mv.version)
+        run.finish(model_version=mv.ref, files=result.files, heldout=result.heldout,
+                   promotion={"promoted": decision.promote, "reason": decision.reason})
+    return TrainOutcome(title=f"registered {mv.ref}", gate=f"promotion gate: {decision.reason}", rows={
+        "model": mv.ref, "registry": registry.loc.url, "files": result.files,
+        "started from": start.ref or "scratch", "epochs": job.epochs, "steps": result.metrics.get("steps"),
+        "train PSNR (dB)": result.metrics.get("train_psnr"),
+        "regularizers": cfg.regularizers, "lmbda": cfg.lmbda,
+        "held-out quality": dict(result.heldout),
+        "train bits/pixel (ideal)": result.metrics.get("train_bits_per_element"),
+        "production": f"v{mv.version} (promoted)" if decision.promote else "unchanged",
+        "seconds": time.perf_counter() - started,
+    })
+
+
+def _promotion_gate(job: TrainJobSpec, registry: ModelRegistry, result: Any, input_loc: Any) -> Any:
+    from cluster.train import measure_heldout
+    from jobs.promotion import decide
+
+    production = None
+    version = registry.aliases(job.model).get("production")
+    if version is not None:
+        _, bundle = registry.load(f"{job.model}@{version}")
+        production = (version, bundle)
+    return decide(job.promote, job.modality, result.heldout, production, job.promotion_tolerance,
+                  lambda bundle: measure_heldout(bundle, input_loc, list(result.heldout_files)))
+
+
+def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error: bool = False, verbose: bool = False,
+                 progress: Callable[[int, int | None], None] | None = None,
+                 announce: Announce = _announce) -> CompressOutcome:
+    """Encode the spec's collection into its output with a Ray Data actor pool (resuming: inputs
+    already committed are skipped), and apply the spec's error-rate policy."""
+    from aecore import get_modality, read_bundle
+    from cluster.compress import CompressRequest, check_locations, compress_collection
+    from cluster.storage import Location, check_writable, list_collection
+
+    input_loc = Location.of(job.input, job.storage_options)
+    output = Location.of(job.output, job.storage_options)
+    check_locations(input_loc, output)
+    registry = ModelRegistry(job.registry, job.storage_options)
+    mv, bundle = load_model(job.model, registry)
+    trained_for = read_bundle(bundle)["modality"]
+    if trained_for != job.modality:
+        raise SpecError(f"spec {job.name!r}: model {mv.ref} was trained for {trained_for!r}, not {job.modality!r}; "
+                        f"fix `modality` or `model`")
+    files = list_collection(input_loc, get_modality(job.modality).extensions)
+    check_writable(output)
+    _ray(verbose)
+    announce(f"compressing {job.input} with [bold]{mv.ref}[/] on {job.workers} encoder actor(s)")
+    catalog = JobCatalog(job.registry, job.storage_options)
+    with JobRun(catalog, "compress", job.model_dump()) as run:
+        summary = compress_collection(CompressRequest(
+            bundle=bundle, model_name=mv.name, model_version=mv.version, input=input_loc, output=output,
+            workers=job.workers, gpus=job.gpus, batch_size=job.batch_size, cpus_per_worker=job.cpus_per_worker,
+            overwrite=overwrite, quality_every=job.quality_every, max_file_bytes=job.max_file_bytes,
+            commit_every=job.commit_every, commit_seconds=job.commit_seconds, lossless=job.lossless,
+            rate_point=job.rate_point if job.rate_point is not None else mv.info.get("rate_point"),
+            metadata={"job": job.name, "registry": registry.loc.url, "job_id": run.job_id}, files=tuple(files),
+            job_name=job.name,
+        ), progress=progress)
+        counts = {k: summary[k] for k in ("inputs", "skipped", "encoded", "rows", "errors", "input_bytes",
+                                          "payload_bytes", "ratio", "quality")}
+        run.finish(model_version=mv.ref, **counts)
+        catalog.record_dataset(summary["output"], modality=job.modality, model=mv.ref, last_job=run.job_id,
+                               **{k: counts[k] for k in ("rows", "errors", "input_bytes", "payload_bytes", "ratio")})
+        errors, inputs = summary["errors"], summary["inputs"]
+        rate = errors / inputs if inputs else 0.0
+        failed = None
+        if (fail_on_error and errors) or (job.max_error_rate is not None and rate > job.max_error_rate):
+            limit = "--fail-on-error" if fail_on_error else f"max_error_rate={job.max_error_rate}"
+            failed = (f"compress job {job.name!r} failed: {errors} of {inputs} inputs could not be encoded ({limit}); "
+                      "committed rows are kept, see the errors file")
+            run.finish(status="FAILED", message=f"{errors} of {inputs} inputs could not be encoded")
+    notes = []
+    if errors:
+        notes.append(f"errors: {output.join('_aec', 'errors.jsonl').url}")
+    if summary.get("report"):
+        notes.append(f"report: {summary['report']}")
+    status = f"completed with {errors} errors" if errors else "completed"
+    return CompressOutcome(title=f"compress job {job.name!r} {status}", notes=notes, failed=failed, rows={
+        "output": summary["output"], "inputs": inputs, "skipped (already committed)": summary["skipped"],
+        "encoded now": summary["encoded"], "rows in dataset": summary["rows"], "errors": errors,
+        "input bytes": summary["input_bytes"], "payload bytes": summary["payload_bytes"],
+        "parquet bytes": summary["parquet_bytes"], "ratio (input/payload)": summary["ratio"],
+        "quality (sample)": summary["quality"], "seconds": summary["seconds"],
+        "encoded rows/s": summary["encoded"] / summary["seconds"] if summary["seconds"] else None,
+    })
+
+
+def show(outcome: TrainOutcome | CompressOutcome) -> int:
+    """Print an outcome; the exit code it calls for (1: the job counts as failed)."""
+    console.print(kv_table(outcome.title, outcome.rows))
+    for line in [outcome.gate] if isinstance(outcome, TrainOutcome) else outcome.notes:
+        console.print(line, highlight=False)
+    if outcome.failed:
+        err_console.print(f"[bold red]error:[/] {outcome.failed}", highlight=False, soft_wrap=True)
+        return 1
+    return 0
+
+
+@user_errors
+def _run(kind: str, spec: str, overrides: list[str]) -> int:
+    job = load_spec(spec, overrides)
+    if job.kind != kind:
+        raise SpecError(f"spec {spec}: kind is {job.kind!r}, not {kind!r}")
+    outcome = run_train(job) if isinstance(job, TrainJobSpec) else run_compress(job)
+    return show(outcome)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The entrypoint of a job submitted to a cluster: ``python -m jobs.run KIND SPEC``."""
+    parser = argparse.ArgumentParser(prog="python -m jobs.run", description="Run one aec job spec (the cluster entrypoint).")
+    parser.add_argument("kind", choices=["train", "compress"])
+    parser.add_argument("spec")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="Override a spec key: key=value.")
+    args = parser.parse_args(argv)
+    import typer
+
+    try:
+        sys.exit(_run(args.kind, args.spec, args.overrides))
+    except typer.Exit as exc:  # a user error, already printed in one line
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()
