@@ -76,16 +76,17 @@ def plain_loop(bundle: bytes, paths: list[Path], out: Path, batch: int) -> float
 def pipeline(bundle: bytes, root: Path, out: Path, workers: int, batch: int) -> dict:
     import shutil
 
-    from cluster.compress import CompressRequest, compress_collection
+    from cluster.compress import compress_collection
     from cluster.runtime import ensure_ray
-    from cluster.storage import Location
+    from jobs.run import compress_request
+    from jobs.spec import parse_spec
 
     ensure_ray(num_cpus=None, log_to_driver=False)
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    summary = compress_collection(CompressRequest(bundle=bundle, model_name="bench", model_version=1,
-                                                  input=Location.of(str(root)), output=Location.of(str(out)),
-                                                  workers=workers, batch_size=batch, commit_every=1, commit_seconds=60.0))
+    job = parse_spec({"kind": "compress", "name": "bench", "input": str(root), "output": str(out), "model": "bench@1",
+                      "workers": workers, "batch_size": batch, "commit_every": 1, "commit_seconds": 60.0})
+    summary = compress_collection(compress_request(job, bundle, "bench", 1))
     wall = time.perf_counter() - t0
     timeline = summary["run"]["timeline"]
     (t_first, r_first), (t_last, r_last) = next(p for p in timeline if p[1] > 0), timeline[-1]

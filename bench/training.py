@@ -59,7 +59,8 @@ def ray_train(root, epochs: int, batch: int, patches: int, workers: int, gpus: f
 
     ensure_ray(log_to_driver=False)
     cfg = TrainConfig(modality="image", model="image-conv", preset="tiny", epochs=epochs, batch_size=batch,
-                      learning_rate=2e-3, regularizers={"plain": None}, patches_per_item=patches)
+                      learning_rate=2e-3, regularizers={"plain": None}, patches_per_item=patches, lmbda=0.01, seed=0,
+                      steps=None)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         result = train_model(cfg, Location.of(str(root)), Location.of(d), f"bench-{workers}", workers=workers, gpus=gpus)

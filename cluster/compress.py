@@ -43,17 +43,18 @@ class CompressRequest:
     model_version: int
     input: Location
     output: Location
-    workers: int = 2
-    gpus: float = 0.0
-    batch_size: int = 32
-    cpus_per_worker: float | None = None
+    # what the compress spec says (jobs.spec is the one source of their defaults)
+    workers: int
+    gpus: float
+    batch_size: int
+    cpus_per_worker: float | None
+    quality_every: int
+    max_file_bytes: int
+    commit_every: int  # staged parts per commit (also: at least every commit_seconds)
+    commit_seconds: float
+    lossless: bool | None  # None: the modality's default (text: lossless)
+    rate_point: float | None  # of a variable-rate model; None: the model's own
     overwrite: bool = False
-    quality_every: int = 8
-    max_file_bytes: int = 512 * 2**20
-    commit_every: int = 16  # staged parts per commit (also: at least every commit_seconds)
-    commit_seconds: float = 30.0
-    lossless: bool | None = None  # None: the modality's default (text: lossless)
-    rate_point: float | None = None  # of a variable-rate model; None: the model's own
     metadata: dict[str, Any] | None = None  # extra dataset-level metadata (job name, registry, ...)
     files: tuple[InputFile, ...] | None = None  # the input listing, if the caller made it already
     job_name: str = ""  # tag of the job's metrics

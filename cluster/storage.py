@@ -272,9 +272,10 @@ def list_collection(loc: Location, extensions: Iterable[str]) -> list[InputFile]
     return files
 
 
-def check_writable(output: Location) -> None:
-    """Fail before any work if ``output`` cannot be written (one line, no secrets)."""
-    probe = posixpath.join(output.path, "_aec", f".probe-{uuid.uuid4().hex[:8]}")
+def check_writable(output: Location, folder: str) -> None:
+    """Fail before any work if ``output`` cannot be written (one line, no secrets): a probe file
+    is written into ``output/folder`` and removed."""
+    probe = posixpath.join(output.path, folder, f".probe-{uuid.uuid4().hex[:8]}")
     try:
         with_retries(output.fs.makedirs, posixpath.dirname(probe), exist_ok=True, what=f"output {output.url!r}")
         with_retries(output.fs.pipe_file, probe, b"", what=f"output {output.url!r}")

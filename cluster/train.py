@@ -55,12 +55,12 @@ class TrainConfig:
     batch_size: int
     learning_rate: float
     regularizers: dict[str, float | None]
-    lmbda: float = 0.01
-    patches_per_item: int = 4
-    prior_support: int = 48
-    seed: int = 0
+    lmbda: float
+    patches_per_item: int
+    seed: int
     #: stop after this many optimizer steps (per worker), whatever ``epochs`` says
-    steps: int | None = None
+    steps: int | None
+    prior_support: int = 48
     #: optimizer steps the learning-rate schedule spans (warmup, hold, linear decay to 1/20)
     schedule_steps: int = 0
     #: a bundle to start from (warm start), or None to start from scratch

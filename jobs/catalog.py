@@ -17,7 +17,7 @@ import posixpath
 import time
 from typing import Any
 
-from cluster.clock import utc_now
+from cluster.clock import utc_now, utc_text
 from cluster.storage import Location, with_retries
 
 __all__ = ["JobCatalog", "JobRun", "TERMINAL", "new_job_id", "spec_digest"]
@@ -30,7 +30,7 @@ def new_job_id(prefix: str, name: str) -> str:
     """``PREFIX-NAME-YYYYmmdd-HHMMSS-xxxxxx``: sortable by time, unique, readable in a listing."""
     import uuid
 
-    return f"{prefix}-{name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+    return f"{prefix}-{name}-{utc_text(fmt='%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
 class JobCatalog:

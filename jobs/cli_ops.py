@@ -5,7 +5,6 @@ Registered on the main app by :mod:`jobs.cli`.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import time
@@ -15,8 +14,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from cluster.clock import utc_text
 from jobs.catalog import TERMINAL, JobCatalog
 from jobs.registry import ModelRegistry, RegistryError
+from jobs.spec import JobSpec
 from jobs.ui import console, err_console, fmt, kv_table, user_errors
 
 __all__ = ["register"]
@@ -32,7 +33,7 @@ RegistryOption = Annotated[str, typer.Option("--registry", envvar="AEC_REGISTRY"
                                              help="Model registry (and catalog) path or URL.")]
 AddressOption = Annotated[str | None, typer.Option("--address", help="Jobs API URL (default: AEC_ADDRESS, else the "
                                                                       "head `aec cluster up` started).")]
-DEFAULT_REGISTRY = ".aec/registry"
+DEFAULT_REGISTRY = JobSpec.model_fields["registry"].default  # the spec is the one source of defaults
 
 
 def home() -> Path:
@@ -48,11 +49,11 @@ def _client(address: str | None) -> Any:
 
 def _iso(ms: float | None) -> str | None:
     """Ray's job times (ms since the epoch) as the catalog writes times."""
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if ms else None
+    return utc_text(ms / 1000) if ms else None
 
 
 def _when(ts: float | None) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ") if ts else "-"
+    return utc_text(ts, "%Y-%m-%d %H:%M:%SZ") if ts else "-"
 
 
 # cluster ---------------------------------------------------------------------------------------

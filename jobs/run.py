@@ -19,16 +19,22 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aecore.registry import MODELS
+from cluster.clock import STAMP, utc_text
 from jobs.catalog import JobCatalog, JobRun
 from jobs.models import load_model, starting_point
 from jobs.registry import ModelRegistry
 from jobs.spec import CompressJobSpec, SpecError, TrainJobSpec, load_spec
 from jobs.ui import console, err_console, kv_table, user_errors
 
-__all__ = ["CompressOutcome", "TrainOutcome", "main", "run_compress", "run_train", "show"]
+if TYPE_CHECKING:
+    from cluster.compress import CompressRequest
+    from cluster.train import TrainConfig
+
+__all__ = ["CompressOutcome", "TrainOutcome", "compress_request", "main", "run_compress", "run_train", "show",
+           "train_config"]
 
 Announce = Callable[[str], None]
 
@@ -69,24 +75,16 @@ def run_train(job: TrainJobSpec, *, verbose: bool = False, announce: Announce = 
     version (and promote it if the gate says so)."""
     from aecore import get_modality
     from cluster.storage import Location, list_collection
-    from cluster.train import TrainConfig, train_model
+    from cluster.train import train_model
 
     modality = get_modality(job.modality)
     input_loc = Location.of(job.input, job.storage_options)
     files = list_collection(input_loc, modality.extensions)
     registry = ModelRegistry(job.registry, job.storage_options)
     start = starting_point(job, registry)
-    arch = MODELS[start.architecture]
     _ray(verbose)
-    cfg = TrainConfig(
-        modality=job.modality, model=start.architecture, preset=start.preset,
-        epochs=job.epochs, batch_size=job.batch_size,
-        learning_rate=job.learning_rate if job.learning_rate is not None else arch.default_learning_rate,
-        regularizers=job.regularizer_weights(), lmbda=job.lmbda if job.lmbda is not None else arch.default_lmbda,
-        patches_per_item=job.patches_per_item, seed=job.seed, steps=job.steps, init=start.bundle,
-        patch_size=job.patch_size,
-    )
-    run_name = f"{job.model}-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+    cfg = train_config(job, start.architecture, start.preset, start.bundle)
+    run_name = f"{job.model}-{utc_text(fmt=STAMP)}"
     budget = f"{job.steps} steps" if job.steps else f"{job.epochs} epochs"
     origin = f"from {start.ref}" if start.ref else f"from scratch ({cfg.model}/{cfg.preset})"
     announce(f"training [bold]{job.model}[/] {origin} on {len(files)} files from "
@@ -129,6 +127,38 @@ def run_train(job: TrainJobSpec, *, verbose: bool = False, announce: Announce = 
     })
 
 
+def train_config(job: TrainJobSpec, architecture: str, preset: str | None, init: bytes | None = None) -> TrainConfig:
+    """The training configuration a train spec asks for (the architecture's own defaults where
+    the spec leaves ``learning_rate`` / ``lmbda`` unset)."""
+    from cluster.train import TrainConfig
+
+    arch = MODELS[architecture]
+    return TrainConfig(
+        modality=job.modality, model=architecture, preset=preset, epochs=job.epochs, batch_size=job.batch_size,
+        learning_rate=job.learning_rate if job.learning_rate is not None else arch.default_learning_rate,
+        regularizers=job.regularizer_weights(), lmbda=job.lmbda if job.lmbda is not None else arch.default_lmbda,
+        patches_per_item=job.patches_per_item, seed=job.seed, steps=job.steps, init=init, patch_size=job.patch_size,
+    )
+
+
+def compress_request(job: CompressJobSpec, bundle: bytes, name: str, version: int, *, overwrite: bool = False,
+                     rate_point: float | None = None, metadata: dict[str, Any] | None = None,
+                     files: tuple[Any, ...] | None = None) -> CompressRequest:
+    """The request a compress spec makes of ``cluster.compress``."""
+    from cluster.compress import CompressRequest
+    from cluster.storage import Location
+
+    return CompressRequest(
+        bundle=bundle, model_name=name, model_version=version,
+        input=Location.of(job.input, job.storage_options), output=Location.of(job.output, job.storage_options),
+        workers=job.workers, gpus=job.gpus, batch_size=job.batch_size, cpus_per_worker=job.cpus_per_worker,
+        overwrite=overwrite, quality_every=job.quality_every, max_file_bytes=job.max_file_bytes,
+        commit_every=job.commit_every, commit_seconds=job.commit_seconds, lossless=job.lossless,
+        rate_point=job.rate_point if job.rate_point is not None else rate_point,
+        metadata=metadata, files=files, job_name=job.name,
+    )
+
+
 def _promotion_gate(job: TrainJobSpec, registry: ModelRegistry, result: Any, input_loc: Any) -> Any:
     from cluster.train import measure_heldout
     from jobs.promotion import decide
@@ -148,7 +178,8 @@ def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error
     """Encode the spec's collection into its output with a Ray Data actor pool (resuming: inputs
     already committed are skipped), and apply the spec's error-rate policy."""
     from aecore import get_modality, read_bundle
-    from cluster.compress import CompressRequest, check_locations, compress_collection
+    from cluster.commit import META_DIR
+    from cluster.compress import check_locations, compress_collection
     from cluster.storage import Location, check_writable, list_collection
 
     input_loc = Location.of(job.input, job.storage_options)
@@ -161,19 +192,14 @@ def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error
         raise SpecError(f"spec {job.name!r}: model {mv.ref} was trained for {trained_for!r}, not {job.modality!r}; "
                         f"fix `modality` or `model`")
     files = list_collection(input_loc, get_modality(job.modality).extensions)
-    check_writable(output)
+    check_writable(output, META_DIR)
     _ray(verbose)
     announce(f"compressing {job.input} with [bold]{mv.ref}[/] on {job.workers} encoder actor(s)")
     catalog = JobCatalog(job.registry, job.storage_options)
     with JobRun(catalog, "compress", job.model_dump()) as run:
-        summary = compress_collection(CompressRequest(
-            bundle=bundle, model_name=mv.name, model_version=mv.version, input=input_loc, output=output,
-            workers=job.workers, gpus=job.gpus, batch_size=job.batch_size, cpus_per_worker=job.cpus_per_worker,
-            overwrite=overwrite, quality_every=job.quality_every, max_file_bytes=job.max_file_bytes,
-            commit_every=job.commit_every, commit_seconds=job.commit_seconds, lossless=job.lossless,
-            rate_point=job.rate_point if job.rate_point is not None else mv.info.get("rate_point"),
+        summary = compress_collection(compress_request(
+            job, bundle, mv.name, mv.version, overwrite=overwrite, rate_point=mv.info.get("rate_point"),
             metadata={"job": job.name, "registry": registry.loc.url, "job_id": run.job_id}, files=tuple(files),
-            job_name=job.name,
         ), progress=progress)
         counts = {k: summary[k] for k in ("inputs", "skipped", "encoded", "rows", "errors", "input_bytes",
                                           "payload_bytes", "ratio", "quality")}

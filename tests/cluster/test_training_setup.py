@@ -20,6 +20,7 @@ def test_the_schedule_warms_up_holds_and_decays_to_a_twentieth():
 
 def _cfg(**kw) -> TrainConfig:
     kw.setdefault("regularizers", {"plain": None})
+    kw = {"lmbda": 0.01, "patches_per_item": 4, "seed": 0, "steps": None, **kw}
     return TrainConfig(modality="image", model="image-hyperprior", preset="tiny", epochs=1, batch_size=2,
                        learning_rate=1e-4, **kw)
 

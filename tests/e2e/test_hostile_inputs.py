@@ -43,18 +43,20 @@ def test_a_hostile_collection_completes_and_so_does_its_rerun(trained, photos, t
 
 def test_a_file_that_vanished_after_listing_is_an_error_row(trained, photos, tmp_path, ray_local):
     from aecore import read_bundle  # noqa: F401 - the session's model
-    from cluster.compress import CompressRequest, compress_collection
+    from cluster.compress import compress_collection
     from cluster.storage import InputFile, Location, list_collection
     from jobs.registry import ModelRegistry
+    from jobs.run import compress_request
+    from jobs.spec import parse_spec
 
     root = tmp_path / "photos"
     shutil.copytree(photos, root)
     listing = list_collection(Location.of(str(root)), (".png", ".jpg"))[:5]
     os.unlink(listing[2].path)  # gone between the listing and the read
     mv, bundle = ModelRegistry(str(trained["registry"])).load("photos@1")
-    summary = compress_collection(CompressRequest(
-        bundle=bundle, model_name=mv.name, model_version=mv.version, input=Location.of(str(root)),
-        output=Location.of(str(tmp_path / "out")), workers=1, batch_size=2, files=tuple(listing)))
+    job = parse_spec({"kind": "compress", "name": "gone", "input": str(root), "output": str(tmp_path / "out"),
+                      "registry": str(trained["registry"]), "model": "photos@1", "workers": 1, "batch_size": 2})
+    summary = compress_collection(compress_request(job, bundle, mv.name, mv.version, files=tuple(listing)))
     assert summary["rows"] == 4 and summary["errors"] == 1
     errors = [json.loads(line) for line in (tmp_path / "out" / "_aec" / "errors.jsonl").read_text().splitlines()]
     assert errors[0]["uri"] == listing[2].path and errors[0]["reason"] == "vanished after listing"
