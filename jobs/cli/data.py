@@ -1,9 +1,7 @@
-"""The ``aec`` command line: train, compress, inspect and decode on the embedded default
-(a local Ray instance) or on the Ray cluster at ``RAY_ADDRESS``."""
+"""Commands on collections and datasets: train, compress, inspect, decode, query, sample-data, validate."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,24 +11,15 @@ from rich.table import Table
 
 from aecore.bundle import bundle_sha256
 from aecore.errors import UserError
+from jobs.cli.options import (
+    SetOption,
+)
 from jobs.models import load_model
 from jobs.registry import ModelRegistry, RegistryError
 from jobs.spec import CompressJobSpec, SpecError, TrainJobSpec, load_spec
-from jobs.ui import console, err_console, user_errors
-from jobs.ui import fmt as _fmt
-from jobs.ui import kv_table as _kv_table
+from jobs.ui import console, err_console, fmt, kv_table, user_errors
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="aec: compress image, audio and text archives into learned latents with Ray, "
-                       "query them with Arrow tools.")
-
-SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a spec key: --set epochs=3 (repeatable).")]
-
-
-def _ray(verbose: bool) -> None:
-    from cluster.runtime import ensure_ray
-
-    ensure_ray(log_to_driver=verbose)
+app = typer.Typer()
 
 
 @app.command()
@@ -95,7 +84,7 @@ def inspect(dataset: Annotated[str, typer.Argument(help="A dataset path or URL w
     from cluster.storage import Location
 
     ds = open_dataset(Location.of(dataset))
-    console.print(_kv_table(f"dataset {dataset}", ds.summary()))
+    console.print(kv_table(f"dataset {dataset}", ds.summary()))
 
 
 @app.command()
@@ -137,7 +126,7 @@ def decode(
     if originals:
         fields.update({"compared with originals": summary["compared"],
                        "originals unreachable": summary["originals_unreachable"], "quality": summary["quality"]})
-    console.print(_kv_table(f"restored {summary['rows']} files with {mv.ref}", fields))
+    console.print(kv_table(f"restored {summary['rows']} files with {mv.ref}", fields))
     if summary["failures"]:
         for f in summary["failures"][:20]:
             err_console.print(f"failed: {f['uri']} ({f['id']}): {f['reason']}", highlight=False, soft_wrap=True)
@@ -182,7 +171,7 @@ def query(
         raise UserError(f"query failed: {str(exc).splitlines()[0]}; fix the SQL (the view is `latents`)") from None
     table = Table(*rel.columns, title=f"read_parquet('{glob}')", title_justify="left")
     for row in rel.fetchall():
-        table.add_row(*(_fmt(v) for v in row))
+        table.add_row(*(fmt(v) for v in row))
     console.print(table)
 
 
@@ -218,16 +207,3 @@ def validate(spec: Annotated[Path, typer.Argument(help="A job spec (YAML).")], s
 
     job = load_spec(spec, set_)
     console.print(yaml.safe_dump(job.model_dump(), sort_keys=False), highlight=False)
-
-
-from jobs import cli_ops  # noqa: E402  - the cluster commands, on the same app
-
-cli_ops.register(app)
-
-
-def main() -> None:  # pragma: no cover
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
