@@ -1,5 +1,12 @@
 """Restoring a latents dataset to files, and measuring it against the originals.
 
+Each row is restored at its ``key`` (its path relative to the collection root) under the output
+folder, so the restore gives back the archive's tree. A lossless row is the very file; a lossy
+row whose input format differs from the modality's output format gets that format's suffix added
+(``a/photo.jpg`` -> ``a/photo.jpg.png``, so no two rows meet at one name). A key that is absolute,
+climbs out with ``..``, or resolves outside the folder through a link is an error row, never a
+write. ``where`` (SQL over the dataset's columns, e.g. ``key LIKE 'a/%'``) restores a subset.
+
 A row that cannot be restored (a truncated or corrupt payload, a header that disagrees with its
 row or exceeds the modality's limits) is reported and skipped; every other row is restored. The
 originals are read only under a root the caller names (``originals``), at the row's ``key``,
@@ -10,7 +17,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,43 +24,81 @@ from typing import Any
 import numpy as np
 
 from aecore import Compressor, UnreadableInput
+from aecore.errors import UserError
 from cluster.dataset import LatentDataset
 from cluster.storage import Location
 
-__all__ = ["decode_dataset", "safe_name"]
+__all__ = ["WhereError", "decode_dataset", "restore_path", "select_ids"]
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _COLUMNS = ["id", "uri", "key", "bytes", "shape", "payload"]
 
 
-def safe_name(row_id: str, uri: str, suffix: str) -> str:
-    """``<id>-<stem><suffix>``: only ``[A-Za-z0-9._-]``, so no uri can escape the folder."""
-    stem = uri.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    stem = _UNSAFE.sub("_", stem).strip("._")[:64]
-    return f"{row_id}-{stem}{suffix}" if stem else f"{row_id}{suffix}"
+def restore_path(key: str | None, lossless: bool, output_suffix: str) -> str | None:
+    """Where a row is restored, relative to the output folder; None for a key that is not a
+    plain relative path (absolute, ``..``, backslashes, NUL, empty parts)."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        return None
+    parts = key.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return None
+    if lossless or key.lower().endswith(output_suffix.lower()):
+        return key
+    return key + output_suffix
 
 
-def _suffix(uri: str, info: dict[str, Any], default: str) -> str:
-    """A lossless row restores the very file, so it keeps its own extension; a lossy one is
-    written in the modality's output format."""
-    name = uri.rstrip("/").rsplit("/", 1)[-1]
-    ext = "." + name.rsplit(".", 1)[-1] if "." in name.strip(".") else ""
-    return _UNSAFE.sub("_", ext)[:16] if info.get("lossless") and ext else default
+class WhereError(UserError, ValueError):
+    """A ``where`` condition DuckDB cannot run (one line, with the columns it may use)."""
+
+
+def select_ids(ds: LatentDataset, where: str) -> set[str]:
+    """The ids of the rows ``where`` (DuckDB SQL over every column but the payload) selects."""
+    import duckdb
+
+    if ds.dataset is None:
+        return set()
+    columns = [c for c in ds.dataset.schema.names if c != "payload"]
+    latents = ds.dataset.to_table(columns=columns)  # noqa: F841 - DuckDB reads it by name
+    try:
+        ids = duckdb.sql(f"SELECT id FROM latents WHERE {where}").fetchall()
+    except duckdb.Error as exc:
+        raise WhereError(f"--where {where!r}: {str(exc).splitlines()[0]}; fix the condition "
+                         f"(columns: {', '.join(columns)})") from None
+    return {r[0] for r in ids}
+
+
+def _write(out: Path, rel: str | None, data: bytes, written: set[str]) -> None:
+    """Write ``data`` at ``out/rel``, refusing anything that would land outside ``out``."""
+    if rel is None:
+        raise ValueError("its key is not a relative path inside the collection; not written")
+    target = out / rel
+    if out not in target.resolve().parents:
+        raise ValueError(f"{rel} resolves outside {out} (through a link); not written")
+    if rel in written:
+        raise ValueError(f"another row was already restored at {rel}; not written")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if out not in target.resolve().parents:
+        raise ValueError(f"{rel} resolves outside {out} (through a link); not written")
+    target.write_bytes(data)
+    written.add(rel)
 
 
 def decode_dataset(ds: LatentDataset, compressor: Compressor, out_dir: str | os.PathLike,
-                   originals: Location | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Write every restorable row's file under ``out_dir``; quality against the originals under
-    ``originals`` when given. Bad rows are listed in ``failures``, never fatal."""
+                   originals: Location | None = None, progress: Callable[[int], None] | None = None,
+                   where: str | None = None) -> dict[str, Any]:
+    """Write every restorable row's file under ``out_dir`` at its key (only the rows ``where``
+    selects, if given); quality against the originals under ``originals`` when given. Bad rows
+    are listed in ``failures``, never fatal."""
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     modality = compressor.modality
+    selected = select_ids(ds, where) if where else None
     rows = 0
     failures: list[dict[str, str]] = []
     quality: list[dict[str, float]] = []
     unreachable = 0
+    written: set[str] = set()
     for batch in ds.batches(_COLUMNS, batch_size=32):
-        rows_in = batch.to_pylist()
+        rows_in = [r for r in batch.to_pylist() if selected is None or r["id"] in selected]
         for row, result in zip(rows_in, _decode_rows(compressor, rows_in)):
             if isinstance(result, Exception):  # one bad row must not stop the restore
                 reason = str(result).splitlines()[0] if str(result) else type(result).__name__
@@ -64,12 +108,11 @@ def decode_dataset(ds: LatentDataset, compressor: Compressor, out_dir: str | os.
                 continue
             data, info = result
             try:
-                target = (out / safe_name(row["id"], row["uri"], _suffix(row["uri"], info, modality.output_suffix))).resolve()
-                if target.parent != out:  # belt and braces: safe_name already forbids separators
-                    raise ValueError(f"refusing to write outside {out}")
-                target.write_bytes(data)
+                _write(out, restore_path(row.get("key"), bool(info.get("lossless")), modality.output_suffix), data, written)
             except (OSError, ValueError) as exc:
                 failures.append({"id": row["id"], "uri": row["uri"], "reason": f"{type(exc).__name__}: {exc}"[:300]})
+                if progress:
+                    progress(1)
                 continue
             rows += 1
             if originals is not None:

@@ -97,12 +97,17 @@ def decode(
              "never fetched unless you pass it here).")] = None,
     originals: Annotated[str | None, typer.Option(
         help="The collection's root: measure quality against the originals under it (by each row's key).")] = None,
+    where: Annotated[str | None, typer.Option(
+        help="Restore only the rows this SQL condition selects (DuckDB, over every column but the payload), "
+             "e.g. \"key LIKE 'a/%'\".")] = None,
 ) -> None:
-    """Restore every row of a dataset to a file of its original size; with --originals, report PSNR.
+    """Restore a dataset's rows as the archive was: each file at its path relative to the
+    collection root (lossy rows in the modality's output format); with --originals, report quality.
 
-    Rows that cannot be restored are listed and skipped; the exit code is 1 if any failed.
+    Rows that cannot be restored (or whose key would leave --out) are listed and skipped; the exit
+    code is 1 if any failed.
 
-    Example: aec decode demo-output/latents --out demo-output/restored --originals demo-output/photos
+    Example: aec decode demo-output/latents --out demo-output/restored --where "key LIKE 'astronaut%'"
     """
     from aecore import load_bundle
     from cluster.dataset import open_dataset
@@ -116,12 +121,17 @@ def decode(
         raise RegistryError(f"{mv.ref} in this registry is not the bundle {dataset} was encoded with (sha256 "
                         f"{meta['bundle_sha256'][:12]}…); pass --registry with the registry that encoded it")
     compressor = load_bundle(bundle)
-    total = ds.count_rows()
+    if where:
+        try:
+            import duckdb  # noqa: F401
+        except ImportError:
+            raise UserError("--where needs DuckDB: pip install 'aec[readers]'") from None
+    total = None if where else ds.count_rows()
     with Progress(TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("decode", total=total)
         summary = decode_dataset(ds, compressor, out, originals=Location.of(originals) if originals else None,
-                                 progress=lambda n: bar.advance(task, n))
+                                 progress=lambda n: bar.advance(task, n), where=where)
     fields = {"out": summary["out"], "rows restored": summary["rows"], "rows failed": summary["failed"]}
     if originals:
         fields.update({"compared with originals": summary["compared"],

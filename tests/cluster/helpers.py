@@ -47,7 +47,7 @@ def build_dataset(inputs: Path, output: Path, bundle: bytes, extra_rows: list[di
     out = Location.of(str(output))
     committer = DatasetCommitter(out, meta, run_id="test")
     committer.open()
-    paths = sorted(str(p) for p in inputs.glob("*.png"))
+    paths = sorted(str(p) for p in inputs.rglob("*.png"))
     read = read_inputs(pa.table({"path": paths}), str(inputs), {}, 2**20)
     encoded = EncodeBatch(bundle, "tiny", 1, str(inputs), "", quality_every=1)(read)
     parts = [encoded]

@@ -8,6 +8,7 @@ import pyarrow.dataset as pds
 import pytest
 import soundfile as sf
 
+from cluster.decode import restore_path
 from jobs.sample_data import make_audio_collection
 from tests.conftest import run_cli
 
@@ -34,8 +35,8 @@ def test_audio_collection_round_trip(ray_local, tmp_path):
 
     decoded = run_cli("decode", str(tmp_path / "out"), "--out", str(tmp_path / "restored"), "--originals", str(clips))
     assert "snr=" in decoded
-    for r in pds.dataset(tmp_path / "out").to_table(columns=["id", "uri", "shape"]).to_pylist():
-        [restored] = (tmp_path / "restored").glob(f"{r['id']}-*.wav")
+    for r in pds.dataset(tmp_path / "out").to_table(columns=["id", "uri", "key", "shape"]).to_pylist():
+        restored = tmp_path / "restored" / restore_path(r["key"], False, ".wav")
         frames, rate = sf.read(restored, always_2d=True)
         info = sf.info(r["uri"])
         assert (rate, frames.shape[1], frames.shape[0]) == (info.samplerate, info.channels, info.frames)
@@ -50,10 +51,10 @@ def test_audio_collection_round_trip(ray_local, tmp_path):
     # Lossless: WAVs rebuilt byte for byte from the coded PCM, FLAC and Ogg stored as they are.
     run_cli("compress", str(spec), "--set", f"output={tmp_path}/exact", "--set", "lossless=true")
     run_cli("decode", str(tmp_path / "exact"), "--out", str(tmp_path / "exact-restored"))
-    rows = pds.dataset(tmp_path / "exact").to_table(columns=["id", "uri", "bytes", "payload"]).to_pylist()
+    rows = pds.dataset(tmp_path / "exact").to_table(columns=["id", "uri", "key", "bytes", "payload"]).to_pylist()
     assert len(rows) == 8
     for r in rows:
-        [restored] = (tmp_path / "exact-restored").glob(f"{r['id']}-*")
+        restored = tmp_path / "exact-restored" / r["key"]
         assert restored.read_bytes() == open(r["uri"].removeprefix("file://"), "rb").read(), r["uri"]
         print(f"lossless {r['uri'].rsplit('/', 1)[-1]}: {r['bytes']} -> {len(r['payload'])} bytes")
     exact = json.loads((tmp_path / "exact/_aec/manifest.json").read_text())["quality"]

@@ -191,10 +191,12 @@ def test_decode_restores_every_image_above_the_psnr_floor(job, tmp_path):
     import pyarrow.dataset as ds
     from PIL import Image
 
-    shapes = {r["id"]: r["shape"] for r in ds.dataset(job["output"]).to_table(columns=["id", "shape"]).to_pylist()}
-    for f in files:
-        with Image.open(f) as img:
-            h, w, c = shapes[f.name.split("-")[0]]
+    from cluster.decode import restore_path
+
+    for r in ds.dataset(job["output"]).to_table(columns=["key", "shape"]).to_pylist():
+        # at its key; a JPEG input comes back as a PNG beside it (photo.jpg.png)
+        with Image.open(tmp_path / "restored" / restore_path(r["key"], False, ".png")) as img:
+            h, w, c = r["shape"]
             assert (img.height, img.width) == (h, w)
     psnr = _psnr_from(out)
     print(f"trained model: decode PSNR {psnr:.2f} dB (floor {PSNR_FLOOR_DB})")
@@ -219,10 +221,10 @@ def test_lossless_restores_every_file_byte_for_byte(job, tmp_path):
     run("decode", str(tmp_path / "exact"), "--out", str(tmp_path / "restored"))
     import pyarrow.dataset as ds
 
-    rows = ds.dataset(tmp_path / "exact").to_table(columns=["id", "uri", "bytes", "payload"]).to_pylist()
+    rows = ds.dataset(tmp_path / "exact").to_table(columns=["id", "uri", "key", "bytes", "payload"]).to_pylist()
     assert len(rows) == 36
     for r in rows:
-        [restored] = (tmp_path / "restored").glob(f"{r['id']}-*")
+        restored = tmp_path / "restored" / r["key"]
         original = Path(r["uri"].removeprefix("file://")).read_bytes()
         assert restored.read_bytes() == original, r["uri"]
         assert restored.suffix == Path(r["uri"]).suffix  # the very file, under its own extension

@@ -1,0 +1,55 @@
+"""`aec decode` gives the archive back as it was: each file at its key, subfolders included,
+only the rows a --where condition selects, and nothing outside --out whatever a key says."""
+
+from __future__ import annotations
+
+import pyarrow.dataset as pds
+import pytest
+from typer.testing import CliRunner
+
+from jobs.cli import app
+from jobs.registry import ModelRegistry
+from tests.cluster.helpers import build_dataset, tiny_bundle, write_photos
+
+TREE = ["a/p0.png", "a/b/p1.png", "c/p2.png", "p3.png"]
+
+
+@pytest.fixture
+def tree(tmp_path):
+    bundle = tiny_bundle()
+    ModelRegistry(str(tmp_path / "reg")).register("tiny", bundle, {})
+    for i, key in enumerate(TREE):
+        [p] = write_photos(tmp_path / "tmp", 1, seed=i)
+        (tmp_path / "in" / key).parent.mkdir(parents=True, exist_ok=True)
+        p.rename(tmp_path / "in" / key)
+    meta = {"registry": str(tmp_path / "reg"), "model_ref": "tiny@1"}
+    good = build_dataset(tmp_path / "in", tmp_path / "probe", bundle, metadata=meta)
+    row = pds.dataset(good.path).to_table().to_pylist()[0]
+    row.update(error=None, quality=None)
+    hostile = [{**row, "id": "e" * 32, "key": "../../escape.png"}, {**row, "id": "f" * 32, "key": "/tmp/abs.png"}]
+    return {"root": tmp_path, "good": good.path, "hostile": build_dataset(tmp_path / "in", tmp_path / "h", bundle,
+                                                                           hostile, metadata=meta).path}
+
+
+def _restored(folder) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_the_tree_is_restored_and_where_selects_a_subset(tree):
+    root = tree["root"]
+    result = CliRunner().invoke(app, ["decode", tree["good"], "--out", str(root / "all")])
+    assert result.exit_code == 0, result.output
+    assert _restored(root / "all") == sorted(TREE)
+    result = CliRunner().invoke(app, ["decode", tree["good"], "--out", str(root / "some"), "--where", "key LIKE 'a/%'"])
+    assert result.exit_code == 0, result.output
+    assert _restored(root / "some") == ["a/b/p1.png", "a/p0.png"]
+    bad = CliRunner().invoke(app, ["decode", tree["good"], "--out", str(root / "x"), "--where", "kee = 1"])
+    assert bad.exit_code == 2 and "--where" in bad.output and "Traceback" not in bad.output
+
+
+def test_hostile_keys_are_error_rows_and_nothing_lands_outside_out(tree):
+    root = tree["root"]
+    result = CliRunner().invoke(app, ["decode", tree["hostile"], "--out", str(root / "deep/out")])
+    assert result.exit_code == 1 and "2 of 6 rows could not be restored" in result.output, result.output
+    assert _restored(root / "deep/out") == sorted(TREE)
+    assert not (root / "escape.png").exists() and not (root / "deep/escape.png").exists()
