@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from cluster.clock import utc_now
+from cluster.lease import LEASE_FILE
 from cluster.stage import describe_part, part_name
 from cluster.storage import Location, StorageError, with_retries
 
@@ -44,6 +45,7 @@ def remove_dataset(output: Location) -> int:
         return 0
     manifest = posixpath.join(path, MANIFEST)
     entries = with_retries(fs.ls, path, detail=False, what=what) if with_retries(fs.isdir, path, what=what) else [path]
+    entries = [p for p in entries if posixpath.basename(p.rstrip("/")) != META_DIR]  # the writer lease is there
     if not with_retries(fs.exists, manifest, what=what):
         if entries:
             raise StorageError(f"output {output.url!r} holds files but no aec dataset; --overwrite replaces only "
@@ -54,7 +56,19 @@ def remove_dataset(output: Location) -> int:
               or (posixpath.basename(p).startswith("part-") and p.endswith(".parquet"))]
     for p in doomed:
         with_retries(fs.rm, p, what=what)
-    with_retries(fs.rm, posixpath.join(path, META_DIR), recursive=True, what=what)
+    # everything of the old dataset's metadata but the writer lease (the job overwriting it holds it)
+    meta = posixpath.join(path, META_DIR)
+    kept = False
+    for p in with_retries(fs.ls, meta, detail=False, what=what):
+        if posixpath.basename(p.rstrip("/")) == LEASE_FILE:
+            kept = True
+        else:
+            with_retries(fs.rm, p, recursive=True, what=what)
+    if not kept:
+        try:
+            with_retries(fs.rm, meta, recursive=True, what=what)
+        except FileNotFoundError:  # an object store has no empty folders
+            pass
     return len(doomed)
 
 

@@ -24,8 +24,9 @@ import ray
 
 from aecore import load_bundle
 from aecore.payload import PAYLOAD_VERSION
-from cluster.commit import DatasetCommitter, remove_dataset
+from cluster.commit import META_DIR, DatasetCommitter, remove_dataset
 from cluster.encode import EncodeBatch
+from cluster.lease import WriterLease
 from cluster.metrics import ProcessMetrics
 from cluster.read import printable, read_inputs, unencodable_name
 from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
@@ -71,9 +72,21 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
                 **(req.metadata or {})}
     schema = latent_schema(int(np.prod(compressor.query_latent_shape)), metadata)
     check_locations(req.input, req.output)
+    run_id = uuid.uuid4().hex[:12]
+    lease = WriterLease(req.output, run_id, META_DIR)
+    lease.acquire()  # one writer per output: a second job stops here, before touching anything
+    try:
+        return _compress(req, compressor, files, metadata, schema, run_id, lease, started, progress)
+    finally:
+        lease.release()
+
+
+def _compress(req: CompressRequest, compressor: Any, files: list[InputFile], metadata: dict[str, Any],
+              schema: pa.Schema, run_id: str, lease: WriterLease, started: float,
+              progress: Callable[[int, int], None] | None) -> dict[str, Any]:
     if req.overwrite:
         remove_dataset(req.output)
-    committer = DatasetCommitter(req.output, metadata, run_id=uuid.uuid4().hex[:12])
+    committer = DatasetCommitter(req.output, metadata, run_id=run_id)
     committer.open()
     todo = [f for f in files if req.input.uri(f.path) not in committer.committed_uris]
     committer.run["skipped"] = skipped = len(files) - len(todo)
@@ -110,8 +123,10 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
             for batch in _pipeline(req, readable, schema, committer).iter_batches(batch_size=None, batch_format="pyarrow"):
                 stream.buffer.extend(batch.to_pylist())
                 if len(stream.buffer) >= req.commit_every or time.monotonic() - stream.last >= req.commit_seconds:
+                    lease.check()
                     done += stream.flush(committer)
                     report(done)
+            lease.check()
             done += stream.flush(committer)
             report(done)
     except BaseException as exc:

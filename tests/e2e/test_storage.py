@@ -162,12 +162,18 @@ def test_resume_after_the_driver_is_sigkilled(trained, big_photos, ray_local, tm
             break
         time.sleep(0.05)
     assert driver.poll() is None, "the driver finished before it could be killed; give it more work"
+    # a second job on the same output meanwhile stops before touching anything (its first step)
+    from cluster.lease import WriterLease
+    from cluster.storage import Location, StorageError
+
+    with pytest.raises(StorageError, match="being written by another compress job"):
+        WriterLease(Location.of(str(output)), "second-job", "_aec").acquire()
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     on_disk = pds.dataset(str(output), format="parquet").to_table(columns=["uri"]).num_rows
     assert 0 < on_disk < 80, on_disk
 
-    out = run_cli("compress", str(spec))
+    out = run_cli("compress", str(spec))  # the killed driver's lease is taken over (its process is gone)
     final = json.loads(manifest.read_text())
     run = final["runs"][-1]
     assert run["status"] == "completed"
