@@ -33,6 +33,8 @@ LEASE_FILE = "writer.json"
 
 RENEW_SECONDS = 30.0
 STALE_SECONDS = 300.0
+#: run ids whose lease this process holds now (a lease of this process not among them is left over)
+_HELD: set[str] = set()
 
 
 class LeaseLost(StorageError):
@@ -63,6 +65,8 @@ class WriterLease:
     def stale(self, other: dict[str, Any]) -> bool:
         if time.time() - float(other.get("heartbeat", 0)) > self.stale_seconds:
             return True
+        if other.get("host") == socket.gethostname() and other.get("pid") == os.getpid():
+            return other.get("run_id") not in _HELD  # this process's, from a job that has ended
         if other.get("host") == socket.gethostname() and other.get("pid"):
             try:
                 os.kill(int(other["pid"]), 0)
@@ -77,6 +81,7 @@ class WriterLease:
         self._io(self.output.fs.makedirs, posixpath.dirname(self.path), exist_ok=True)
         for _ in range(3):
             if create_exclusive(self.output, self.path, self._record()):
+                _HELD.add(self.run_id)
                 self._start()
                 return
             other = self.holder()
@@ -118,6 +123,7 @@ class WriterLease:
             raise LeaseLost(self.lost)
 
     def release(self) -> None:
+        _HELD.discard(self.run_id)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

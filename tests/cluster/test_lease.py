@@ -55,3 +55,14 @@ def test_a_job_whose_lease_was_taken_over_stops(tmp_path):
         slow.renew()
     slow.release()  # leaves run-b's lease alone
     assert json.loads((tmp_path / "_aec/writer.json").read_text())["run_id"] == "run-b"
+
+
+def test_a_lease_this_process_left_behind_does_not_block_its_next_job(tmp_path):
+    first = _lease(tmp_path, "run-a")
+    first.acquire()
+    first._stop.set()  # as if its renewal wrote the lease back after the release removed it
+    first.release()
+    (tmp_path / "_aec/writer.json").write_bytes(first._record())
+    nxt = _lease(tmp_path, "run-b")
+    nxt.acquire()
+    nxt.release()
