@@ -346,7 +346,7 @@ def test_a_training_worker_killed_mid_run_resumes_from_its_checkpoint(photos, ra
 
     spec = tmp_path / "train.yaml"
     spec.write_text(f"kind: train\nname: t\ninput: {photos}\nregistry: {tmp_path}/registry\nmodel: resilient\n"
-                    "architecture: image-conv\nepochs: 40\nbatch_size: 16\nworkers: 2\n")
+                    "architecture: image-conv\nepochs: 12\nbatch_size: 16\nworkers: 2\n")
     killed: list[int] = []
 
     def kill_worker() -> None:
