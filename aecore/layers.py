@@ -72,8 +72,12 @@ class GDN(nn.Module):
         self.beta = nn.Parameter(self._beta.init(torch.ones(channels)))
         self.gamma = nn.Parameter(self._gamma.init(gamma_init * torch.eye(channels)))
 
+    def effective(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``beta`` and ``gamma`` as the formula uses them (through the non-negative reparametrization)."""
+        return self._beta(self.beta), self._gamma(self.gamma)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        beta, gamma = self._beta(self.beta), self._gamma(self.gamma)
+        beta, gamma = self.effective()
         shape = (1, -1) + (1,) * (x.dim() - 2)
         # sum_j gamma_ij x_j^2 is a 1x1 convolution of x^2: one matmul over the channel axis.
         norm = torch.einsum("ij,bj...->bi...", gamma, x * x) + beta.view(shape)

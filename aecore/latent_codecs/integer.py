@@ -30,7 +30,7 @@ from torch import nn
 
 from aecore.layers import GDN, MaskedConv
 
-__all__ = ["ACT_BITS", "WEIGHT_BITS", "IntegerNet", "integer_form"]
+__all__ = ["ACT_BITS", "WEIGHT_BITS", "IntegerNet"]
 
 ACT_BITS = 12
 WEIGHT_BITS = 14
@@ -77,8 +77,7 @@ class _InverseGDN:
     """``a * sqrt(beta + gamma . a^2)`` over the channel axis, in fixed point."""
 
     def __init__(self, module: GDN) -> None:
-        beta = module._beta(module.beta).detach().to("cpu", torch.float64)
-        gamma = module._gamma(module.gamma).detach().to("cpu", torch.float64)
+        beta, gamma = (v.detach().to("cpu", torch.float64) for v in module.effective())
         self.gamma = torch.round(gamma * 2.0**WEIGHT_BITS)
         self.beta = torch.round(beta * 2.0**NORM_BITS)
         self.l1 = float(self.gamma.abs().sum(dim=1).max())
@@ -96,14 +95,6 @@ class _InverseGDN:
         if top * float(root.max()) >= _EXACT:
             raise ValueError(_RANGE)
         return torch.floor(a * root * 2.0**-ROOT_BITS)
-
-
-def integer_form(net: nn.Sequential) -> IntegerNet | None:
-    """``net``'s integer twin, or None where one of its layers has no integer form."""
-    try:
-        return IntegerNet(net)
-    except TypeError:
-        return None
 
 
 class IntegerNet:

@@ -18,7 +18,7 @@ from torch import nn
 from aecore.codecs import ExactCoder, FactorizedCategoricalCodec, LaplaceExactCoder, SoftmaxExactCoder
 from aecore.entropy_models import FactorizedLaplacePrior
 from aecore.errors import UnknownNameError
-from aecore.latent_codecs.integer import ACT_BITS, integer_form
+from aecore.latent_codecs.integer import ACT_BITS, IntegerNet
 
 __all__ = ["ConvAutoEncoder"]
 
@@ -104,14 +104,12 @@ class ConvAutoEncoder(nn.Module):
 
     def exact_synthesis(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """g_s on integers (``aecore.latent_codecs.integer``), float in and float32 out on the CPU,
-        or None where this model's synthesis is float only. Its output depends on ``y_hat`` alone,
-        not on the machine, the thread count or how the input is tiled."""
+        or None where this model's synthesis is float only (``integer_synthesis``). Its output
+        depends on ``y_hat`` alone, not on the machine, the thread count or how the input is tiled."""
         if not self.integer_synthesis:
             return None
         if self._exact_synthesis is None:
-            net = integer_form(self.synthesis)
-            if net is None:
-                return None
+            net = IntegerNet(self.synthesis)
 
             def run(y_hat: torch.Tensor) -> torch.Tensor:
                 a = torch.round(y_hat.to("cpu", torch.float64) * 2.0**ACT_BITS)
