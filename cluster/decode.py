@@ -33,13 +33,18 @@ __all__ = ["WhereError", "decode_dataset", "restore_path", "select_ids"]
 _COLUMNS = ["id", "uri", "key", "bytes", "shape", "payload"]
 
 
+def _plain_key(key: str | None) -> bool:
+    """A key that is a plain relative path: not absolute, no ``.``/``..``/empty parts, no
+    backslashes or NUL. Only such keys are read (originals) or written (restores)."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        return False
+    return not any(p in ("", ".", "..") for p in key.split("/"))
+
+
 def restore_path(key: str | None, lossless: bool, output_suffix: str) -> str | None:
     """Where a row is restored, relative to the output folder; None for a key that is not a
     plain relative path (absolute, ``..``, backslashes, NUL, empty parts)."""
-    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
-        return None
-    parts = key.split("/")
-    if any(p in ("", ".", "..") for p in parts):
+    if not _plain_key(key):
         return None
     if lossless or key.lower().endswith(output_suffix.lower()):
         return key
@@ -157,12 +162,9 @@ def _decode_rows(compressor: Compressor, rows: list[dict[str, Any]]) -> list[tup
 def _read_original(root: Location, key: str | None, size: int) -> bytes | None:
     """The original at ``root/key``, only if ``key`` stays under ``root`` and the file is at
     most ``size`` bytes (the row's own record of it)."""
-    if not key or key.startswith("/") or "\\" in key:
+    if not _plain_key(key):
         return None
-    norm = posixpath.normpath(key)
-    if norm == ".." or norm.startswith("../"):
-        return None
-    path = posixpath.join(root.path, norm)
+    path = posixpath.join(root.path, key)
     try:
         if root.is_local:
             real, real_root = os.path.realpath(path), os.path.realpath(root.path)
