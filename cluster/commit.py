@@ -1,238 +1,295 @@
-"""The commit protocol of a latents dataset: what readers see, and what a re-run skips.
+"""The commit protocol of a latents table: Delta Lake transactions, checked against each other.
 
-    1. write tasks stage parts beside the output:   .OUTPUT.staging/part-<hash>.parquet
-    2. the driver moves a group of parts into OUTPUT (one atomic object/rename per part)
-    3. then rewrites OUTPUT/_aec/manifest.json (one atomic write): the committed state
+    1. write tasks write parts under the table (cluster.stage): no reader sees them yet;
+    2. the driver commits a group of parts in one Delta transaction that
+       - is made against the table version whose ids it checked, and is not re-based past a commit
+         it has not seen (``max_commit_retries=0``): a part never adds an id another commit added;
+       - carries an application transaction (run id, group number), so a commit whose answer was
+         lost is recognised, not repeated;
+    3. on a conflict it reads the ids the winning commits added (their parts' ``id`` column), drops
+       those rows from its own parts, and tries again.
 
-Readers that glob ``OUTPUT/**/*.parquet`` only ever see complete parts. A part moved in by a
-driver that died before step 3 is *adopted* by the next run (its footer and rows are checked),
-so its inputs are neither lost nor encoded twice. A re-run skips every input whose uri is
-already committed; every id appears in exactly one part.
+So two jobs appending the same inputs at once end with each input once. Input errors are rows
+appended to the errors table (cluster.table.ERRORS_TABLE), never rewritten. A driver killed at
+any point leaves at most parts no commit lists — invisible to readers, removed by
+``aec datasets vacuum`` — and a re-run skips every input whose uri is committed.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import posixpath
-from collections.abc import Iterable
+import random
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow.dataset as pds
+from deltalake import Schema, write_deltalake
+from deltalake.exceptions import CommitFailedError
+from deltalake.transaction import AddAction, CommitProperties, Transaction, create_table_with_add_actions
 
 from cluster.clock import utc_now
-from cluster.lease import LEASE_FILE
-from cluster.stage import describe_part, part_name
+from cluster.stage import describe_part, part_name, write_part
 from cluster.storage import Location, StorageError, with_retries
+from cluster.table import (
+    ERROR_SCHEMA,
+    ERRORS_TABLE,
+    META_DIR,
+    delta_options,
+    load_table,
+    read_properties,
+    table_properties,
+    table_uri,
+)
 
-__all__ = ["DatasetCommitter", "ERRORS", "MANIFEST", "META_DIR", "STAGING_SUFFIX", "remove_dataset"]
+__all__ = ["DatasetCommitter", "MAX_CONFLICTS"]
 
-META_DIR = "_aec"
-MANIFEST = f"{META_DIR}/manifest.json"
-ERRORS = f"{META_DIR}/errors.jsonl"
-STAGING_SUFFIX = ".staging"
-
-
-def remove_dataset(output: Location) -> int:
-    """Delete the aec dataset at ``output`` — its parts, stray parts and ``_aec/`` — and nothing
-    else; a location that holds files but no dataset is refused. Returns the files removed."""
-    fs, path = output.fs, output.path
-    what = f"output {output.url!r}"
-    if not with_retries(fs.exists, path, what=what):
-        return 0
-    manifest = posixpath.join(path, MANIFEST)
-    entries = with_retries(fs.ls, path, detail=False, what=what) if with_retries(fs.isdir, path, what=what) else [path]
-    entries = [p for p in entries if posixpath.basename(p.rstrip("/")) != META_DIR]  # the writer lease is there
-    if not with_retries(fs.exists, manifest, what=what):
-        if entries:
-            raise StorageError(f"output {output.url!r} holds files but no aec dataset; --overwrite replaces only "
-                               "aec datasets: choose another output")
-        return 0
-    listed = {f["name"] for f in json.loads(with_retries(fs.cat_file, manifest, what=what)).get("files", [])}
-    doomed = [p for p in entries if posixpath.basename(p.rstrip("/")) in listed
-              or (posixpath.basename(p).startswith("part-") and p.endswith(".parquet"))]
-    for p in doomed:
-        with_retries(fs.rm, p, what=what)
-    # everything of the old dataset's metadata but the writer lease (the job overwriting it holds it)
-    meta = posixpath.join(path, META_DIR)
-    kept = False
-    for p in with_retries(fs.ls, meta, detail=False, what=what):
-        if posixpath.basename(p.rstrip("/")) == LEASE_FILE:
-            kept = True
-        else:
-            with_retries(fs.rm, p, recursive=True, what=what)
-    if not kept:
-        try:
-            with_retries(fs.rm, meta, recursive=True, what=what)
-        except FileNotFoundError:  # an object store has no empty folders
-            pass
-    return len(doomed)
+MAX_CONFLICTS = 200  # commits lost to other writers in a row before a job gives up (and can be re-run)
+_KEPT = {"_delta_log", META_DIR}  # what a table folder holds besides parts
 
 
 @dataclass
 class DatasetCommitter:
     output: Location
     metadata: dict[str, Any]
+    schema: pa.Schema
     run_id: str
-    manifest: dict[str, Any] = field(default_factory=dict)
-    committed_ids: set[str] = field(default_factory=set)
-    committed_uris: set[str] = field(default_factory=set)
-    errors: dict[str, dict[str, Any]] = field(default_factory=dict)
     run: dict[str, Any] = field(default_factory=dict)
+    group: int = 0
+    _table: Any = None  # deltalake.DeltaTable, once open
+    _files: set[str] = field(default_factory=set)  # the parts of the snapshot whose ids are read
+    _ids: list[pa.Array] = field(default_factory=list)
+    _uris: list[pa.Array] = field(default_factory=list)
 
     @property
-    def staging(self) -> Location:
-        return self.output.sibling(f".{posixpath.basename(self.output.path)}{STAGING_SUFFIX}")
+    def app_id(self) -> str:
+        return f"aec-compress-{self.run_id}"
 
-    def _io(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return with_retries(fn, *args, what=f"output {self.output.url!r}", **kwargs)
+    @property
+    def version(self) -> int:
+        return self._table.version()
 
-    # -- opening: the committed state, plus whatever a dead driver left behind ----------
-    def open(self) -> None:
-        fs, path = self.output.fs, self.output.path
-        manifest_path = posixpath.join(path, MANIFEST)
-        if self._io(fs.exists, manifest_path):
-            self.manifest = json.loads(self._io(fs.cat_file, manifest_path))
-            old = self.manifest.get("metadata", {})
-            if old.get("model_ref") != self.metadata["model_ref"]:
-                raise StorageError(
-                    f"output {self.output.url!r} holds a dataset of model {old.get('model_ref')}, not "
-                    f"{self.metadata['model_ref']}; choose another output or pass --overwrite")
-            if old.get("bundle_sha256") != self.metadata.get("bundle_sha256"):
-                # Same name and version, other weights (e.g. another registry): rows would not decode.
-                raise StorageError(
-                    f"output {self.output.url!r} was encoded with other weights of {old.get('model_ref')} "
-                    f"(bundle sha256 {str(old.get('bundle_sha256'))[:12]}…, "
-                    f"this one {str(self.metadata.get('bundle_sha256'))[:12]}…); "
-                    "use the registry that encoded it, another output, or --overwrite")
-        else:
-            self.manifest = {"format": "aec-dataset/1", "files": [], "runs": [], "rows": 0, "input_bytes": 0,
-                             "payload_bytes": 0, "quality_sums": {}, "quality_counts": {}}
-        self.manifest["metadata"] = self.metadata
-        errors_path = posixpath.join(path, ERRORS)
-        if self._io(fs.exists, errors_path):
-            for line in self._io(fs.cat_file, errors_path).decode().splitlines():
-                if line.strip():
-                    e = json.loads(line)
-                    self.errors[e["uri"]] = e
-        names = [f["name"] for f in self.manifest["files"]]
-        if names:
-            table = self._read_parts(names, ["id", "uri"])
-            self.committed_ids = set(table.column("id").to_pylist())
-            self.committed_uris = set(table.column("uri").to_pylist())
-        self._adopt_orphans(set(names))
-        self.run = {"run_id": self.run_id, "started": utc_now(), "status": "running", "rows": 0, "errors": 0,
-                    "skipped": 0}
-        self.manifest["runs"].append(self.run)
+    @property
+    def rows(self) -> int:
+        """Rows committed in the table, as of this job's last look."""
+        return sum(len(a) for a in self._ids)
 
-    def _read_parts(self, names: Iterable[str], columns: list[str]) -> pa.Table:
-        import pyarrow.dataset as pds
+    def _where(self) -> str:
+        return f"output {self.output.url!r}"
 
-        files = [posixpath.join(self.output.path, n) for n in names]
-        return pds.dataset(files, format="parquet", filesystem=self.output.pyarrow_fs()).to_table(columns=columns)
-
-    def _adopt_orphans(self, known: set[str]) -> None:
-        """Parts moved in by a driver that died before writing the manifest."""
-        fs, path = self.output.fs, self.output.path
-        if not self._io(fs.exists, path):
-            return
-        for p in sorted(self._io(fs.ls, path, detail=False)):
-            name = posixpath.basename(p.rstrip("/"))
-            if not (name.startswith("part-") and name.endswith(".parquet")) or name in known:
-                continue
-            data = self._io(fs.cat_file, p)
+    # -- opening ---------------------------------------------------------------------
+    def open(self, overwrite: bool = False) -> None:
+        """Load (or create, or with ``overwrite`` replace) the table; read the committed ids."""
+        table = load_table(self.output)
+        if table is not None and not read_properties(table) and not _unfinished_create(table):
+            raise StorageError(f"{self._where()} is a Delta table aec did not write; choose another output")
+        if table is None:
+            self._refuse_foreign()
+            table = self._create("error")
+        elif overwrite:
+            table = self._create("overwrite")
+        if not read_properties(table):
+            # delta-rs refuses properties it does not know at creation: they are a second commit
+            # (a job killed between the two leaves an empty table that the next job finishes).
             try:
-                table = pq.read_table(io.BytesIO(data))
-            except (pa.ArrowInvalid, OSError):
-                self._io(fs.rm, p)  # not a complete part: its inputs are simply redone
-                continue
-            ids = table.column("id").to_pylist()
-            if self.committed_ids.intersection(ids) or name != part_name(ids):
-                self._io(fs.rm, p)
-                continue
-            self._record(describe_part(name, table, data))
+                table.alter.set_table_properties(
+                    table_properties(self.metadata), raise_if_not_exists=False,
+                    commit_properties=CommitProperties(custom_metadata={"aec.run_id": self.run_id,
+                                                                        "aec.operation": "properties"}))
+            except Exception:  # noqa: BLE001 - a job creating it beside us set them first: checked below
+                pass
+            with_retries(table.update_incremental, what=self._where())
+        self._table = table
+        self._check_metadata()
+        self._refresh()
+        self.run = {"run_id": self.run_id, "started": utc_now(), "status": "running", "rows": 0, "errors": 0,
+                    "skipped": 0, "input_bytes": 0, "payload_bytes": 0, "first_version": self.version}
 
-    def _record(self, part: dict[str, Any]) -> None:
-        """Count a part (a descriptor from :func:`describe_part`) as committed."""
-        self.manifest["files"].append({k: part[k] for k in ("rows", "size", "sha256")} | {"name": part["file"]})
-        self.manifest["rows"] += part["rows"]
-        self.manifest["input_bytes"] += part["input_bytes"]
-        self.manifest["payload_bytes"] += part["payload_bytes"]
-        self.committed_ids.update(part["ids"])
-        self.committed_uris.update(part["uris"])
-        for uri in part["uris"]:
-            self.errors.pop(uri, None)
+    def _refuse_foreign(self) -> None:
+        fs, path = self.output.fs, self.output.path
+        if not with_retries(fs.exists, path, what=self._where()):
+            return
+        if not with_retries(fs.isdir, path, what=self._where()):
+            raise StorageError(f"{self._where()} is a file; choose a folder for the dataset")
+        foreign = [p for p in with_retries(fs.ls, path, detail=False, what=self._where())
+                   if posixpath.basename(p.rstrip("/")) not in _KEPT
+                   and not posixpath.basename(p).startswith("part-")]
+        if foreign:
+            raise StorageError(f"{self._where()} holds files but no aec dataset; choose another output")
+
+    def _create(self, mode: str) -> Any:
+        """A new table (``mode="error"``), or every row of the old one replaced by none
+        (``"overwrite"``: one commit; the old rows stay readable at their versions until vacuum)."""
+        schema = Schema.from_arrow(self.schema.remove_metadata())
+        try:
+            create_table_with_add_actions(
+                table_uri(self.output), schema, [], mode=mode, name="aec latents",
+                storage_options=delta_options(self.output),
+                commit_properties=CommitProperties(custom_metadata={"aec.run_id": self.run_id, "aec.operation": (
+                    "create" if mode == "error" else "overwrite")}))
+        except Exception as exc:  # noqa: BLE001 - another job created it first: fine, if compatible
+            if mode != "error" or load_table(self.output) is None:
+                raise StorageError(f"{self._where()}: the table could not be written ({type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0][:200]}); check the output and re-run") from None
+        if mode == "overwrite" and load_table(self._errors_location()) is not None:
+            write_deltalake(table_uri(self._errors_location()), ERROR_SCHEMA.empty_table(), mode="overwrite",
+                            storage_options=delta_options(self.output))
+        return load_table(self.output)
+
+    def _check_metadata(self) -> None:
+        old = read_properties(self._table)
+        if old.get("model_ref") != self.metadata["model_ref"]:
+            raise StorageError(
+                f"{self._where()} holds a dataset of model {old.get('model_ref')}, not "
+                f"{self.metadata['model_ref']}; choose another output or pass --overwrite")
+        if old.get("bundle_sha256") != self.metadata.get("bundle_sha256"):
+            # Same name and version, other weights (e.g. another registry): rows would not decode.
+            raise StorageError(
+                f"{self._where()} was encoded with other weights of {old.get('model_ref')} "
+                f"(bundle sha256 {str(old.get('bundle_sha256'))[:12]}…, "
+                f"this one {str(self.metadata.get('bundle_sha256'))[:12]}…); "
+                "use the registry that encoded it, another output, or --overwrite")
+
+    def _refresh(self) -> None:
+        """Move to the table's latest version; read the ids and uris of parts not read yet."""
+        with_retries(self._table.update_incremental, what=self._where())
+        self._check_metadata()  # another job may have overwritten it with another model
+        paths = set(pa.table(self._table.get_add_actions(flatten=True)).column("path").to_pylist())
+        if self._files - paths:  # parts removed (an overwrite, an optimize): read the snapshot afresh
+            self._files, self._ids, self._uris = set(), [], []
+        new = sorted(paths - self._files)
+        if new:
+            files = [posixpath.join(self.output.path, p) for p in new]
+            got = pds.dataset(files, format="parquet", filesystem=self.output.pyarrow_fs()).to_table(
+                columns=["id", "uri"])
+            self._ids.append(got.column("id").combine_chunks())
+            self._uris.append(got.column("uri").combine_chunks())
+        self._files = paths
+
+    def committed(self, uris: list[str]) -> list[bool]:
+        """For each uri: is it committed in the table (as of this job's last look)?"""
+        if not uris:
+            return []
+        mask = pa.array([False] * len(uris))
+        probe = pa.array(uris, pa.string())
+        for chunk in self._uris:
+            mask = pc.or_(mask, pc.is_in(probe, value_set=chunk))
+        return mask.to_pylist()
+
+    def _committed_among(self, ids: list[str]) -> set[str]:
+        """Which of ``ids`` are committed: the small set is hashed, the big one scanned."""
+        wanted = pa.array(ids, pa.string())
+        found: set[str] = set()
+        for chunk in self._ids:
+            found.update(pc.filter(chunk, pc.is_in(chunk, value_set=wanted)).to_pylist())
+        return found
 
     # -- committing ------------------------------------------------------------------
-    def commit(self, descriptors: list[dict[str, Any]]) -> None:
-        """Move the staged parts in, then write the manifest: one commit."""
-        fs = self.output.fs
-        self._io(fs.makedirs, posixpath.join(self.output.path, META_DIR), exist_ok=True)
-        for d in descriptors:
-            for e in json.loads(d["errors"]):
-                self.errors[e["uri"]] = e
-                self.run["errors"] += 1
-            for q in json.loads(d["quality"]):
-                for k, v in q.items():
-                    self.manifest["quality_sums"][k] = self.manifest["quality_sums"].get(k, 0.0) + v
-                    self.manifest["quality_counts"][k] = self.manifest["quality_counts"].get(k, 0) + 1
-            if not d["file"]:
+    def commit(self, descriptors: list[dict[str, Any]]) -> int:
+        """Commit staged parts (and record their batches' input errors): one Delta transaction.
+        Returns the rows this commit added."""
+        self.group += 1
+        errors = [e for d in descriptors for e in json.loads(d["errors"])]
+        if errors:
+            self._append_errors(errors)
+            self.run["errors"] += len(errors)
+        parts = [d for d in descriptors if d["file"]]
+        if not parts:
+            return 0
+        for attempt in range(MAX_CONFLICTS):
+            self._refresh()
+            if (self._table.transaction_version(self.app_id) or 0) >= self.group:
+                break  # committed by the last attempt, whose answer was lost
+            parts = self._without_committed(parts)
+            if not parts:
+                break
+            try:
+                self._table.create_write_transaction(
+                    [_add_action(d) for d in parts], mode="append", schema=self._table.schema(),
+                    commit_properties=CommitProperties(
+                        max_commit_retries=0, app_transactions=[Transaction(self.app_id, self.group)],
+                        custom_metadata={"aec.run_id": self.run_id, "aec.group": self.group,
+                                         "aec.rows": sum(d["rows"] for d in parts)}))
+                break
+            except CommitFailedError:
+                time.sleep(random.uniform(0.05, 0.2) * min(attempt + 1, 10))  # another writer was first
+            except Exception as exc:
+                if not _transient(exc):
+                    raise
+                time.sleep(1.0)
+        else:
+            raise StorageError(f"{self._where()}: {MAX_CONFLICTS} commits in a row lost to other writers; "
+                               "re-run the job: committed rows are kept")
+        rows = sum(d["rows"] for d in parts)
+        self.run["rows"] += rows
+        self.run["input_bytes"] += sum(d["input_bytes"] for d in parts)
+        self.run["payload_bytes"] += sum(d["payload_bytes"] for d in parts)
+        return rows
+
+    def _without_committed(self, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Parts with the rows already committed (by another job, or a retried task) dropped."""
+        taken = self._committed_among([i for d in parts for i in d["ids"]])
+        kept = []
+        for d in parts:
+            if not taken.intersection(d["ids"]):
+                kept.append(d)
+                taken.update(d["ids"])
                 continue
-            src = posixpath.join(self.staging.path, d["file"])
-            if self.committed_ids.intersection(d["ids"]):
-                # A retried task whose batch overlapped committed rows: keep only the new ones.
-                table = pq.read_table(io.BytesIO(self._io(fs.cat_file, src)))
-                table = table.filter(pc.invert(pc.is_in(table.column("id"), pa.array(list(self.committed_ids)))))
-                self._io(fs.rm, src)
-                if not table.num_rows:
-                    continue
-                buf = io.BytesIO()
-                pq.write_table(table, buf, compression="zstd")
-                d = describe_part(part_name(table.column("id").to_pylist()), table, buf.getvalue())
-                src = posixpath.join(self.staging.path, d["file"])
-                self._io(fs.pipe_file, src, buf.getvalue())
-            # The staged descriptor already says what the part holds: no read-back after the move.
-            self._io(fs.mv, src, posixpath.join(self.output.path, d["file"]))
-            self._record(d)
-            self.run["rows"] += d["rows"]
-            self.run["input_bytes"] = self.run.get("input_bytes", 0) + d["input_bytes"]
-        self._write_state()
+            # Rewrite the part with the new rows only; the old one is this run's, never committed.
+            src = posixpath.join(self.output.path, d["file"])
+            table = pds.dataset(src, format="parquet", filesystem=self.output.pyarrow_fs()).to_table()
+            table = table.filter(pc.invert(pc.is_in(table.column("id"), value_set=pa.array(list(taken), pa.string()))))
+            with_retries(self.output.fs.rm, src, what=self._where())
+            if not table.num_rows:
+                continue
+            table = table.cast(self.schema)
+            name = part_name(self.run_id, table.column("id").to_pylist())
+            d = {**describe_part(name, table, write_part(self.output, name, table)), "errors": "[]"}
+            kept.append(d)
+            taken.update(d["ids"])
+        return kept
+
+    def _errors_location(self) -> Location:
+        return self.output.join(*ERRORS_TABLE.split("/"))
+
+    def _append_errors(self, errors: list[dict[str, Any]]) -> None:
+        at = utc_now()
+        rows = [{"uri": e["uri"], "sha256": e.get("sha256"), "bytes": e.get("bytes"),
+                 "stage": e.get("stage") or "read", "reason": e.get("reason") or "", "run_id": self.run_id, "at": at}
+                for e in errors]
+        table = pa.Table.from_pylist(rows, schema=ERROR_SCHEMA)
+        # A blind append: delta-rs re-bases it past other writers' commits by itself.
+        with_retries(write_deltalake, table_uri(self._errors_location()), table, mode="append",
+                     storage_options=delta_options(self.output), what=self._where())
 
     def finish(self, status: str, **extra: Any) -> dict[str, Any]:
+        """Record the run's outcome in the table's history (an empty commit); the table's summary."""
+        from cluster.dataset import open_dataset
+
         self.run.update(status=status, finished=utc_now(), **extra)
-        self._write_state()
-        try:
-            self._io(self.staging.fs.rm, self.staging.path, recursive=True)
-        except (FileNotFoundError, StorageError):
-            pass
-        return self.summary()
+        record = {k: v for k, v in self.run.items() if k != "timeline"}
+        with_retries(self._table.update_incremental, what=self._where())
+        with_retries(self._table.create_write_transaction, [], mode="append", schema=self._table.schema(),
+                     commit_properties=CommitProperties(custom_metadata={
+                         "aec.run_id": self.run_id, "aec.run": json.dumps(record, sort_keys=True, default=str)}),
+                     what=self._where())
+        return {**open_dataset(self.output).totals(), "run": dict(self.run)}
 
-    def _write_state(self) -> None:
-        fs = self.output.fs
-        self._io(fs.makedirs, posixpath.join(self.output.path, META_DIR), exist_ok=True)
-        errors = "".join(json.dumps(e, sort_keys=True) + "\n" for e in sorted(self.errors.values(), key=lambda e: e["uri"]))
-        self._io(fs.pipe_file, posixpath.join(self.output.path, ERRORS), errors.encode())
-        m = self.manifest
-        m["errors"] = len(self.errors)
-        m["ratio"] = m["input_bytes"] / m["payload_bytes"] if m["payload_bytes"] else None
-        m["quality"] = {k: m["quality_sums"][k] / m["quality_counts"][k] for k in m["quality_sums"]}
-        m["parquet_bytes"] = sum(f["size"] for f in m["files"])
-        m["updated"] = utc_now()
-        # The manifest goes last; on object stores one PUT is atomic, locally a rename is.
-        blob = json.dumps(m, indent=2, sort_keys=True).encode()
-        target = posixpath.join(self.output.path, MANIFEST)
-        if self.output.is_local:
-            tmp = target + f".tmp-{self.run_id}"
-            self._io(fs.pipe_file, tmp, blob)
-            self._io(fs.mv, tmp, target)
-        else:
-            self._io(fs.pipe_file, target, blob)
 
-    def summary(self) -> dict[str, Any]:
-        m = self.manifest
-        return {"rows": m["rows"], "errors": m["errors"], "input_bytes": m["input_bytes"],
-                "payload_bytes": m["payload_bytes"], "parquet_bytes": m["parquet_bytes"], "ratio": m["ratio"],
-                "quality": m["quality"], "run": dict(self.run)}
+def _unfinished_create(table: Any) -> bool:
+    """An empty table whose last commit is aec's create or overwrite: its properties are still to come."""
+    last = table.history(1)
+    return bool(last) and last[0].get("aec.operation") in ("create", "overwrite") and not len(
+        pa.table(table.get_add_actions(flatten=True)))
+
+
+def _add_action(d: dict[str, Any]) -> AddAction:
+    return AddAction(d["file"], d["size"], {}, int(time.time() * 1000), True, d["stats"])
+
+
+def _transient(exc: BaseException) -> bool:
+    text = f"{type(exc).__name__} {exc}"
+    return any(s in text for s in ("Timeout", "timed out", "Connection", "connection", "503", "500"))

@@ -1,11 +1,12 @@
-"""A compress job on Ray Data, committed progressively and resumable.
+"""A compress job on Ray Data, committed progressively to a Delta table, resumable.
 
     list inputs - committed uris
-      -> read_binary_files (tasks) -> EncodeBatch (actor pool) -> stage_part (tasks)
-      -> driver: DatasetCommitter.commit every few parts (see cluster.commit)
+      -> read_inputs (tasks) -> EncodeBatch (actor pool) -> stage_part (tasks: parts under the table)
+      -> driver: DatasetCommitter.commit every few parts, one Delta transaction each (cluster.commit)
 
-Killing the driver loses at most the parts staged since the last commit; re-running the
-same job encodes only the inputs that are not committed yet.
+Killing the driver loses at most the parts written since the last commit; re-running the same
+job encodes only the inputs that are not committed yet. Jobs writing one table at once each
+commit their inputs exactly once between them.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import ray
 
 from aecore import load_bundle
 from aecore.payload import PAYLOAD_VERSION
-from cluster.commit import META_DIR, DatasetCommitter, remove_dataset
+from cluster.commit import DatasetCommitter
 from cluster.encode import EncodeBatch
-from cluster.lease import WriterLease
 from cluster.metrics import ProcessMetrics
 from cluster.read import printable, read_inputs, unencodable_name
 from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
@@ -70,25 +69,17 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
     files = list(req.files) if req.files is not None else list_collection(req.input, modality.extensions)
     metadata = {**dataset_metadata(compressor, req.model_name, req.model_version, req.input, req.rate_point),
                 **(req.metadata or {})}
-    schema = latent_schema(int(np.prod(compressor.query_latent_shape)), metadata)
+    schema = latent_schema(metadata)
     check_locations(req.input, req.output)
-    run_id = uuid.uuid4().hex[:12]
-    lease = WriterLease(req.output, run_id, META_DIR)
-    lease.acquire()  # one writer per output: a second job stops here, before touching anything
-    try:
-        return _compress(req, compressor, files, metadata, schema, run_id, lease, started, progress)
-    finally:
-        lease.release()
+    committer = DatasetCommitter(req.output, metadata, schema, run_id=uuid.uuid4().hex[:12])
+    committer.open(overwrite=req.overwrite)
+    return _compress(req, compressor, files, committer, started, progress)
 
 
-def _compress(req: CompressRequest, compressor: Any, files: list[InputFile], metadata: dict[str, Any],
-              schema: pa.Schema, run_id: str, lease: WriterLease, started: float,
-              progress: Callable[[int, int], None] | None) -> dict[str, Any]:
-    if req.overwrite:
-        remove_dataset(req.output)
-    committer = DatasetCommitter(req.output, metadata, run_id=run_id)
-    committer.open()
-    todo = [f for f in files if req.input.uri(f.path) not in committer.committed_uris]
+def _compress(req: CompressRequest, compressor: Any, files: list[InputFile], committer: DatasetCommitter,
+              started: float, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+    committed = committer.committed([req.input.uri(f.path) for f in files])
+    todo = [f for f, done in zip(files, committed) if not done]
     committer.run["skipped"] = skipped = len(files) - len(todo)
     committer.run["inputs"] = len(files)
     refused = {f.path: unencodable_name(f.path) or (
@@ -105,13 +96,14 @@ def _compress(req: CompressRequest, compressor: Any, files: list[InputFile], met
 
     def report(done: int) -> None:
         elapsed = time.perf_counter() - started
-        m = committer.manifest
-        timeline.append([round(elapsed, 3), committer.run["rows"]])
+        run = committer.run
+        timeline.append([round(elapsed, 3), run["rows"]])
         metrics.set("aec_job_progress", done / len(files) if files else 1.0, job_name=req.job_name)
-        metrics.set("aec_job_rows_committed", m["rows"], job_name=req.job_name)
-        metrics.set("aec_job_rows_per_second", committer.run["rows"] / elapsed if elapsed else 0.0, job_name=req.job_name)
-        metrics.set("aec_job_compression_ratio", m.get("ratio") or 0.0, job_name=req.job_name)
-        metrics.set("aec_job_errors", m.get("errors", 0), job_name=req.job_name)
+        metrics.set("aec_job_rows_committed", committer.rows, job_name=req.job_name)
+        metrics.set("aec_job_rows_per_second", run["rows"] / elapsed if elapsed else 0.0, job_name=req.job_name)
+        metrics.set("aec_job_compression_ratio",
+                    run["input_bytes"] / run["payload_bytes"] if run["payload_bytes"] else 0.0, job_name=req.job_name)
+        metrics.set("aec_job_errors", run["errors"], job_name=req.job_name)
         if progress:
             progress(done, len(files))
 
@@ -120,13 +112,11 @@ def _compress(req: CompressRequest, compressor: Any, files: list[InputFile], met
     stream = _CommitStream()
     try:
         if readable:
-            for batch in _pipeline(req, readable, schema, committer).iter_batches(batch_size=None, batch_format="pyarrow"):
+            for batch in _pipeline(req, readable, committer).iter_batches(batch_size=None, batch_format="pyarrow"):
                 stream.buffer.extend(batch.to_pylist())
                 if len(stream.buffer) >= req.commit_every or time.monotonic() - stream.last >= req.commit_seconds:
-                    lease.check()
                     done += stream.flush(committer)
                     report(done)
-            lease.check()
             done += stream.flush(committer)
             report(done)
     except BaseException as exc:
@@ -135,7 +125,7 @@ def _compress(req: CompressRequest, compressor: Any, files: list[InputFile], met
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         try:
             committer.finish("failed", reason=reason[:300])
-        except StorageError:
+        except Exception:  # noqa: BLE001 - the store may be what failed; the job's own error is the one to show
             pass
         if isinstance(exc, StorageError | KeyboardInterrupt):
             raise
@@ -143,7 +133,7 @@ def _compress(req: CompressRequest, compressor: Any, files: list[InputFile], met
                            f"({type(exc).__name__}); re-run it to finish the rest") from exc
     metrics.close()
     summary = committer.finish("completed", seconds=round(time.perf_counter() - started, 3), timeline=timeline)
-    summary["report"] = _report(req, files, compressor, committer)
+    summary["report"] = _report(req, files, compressor, committer.run)
     summary.update(inputs=len(files), skipped=skipped, encoded=summary["run"]["rows"],
                    seconds=time.perf_counter() - started, output=req.output.url)
     return summary
@@ -182,15 +172,15 @@ def check_locations(input_loc: Location, output: Location) -> None:
                            "choose an output outside the collection")
 
 
-def _report(req: CompressRequest, files: list[InputFile], compressor: Any, committer: DatasetCommitter) -> str | None:
+def _report(req: CompressRequest, files: list[InputFile], compressor: Any, run: dict[str, Any]) -> str | None:
     """Write the job's report; a report that cannot be made is logged, never a failed job."""
     import logging
 
+    from cluster.dataset import open_dataset
     from cluster.report import REPORT_HTML, write_report
 
     try:
-        write_report(req.output, req.input, files, compressor, committer.manifest,
-                     sorted(committer.errors.values(), key=lambda e: e["uri"]))
+        write_report(open_dataset(req.output), req.input, files, compressor, run)
     except Exception as exc:  # noqa: BLE001
         logging.getLogger(__name__).warning("no report for %s: %s: %s", req.output.url, type(exc).__name__, exc)
         return None
@@ -210,10 +200,11 @@ class _CommitStream:
         if not pending:
             return 0
         committer.commit(pending)
-        return sum(d["rows"] + len(json.loads(d["errors"])) for d in pending)
+        # progress counts inputs handled: rows another job committed first are done too
+        return sum(len(d["ids"]) + len(json.loads(d["errors"])) for d in pending)
 
 
-def _pipeline(req: CompressRequest, files: list, schema: pa.Schema, committer: DatasetCommitter) -> ray.data.Dataset:
+def _pipeline(req: CompressRequest, files: list, committer: DatasetCommitter) -> ray.data.Dataset:
     cpus = actor_cpus(req.workers, req.cpus_per_worker)
     # Paths in blocks of one encoder batch; each read task reads its files one by one (cluster.read).
     paths = [f.path for f in files]
@@ -253,11 +244,12 @@ def _pipeline(req: CompressRequest, files: list, schema: pa.Schema, committer: D
         compute=ray.data.TaskPoolStrategy(size=io_tasks(req.workers)),
         batch_size=None,
         batch_format="pyarrow",
-        fn_kwargs={"staging_url": committer.staging.url, "schema_ipc": schema.serialize().to_pybytes(),
+        fn_kwargs={"output_url": req.output.url, "run_id": committer.run_id,
+                   "schema_ipc": committer.schema.serialize().to_pybytes(),
                    "storage_options": dict(req.output.storage_options)},
     )
 
 
 def _error_descriptor(errors: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"file": None, "rows": 0, "size": 0, "sha256": None, "input_bytes": 0, "payload_bytes": 0, "ids": [],
-            "uris": [], "errors": json.dumps(errors), "quality": "[]"}
+    return {"file": None, "rows": 0, "size": 0, "stats": "{}", "input_bytes": 0, "payload_bytes": 0, "ids": [],
+            "uris": [], "errors": json.dumps(errors)}

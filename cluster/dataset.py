@@ -1,4 +1,9 @@
-"""Reading a committed latents dataset: plain pyarrow, no Ray needed."""
+"""Reading a committed latents table: deltalake and pyarrow, no Ray needed.
+
+Everything here reads one table version (the latest, or one named with ``version``): its rows
+through pyarrow, its metadata from the table's properties, its run history from the commit log,
+its input errors from the errors table.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
 
-from cluster.commit import ERRORS, MANIFEST
-from cluster.schema import read_metadata
-from cluster.storage import Location, StorageError, storage_error, with_retries
+from cluster.storage import Location, StorageError, with_retries
+from cluster.table import ERRORS_TABLE, arrow_dataset, load_table, read_properties
 
 __all__ = ["LatentDataset", "open_dataset"]
 
@@ -22,41 +26,87 @@ __all__ = ["LatentDataset", "open_dataset"]
 @dataclass(frozen=True)
 class LatentDataset:
     location: Location
-    manifest: dict[str, Any]
+    table: Any  # deltalake.DeltaTable at the version read
     metadata: dict[str, Any]
-    dataset: pds.Dataset | None  # None: no row committed yet (e.g. every input was an error)
+    dataset: pds.Dataset
+
+    @property
+    def version(self) -> int:
+        return self.table.version()
 
     def batches(self, columns: list[str], batch_size: int = 64) -> Iterator[pa.RecordBatch]:
-        if self.dataset is None:
-            return iter(())
         present = [c for c in columns if c in self.dataset.schema.names]
         return self.dataset.to_batches(columns=present, batch_size=batch_size)
 
     def count_rows(self) -> int:
-        return self.dataset.count_rows() if self.dataset is not None else 0
+        return self.dataset.count_rows()
+
+    def totals(self) -> dict[str, Any]:
+        """Rows, bytes in and out, ratio and mean quality of the rows in this version."""
+        table = self.dataset.to_table(columns=["bytes", "payload_bytes"])
+        input_bytes = int(pc.sum(table.column("bytes")).as_py() or 0)
+        payload_bytes = int(pc.sum(table.column("payload_bytes")).as_py() or 0)
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        measured = self.dataset.to_table(columns=["quality"], filter=pc.field("quality").is_valid())
+        for q in measured.column("quality").to_pylist():
+            for k, v in json.loads(q).items():
+                sums[k] = sums.get(k, 0.0) + v
+                counts[k] = counts.get(k, 0) + 1
+        sizes = pa.table(self.table.get_add_actions(flatten=True)).column("size_bytes")
+        return {"rows": table.num_rows, "errors": len(self.errors()), "input_bytes": input_bytes,
+                "payload_bytes": payload_bytes, "parquet_bytes": int(pc.sum(sizes).as_py() or 0),
+                "ratio": input_bytes / payload_bytes if payload_bytes else None,
+                "quality": {k: sums[k] / counts[k] for k in sums}}
+
+    def errors(self) -> list[dict[str, Any]]:
+        """Inputs that could not be encoded and are not committed since: the latest error per uri."""
+        errors = load_table(self.location.join(*ERRORS_TABLE.split("/")))
+        if errors is None:
+            return []
+        rows = errors.to_pyarrow_table()
+        if not rows.num_rows:
+            return []
+        committed = self.dataset.to_table(columns=["uri"], filter=pc.field("uri").isin(
+            pc.unique(rows.column("uri")))).column("uri")
+        latest: dict[str, dict[str, Any]] = {}
+        for e in rows.filter(pc.invert(pc.is_in(rows.column("uri"), value_set=committed.combine_chunks()))).to_pylist():
+            if e["uri"] not in latest or e["at"] >= latest[e["uri"]]["at"]:
+                latest[e["uri"]] = e
+        return sorted(latest.values(), key=lambda e: e["uri"])
+
+    def runs(self) -> list[dict[str, Any]]:
+        """The compress runs in the table's history (oldest first), each with the table versions it
+        committed. The history covers the log's retention (Delta's default: 30 days)."""
+        by_run: dict[str, dict[str, Any]] = {}
+        for commit in reversed(self.table.history()):
+            run_id = commit.get("aec.run_id")
+            if not run_id:
+                continue
+            run = by_run.setdefault(run_id, {"run_id": run_id, "status": "running or stopped", "versions": [],
+                                             "rows": 0})
+            if "aec.run" in commit:
+                run.update(json.loads(commit["aec.run"]))
+            elif "aec.rows" in commit:
+                run["versions"].append(commit["version"])
+                run["rows_committed"] = run.get("rows_committed", 0) + int(commit["aec.rows"])
+            elif "aec.operation" in commit:
+                run["operation"] = commit["aec.operation"]
+        return list(by_run.values())
 
     def summary(self) -> dict[str, Any]:
-        rows, input_bytes, payload_bytes = 0, 0, 0
-        if self.dataset is not None:
-            table = self.dataset.to_table(columns=["bytes", "payload"])
-            rows = table.num_rows
-            input_bytes = int(pc.sum(table.column("bytes")).as_py() or 0)
-            payload_bytes = int(pc.sum(pc.binary_length(table.column("payload"))).as_py() or 0)
+        totals = self.totals()
         return {
             "dataset": self.location.url,
-            "rows": rows,
-            "errors": self.manifest.get("errors", 0),
-            "runs": len(self.manifest.get("runs", [])),
+            "version": self.version,
+            "rows": totals["rows"],
+            "errors": totals["errors"],
+            "runs": len(self.runs()),
             "modality": self.metadata.get("modality"),
             "model": self.metadata.get("model_ref"),
             "codec": self.metadata.get("codec"),
             "latent_shape": self.metadata.get("latent_shape"),
-            "input_bytes": input_bytes,
-            "payload_bytes": payload_bytes,
-            "parquet_bytes": sum(f["size"] for f in self.manifest.get("files", [])),
-            "ratio": input_bytes / payload_bytes if payload_bytes else None,
-            "quality": self.manifest.get("quality", {}),
-            "errors_file": self.location.join(ERRORS).url,
+            **{k: totals[k] for k in ("input_bytes", "payload_bytes", "parquet_bytes", "ratio", "quality")},
             **self.report_summary(),
         }
 
@@ -79,18 +129,12 @@ class LatentDataset:
         }
 
 
-def open_dataset(loc: Location) -> LatentDataset:
-    manifest_path = posixpath.join(loc.path, MANIFEST)
-    try:
-        if not with_retries(loc.fs.exists, manifest_path, what=f"dataset {loc.url!r}"):
-            raise StorageError(f"{loc.url!r} is not a committed aec dataset (no {MANIFEST}); check the path")
-        manifest = json.loads(with_retries(loc.fs.cat_file, manifest_path, what=f"dataset {loc.url!r}"))
-    except StorageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one line, no secrets
-        raise storage_error(exc, loc.url, "dataset") from None
-    files = [posixpath.join(loc.path, f["name"]) for f in manifest["files"]]
-    # Exactly the files the manifest commits, never a stray file that happens to lie there.
-    dataset = pds.dataset(files, format="parquet", filesystem=loc.pyarrow_fs()) if files else None
-    metadata = read_metadata(dataset.schema) if dataset is not None else manifest.get("metadata", {})
-    return LatentDataset(location=loc, manifest=manifest, metadata=metadata, dataset=dataset)
+def open_dataset(loc: Location, version: int | None = None) -> LatentDataset:
+    """The aec table at ``loc`` (at ``version``; default the latest)."""
+    table = with_retries(load_table, loc, version, what=f"dataset {loc.url!r}")
+    if table is None:
+        raise StorageError(f"{loc.url!r} is not an aec dataset (no Delta table there); check the path")
+    metadata = read_properties(table)
+    if not metadata:
+        raise StorageError(f"{loc.url!r} is a Delta table aec did not write; `aec decode` reads aec datasets only")
+    return LatentDataset(location=loc, table=table, metadata=metadata, dataset=arrow_dataset(table, loc))

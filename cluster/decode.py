@@ -59,10 +59,8 @@ def select_ids(ds: LatentDataset, where: str) -> set[str]:
     """The ids of the rows ``where`` (DuckDB SQL over every column but the payload) selects."""
     import duckdb
 
-    if ds.dataset is None:
-        return set()
     columns = [c for c in ds.dataset.schema.names if c != "payload"]
-    latents = ds.dataset.to_table(columns=columns)  # noqa: F841 - DuckDB reads it by name
+    latents = ds.dataset  # noqa: F841 - DuckDB scans it by name, reading only the columns the query uses
     try:
         ids = duckdb.sql(f"SELECT id FROM latents WHERE {where}").fetchall()
     except duckdb.Error as exc:

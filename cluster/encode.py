@@ -131,7 +131,8 @@ class EncodeBatch:
             "bytes": pa.array([r["bytes"] for r in rows], pa.int64()),
             "shape": pa.array([r.get("shape", []) for r in rows], pa.list_(pa.int32())),
             "payload": pa.array([r.get("payload", b"") for r in rows], pa.binary()),
-            "latent": pa.FixedSizeListArray.from_arrays(pa.array(latent.reshape(-1)), size),
+            "latent": pa.ListArray.from_arrays(pa.array(np.arange(len(rows) + 1, dtype=np.int32) * size),
+                                               pa.array(latent.reshape(-1))),
             ERROR_COLUMN: pa.array([r[ERROR_COLUMN] for r in rows], pa.string()),
             QUALITY_COLUMN: pa.array([r[QUALITY_COLUMN] for r in rows], pa.string()),
         })

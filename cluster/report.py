@@ -20,14 +20,16 @@ import json
 import os
 import platform
 import posixpath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from aecore.compressor import Compressor
 from cluster.clock import utc_now
 from cluster.storage import InputFile, Location, with_retries
+
+if TYPE_CHECKING:
+    from cluster.dataset import LatentDataset
 
 __all__ = ["REPORT_JSON", "REPORT_PNG", "REPORT_HTML", "write_report"]
 
@@ -36,15 +38,8 @@ REPORT_PNG = "_aec/report.png"
 REPORT_HTML = "_aec/report.html"
 
 
-def _samples(output: Location, manifest: dict[str, Any], limit: int) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for f in manifest.get("files", []):
-        with output.fs.open(posixpath.join(output.path, f["name"]), "rb") as fh:
-            table = pq.read_table(fh, columns=["uri", "payload"])
-        rows += table.slice(0, limit - len(rows)).to_pylist()
-        if len(rows) >= limit:
-            break
-    return rows
+def _samples(ds: LatentDataset, limit: int) -> list[dict[str, Any]]:
+    return ds.dataset.head(limit, columns=["uri", "payload"]).to_pylist()
 
 
 def _rd(compressor: Compressor, input_loc: Location, by_uri: dict[str, str], rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -160,23 +155,24 @@ def _html(report: dict[str, Any], png: bytes) -> str:
             f"<h2>errors ({report['errors']['count']})</h2><ul>{errors or '<li>none</li>'}</ul>")
 
 
-def write_report(output: Location, input_loc: Location, files: list[InputFile], compressor: Compressor,
-                 manifest: dict[str, Any], errors: list[dict[str, Any]], sample_size: int = 3) -> dict[str, Any]:
-    """Write report.json / .png / .html beside the dataset; return the report."""
-    run = manifest["runs"][-1] if manifest.get("runs") else {}
+def write_report(ds: LatentDataset, input_loc: Location, files: list[InputFile], compressor: Compressor,
+                 run: dict[str, Any], sample_size: int = 3) -> dict[str, Any]:
+    """Write report.json / .png / .html beside the dataset (``run``: the job's run record)."""
+    output, totals, errors = ds.location, ds.totals(), ds.errors()
     by_uri = {input_loc.uri(f.path): f.path for f in files}
-    rd = _rd(compressor, input_loc, by_uri, _samples(output, manifest, sample_size))
+    rd = _rd(compressor, input_loc, by_uri, _samples(ds, sample_size))
     seconds = float(run.get("seconds") or 0.0)
     encoded_bytes = run.get("input_bytes") or 0
     report = {
         "dataset": output.url,
-        "model": manifest.get("metadata", {}).get("model_ref"),
+        "model": ds.metadata.get("model_ref"),
+        "version": ds.version,
         "modality": compressor.modality.name,
         "generated_at": utc_now(),
         "summary": {
-            "rows": manifest["rows"], "errors": manifest.get("errors", 0), "input_bytes": manifest["input_bytes"],
-            "payload_bytes": manifest["payload_bytes"], "parquet_bytes": manifest.get("parquet_bytes"),
-            "ratio": manifest.get("ratio"), "quality (sample)": manifest.get("quality", {}),
+            "rows": totals["rows"], "errors": totals["errors"], "input_bytes": totals["input_bytes"],
+            "payload_bytes": totals["payload_bytes"], "parquet_bytes": totals["parquet_bytes"],
+            "ratio": totals["ratio"], "quality (sample)": totals["quality"],
             "this run": {"inputs": run.get("inputs"), "skipped": run.get("skipped"), "encoded": run.get("rows"),
                          "seconds": seconds},
         },

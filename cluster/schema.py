@@ -1,7 +1,7 @@
 """The latents dataset schema, defined once, in plain Arrow types (no Ray extension types).
 
-Dataset-level metadata (how to decode) is stored as JSON under the schema metadata key
-``aec`` of every Parquet file, so any reader — pyarrow, DuckDB, Polars — can see it.
+Dataset-level metadata (how to decode) is the table's configuration (cluster.table) and is also
+stored as JSON under the schema metadata key ``aec`` of every Parquet part.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ __all__ = ["METADATA_KEY", "latent_schema", "read_metadata"]
 METADATA_KEY = b"aec"
 
 
-def latent_schema(latent_size: int, metadata: dict[str, Any] | None = None) -> pa.Schema:
+def latent_schema(metadata: dict[str, Any] | None = None) -> pa.Schema:
     fields = [
         pa.field("id", pa.string(), nullable=False),  # stable: hash of relative key + content
         pa.field("uri", pa.string(), nullable=False),
@@ -28,7 +28,11 @@ def latent_schema(latent_size: int, metadata: dict[str, Any] | None = None) -> p
         pa.field("bytes", pa.int64(), nullable=False),  # original file size
         pa.field("shape", pa.list_(pa.int32()), nullable=False),  # original shape, e.g. [H, W, C]
         pa.field("payload", pa.binary(), nullable=False),  # everything decode needs besides the model
-        pa.field("latent", pa.list_(pa.float32(), latent_size), nullable=False),  # quantized, for queries
+        pa.field("payload_bytes", pa.int64(), nullable=False),  # len(payload): sizes without reading payloads
+        # quantized, for queries (metadata latent_shape gives its shape). A list, not a fixed-size list: Delta has no
+        # fixed-size type and Polars' scan_delta refuses files that hold one.
+        pa.field("latent", pa.list_(pa.float32()), nullable=False),
+        pa.field("quality", pa.string()),  # JSON of the metrics measured on this row (every few rows)
     ]
     meta = {METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()} if metadata else None
     return pa.schema(fields, metadata=meta)

@@ -178,9 +178,9 @@ def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error
     """Encode the spec's collection into its output with a Ray Data actor pool (resuming: inputs
     already committed are skipped), and apply the spec's error-rate policy."""
     from aecore import get_modality, read_bundle
-    from cluster.commit import META_DIR
     from cluster.compress import check_locations, compress_collection
     from cluster.storage import Location, check_writable, list_collection
+    from cluster.table import META_DIR
 
     input_loc = Location.of(job.input, job.storage_options)
     output = Location.of(job.output, job.storage_options)
@@ -216,7 +216,7 @@ def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error
             run.finish(status="FAILED", message=f"{errors} of {inputs} inputs could not be encoded")
     notes = []
     if errors:
-        notes.append(f"errors: {output.join('_aec', 'errors.jsonl').url}")
+        notes.append(f"errors: aec inspect {output.url} --errors")
     if summary.get("report"):
         notes.append(f"report: {summary['report']}")
     status = f"completed with {errors} errors" if errors else "completed"

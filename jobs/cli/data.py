@@ -75,16 +75,38 @@ def compress(
 
 @app.command()
 @user_errors
-def inspect(dataset: Annotated[str, typer.Argument(help="A dataset path or URL written by `aec compress`.")]) -> None:
+def inspect(
+    dataset: Annotated[str, typer.Argument(help="A dataset path or URL written by `aec compress`.")],
+    version: Annotated[int | None, typer.Option(help="Read this table version (default: the latest).")] = None,
+    history: Annotated[bool, typer.Option("--history", help="List the compress runs and the versions they committed.")] = False,
+    errors: Annotated[bool, typer.Option("--errors", help="List the inputs that could not be encoded.")] = False,
+) -> None:
     """Summarize a latents dataset: rows, model, bytes in and out, ratio, quality.
 
-    Example: aec inspect demo-output/latents
+    Every compress run commits table versions; --version N reads the dataset as it was then.
+
+    Example: aec inspect demo-output/latents --history
     """
     from cluster.dataset import open_dataset
     from cluster.storage import Location
 
-    ds = open_dataset(Location.of(dataset))
-    console.print(kv_table(f"dataset {dataset}", ds.summary()))
+    ds = open_dataset(Location.of(dataset), version=version)
+    if history:
+        table = Table("run", "status", "started", "finished", "rows", "errors", "skipped", "versions",
+                      title=f"runs of {dataset}", title_justify="left")
+        for r in ds.runs():
+            versions = r.get("versions") or []
+            span = f"{versions[0]}–{versions[-1]}" if len(versions) > 1 else fmt(versions[0] if versions else None)
+            table.add_row(r["run_id"], r.get("status", "-"), r.get("started", "-"), r.get("finished", "-"),
+                          fmt(r.get("rows")), fmt(r.get("errors")), fmt(r.get("skipped")), span)
+        console.print(table)
+    elif errors:
+        table = Table("uri", "stage", "reason", "run", title=f"inputs not encoded in {dataset}", title_justify="left")
+        for e in ds.errors():
+            table.add_row(e["uri"], e["stage"], e["reason"], e["run_id"])
+        console.print(table)
+    else:
+        console.print(kv_table(f"dataset {dataset}", ds.summary()))
 
 
 @app.command()

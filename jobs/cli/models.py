@@ -114,3 +114,41 @@ def datasets_list(registry: RegistryOption = DEFAULT_REGISTRY) -> None:
         table.add_row(d["output"], d.get("modality", "-"), d.get("model", "-"), fmt(d.get("rows")), fmt(d.get("errors")),
                       fmt(d.get("ratio")), d.get("last_job", "-"), d.get("updated_at", "-"))
     console.print(table)
+
+
+@datasets_app.command("optimize")
+@user_errors
+def datasets_optimize(
+    dataset: Annotated[str, typer.Argument(help="A dataset path or URL written by `aec compress`.")],
+    target_mb: Annotated[int, typer.Option(help="Size of the compacted parts.")] = 256,
+) -> None:
+    """Compact a dataset's small parts into large ones (rows unchanged; safe beside a running job).
+
+    Example: aec datasets optimize s3://bucket/latents
+    """
+    from cluster.maintain import optimize
+    from cluster.storage import Location
+
+    console.print(kv_table(f"optimized {dataset}", optimize(Location.of(dataset), target_mb)))
+
+
+@datasets_app.command("vacuum")
+@user_errors
+def datasets_vacuum(
+    dataset: Annotated[str, typer.Argument(help="A dataset path or URL written by `aec compress`.")],
+    retention_hours: Annotated[int, typer.Option(help="Keep what versions of the last this-many hours need "
+                                                      "(at least 168).")] = 168,
+    dry_run: Annotated[bool, typer.Option("--dry-run/--delete", help="List (default) or delete.")] = True,
+) -> None:
+    """Delete files no recent version needs: parts replaced by optimize or --overwrite, and parts
+    killed jobs wrote but never committed. Versions older than the retention become unreadable.
+
+    Example: aec datasets vacuum s3://bucket/latents --delete
+    """
+    from cluster.maintain import vacuum
+    from cluster.storage import Location
+
+    files = vacuum(Location.of(dataset), retention_hours, dry_run)
+    for f in files:
+        console.print(f, highlight=False)
+    console.print(f"{len(files)} files {'would be ' if dry_run else ''}deleted", highlight=False)

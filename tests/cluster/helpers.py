@@ -43,9 +43,9 @@ def build_dataset(inputs: Path, output: Path, bundle: bytes, extra_rows: list[di
 
     comp = load_bundle(bundle)
     meta = {**dataset_metadata(comp, "tiny", 1, Location.of(str(inputs)), None), "registry": "", **(metadata or {})}
-    schema = latent_schema(int(np.prod(comp.query_latent_shape)), meta)
+    schema = latent_schema(meta)
     out = Location.of(str(output))
-    committer = DatasetCommitter(out, meta, run_id="test")
+    committer = DatasetCommitter(out, meta, schema, run_id="test")
     committer.open()
     paths = sorted(str(p) for p in inputs.rglob("*.png"))
     read = read_inputs(pa.table({"path": paths}), str(inputs), {}, 2**20)
@@ -53,7 +53,7 @@ def build_dataset(inputs: Path, output: Path, bundle: bytes, extra_rows: list[di
     parts = [encoded]
     if extra_rows:
         parts.append(pa.Table.from_pylist(extra_rows, schema=encoded.schema))
-    descriptors = [stage_part(t, committer.staging.url, schema.serialize().to_pybytes(), {}).to_pylist()[0] for t in parts]
+    descriptors = [stage_part(t, out.url, "test", schema.serialize().to_pybytes(), {}).to_pylist()[0] for t in parts]
     committer.commit(descriptors)
     committer.finish("completed")
     return out

@@ -1,93 +1,162 @@
-"""The commit protocol on local files, with no Ray: what a re-run finds committed, what a dead
-driver's moved-in parts become, what a retried batch that overlaps committed rows adds."""
+"""The commit protocol on local files, with no Ray: what a re-run finds committed, what two
+writers committing the same inputs end with, what a retried batch that overlaps committed rows
+adds, what a commit whose answer was lost becomes."""
 
 from __future__ import annotations
 
-import io
 import json
-import posixpath
+import threading
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable, write_deltalake
 
-from cluster.commit import MANIFEST, DatasetCommitter
-from cluster.stage import describe_part, part_name
+from cluster.commit import DatasetCommitter
+from cluster.dataset import open_dataset
+from cluster.schema import latent_schema
+from cluster.stage import describe_part, part_name, write_part
 from cluster.storage import Location, StorageError
 
-META = {"model_ref": "m@1", "bundle_sha256": "ab" * 32}
+META = {"model_ref": "m@1", "bundle_sha256": "ab" * 32, "latent_shape": [2]}
 
 
-def _committer(out, run_id: str = "run-1", **meta) -> DatasetCommitter:
-    c = DatasetCommitter(Location.of(str(out)), {**META, **meta}, run_id)
-    c.open()
+def _committer(out, run_id: str = "run1", **meta) -> DatasetCommitter:
+    full = {**META, **meta}
+    c = DatasetCommitter(Location.of(str(out)), full, latent_schema(full), run_id)
+    return c
+
+
+def _open(out, run_id: str = "run1", overwrite: bool = False, **meta) -> DatasetCommitter:
+    c = _committer(out, run_id, **meta)
+    c.open(overwrite=overwrite)
     return c
 
 
 def _stage(c: DatasetCommitter, ids: list[str], errors: list[dict] | None = None) -> dict:
-    """A part as a write task stages it, and its descriptor (no part: a batch of errors only)."""
+    """A part as a write task writes it under the table, and its descriptor (none: errors only)."""
     if not ids:
-        return {"file": None, "rows": 0, "size": 0, "sha256": None, "input_bytes": 0, "payload_bytes": 0, "ids": [],
-                "uris": [], "errors": json.dumps(errors or []), "quality": "[]"}
-    table = pa.table({"id": ids, "uri": [f"file:///in/{i}.png" for i in ids], "bytes": [100] * len(ids),
-                      "payload": [b"xy"] * len(ids)})
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    name = part_name(ids)
-    fs = c.staging.fs
-    fs.makedirs(c.staging.path, exist_ok=True)
-    fs.pipe_file(posixpath.join(c.staging.path, name), buf.getvalue())
-    return {**describe_part(name, table, buf.getvalue()), "errors": json.dumps(errors or []), "quality": "[]"}
+        return {"file": None, "rows": 0, "size": 0, "stats": "{}", "input_bytes": 0, "payload_bytes": 0, "ids": [],
+                "uris": [], "errors": json.dumps(errors or [])}
+    n = len(ids)
+    table = pa.table({"id": ids, "uri": [f"file:///in/{i}.png" for i in ids], "key": [f"{i}.png" for i in ids],
+                      "sha256": ["0" * 64] * n, "modality": ["image"] * n, "model": ["m"] * n,
+                      "model_version": [1] * n, "bytes": [100] * n, "shape": [[2, 2, 3]] * n,
+                      "payload": [b"xy"] * n, "payload_bytes": [2] * n, "latent": [[0.0, 1.0]] * n,
+                      "quality": [json.dumps({"psnr": 30.0})] * n}).cast(c.schema)
+    name = part_name(c.run_id, ids)
+    return {**describe_part(name, table, write_part(c.output, name, table)), "errors": json.dumps(errors or [])}
 
 
-def _rows(out) -> list[str]:
-    return sorted(pq.ParquetDataset(str(out)).read(columns=["id"]).column("id").to_pylist())
+def _ids(out) -> list[str]:
+    return sorted(DeltaTable(str(out)).to_pyarrow_table(columns=["id"]).column("id").to_pylist())
 
 
-def test_commits_are_what_a_rerun_finds_and_error_rows_are_kept_until_an_input_succeeds(tmp_path):
+def test_commits_are_what_a_rerun_finds_and_errors_stay_until_the_input_succeeds(tmp_path):
     out = tmp_path / "latents"
-    c = _committer(out)
+    c = _open(out)
     c.commit([_stage(c, ["a", "b"]), _stage(c, [], errors=[{"uri": "file:///in/c.png", "reason": "bad"}])])
     c.commit([_stage(c, ["d"])])
-    summary = c.finish("succeeded")
-    assert summary["rows"] == 3 and summary["errors"] == 1 and _rows(out) == ["a", "b", "d"]
-    again = _committer(out, "run-2")
-    assert again.committed_uris == {"file:///in/a.png", "file:///in/b.png", "file:///in/d.png"}
+    summary = c.finish("completed")
+    assert summary["rows"] == 3 and summary["errors"] == 1 and _ids(out) == ["a", "b", "d"]
+    assert summary["quality"] == {"psnr": 30.0} and summary["input_bytes"] == 300 and summary["payload_bytes"] == 6
+    again = _open(out, "run2")
+    assert again.committed([f"file:///in/{i}.png" for i in "abcd"]) == [True, True, False, True]
     again.commit([_stage(again, ["c"])])  # the bad input fixed and encoded on the re-run
-    assert again.finish("succeeded")["errors"] == 0
-    manifest = json.loads((out / MANIFEST).read_text())
-    assert manifest["rows"] == 4 and [r["status"] for r in manifest["runs"]] == ["succeeded", "succeeded"]
+    assert again.finish("completed")["errors"] == 0
+    ds = open_dataset(Location.of(str(out)))
+    assert ds.count_rows() == 4 and [r["status"] for r in ds.runs()] == ["completed", "completed"]
+    # every commit is a version: the first run's rows are still readable as they were
+    first = open_dataset(Location.of(str(out)), version=ds.runs()[0]["versions"][-1])
+    assert first.count_rows() == 3
 
 
-def test_parts_a_dead_driver_moved_in_are_adopted_once_and_broken_ones_removed(tmp_path):
+def test_a_part_overlapping_committed_rows_adds_only_its_new_rows(tmp_path):
     out = tmp_path / "latents"
-    c = _committer(out)
-    c.commit([_stage(c, ["a"])])
-    # the driver moved two parts in and died before writing the manifest; a third is truncated
-    for ids in (["b", "c"], ["d"]):
-        d = _stage(c, ids)
-        c.output.fs.mv(posixpath.join(c.staging.path, d["file"]), str(out / d["file"]))
-    (out / part_name(["e"])).write_bytes(b"PAR1 truncated")
-    again = _committer(out, "run-2")
-    assert again.manifest["rows"] == 4 and "file:///in/d.png" in again.committed_uris
-    assert not (out / part_name(["e"])).exists()
-    assert _rows(out) == ["a", "b", "c", "d"]
-
-
-def test_a_retried_batch_overlapping_committed_rows_adds_only_the_new_ones(tmp_path):
-    out = tmp_path / "latents"
-    c = _committer(out)
+    c = _open(out)
     c.commit([_stage(c, ["a", "b"])])
-    c.commit([_stage(c, ["b", "c"])])  # an actor died after its batch was committed; the retry regrouped
-    assert c.finish("succeeded")["rows"] == 3 and _rows(out) == ["a", "b", "c"]
+    assert c.commit([_stage(c, ["b", "c"]), _stage(c, ["c", "d"])]) == 2  # a retried task, a duplicate batch
+    assert _ids(out) == ["a", "b", "c", "d"]
 
 
-def test_an_output_of_another_model_or_other_weights_is_refused(tmp_path):
+def test_two_writers_committing_the_same_inputs_end_with_each_once(tmp_path):
+    """Two jobs that both saw an empty table and encoded the same inputs."""
     out = tmp_path / "latents"
+    a, b = _open(out, "runa"), _open(out, "runb")
+    groups = [[f"x{g}-{i}" for i in range(3)] for g in range(8)]
+
+    def job(c: DatasetCommitter) -> None:
+        for ids in groups:
+            c.commit([_stage(c, ids)])
+
+    threads = [threading.Thread(target=job, args=(c,)) for c in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = _ids(out)
+    assert len(ids) == len(set(ids)) == 24
+    assert a.run["rows"] + b.run["rows"] == 24
+
+
+def test_a_commit_whose_answer_was_lost_is_not_repeated(tmp_path, monkeypatch):
+    out = tmp_path / "latents"
+    c = _open(out)
+    real = DeltaTable.create_write_transaction
+    calls = []
+
+    def lost_answer(self, *args, **kwargs):  # the commit lands, then the connection drops
+        real(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("Connection reset by peer")
+
+    monkeypatch.setattr(DeltaTable, "create_write_transaction", lost_answer)
+    monkeypatch.setattr("cluster.commit.time.sleep", lambda s: None)
+    c.commit([_stage(c, ["a", "b"])])
+    assert _ids(out) == ["a", "b"] and len(calls) == 1
+
+
+def test_other_weights_another_model_or_a_foreign_folder_are_refused(tmp_path):
+    out = tmp_path / "ds"
+    _open(out).finish("completed")
+    with pytest.raises(StorageError, match="encoded with other weights of m@1"):
+        _open(out, "run2", bundle_sha256="cd" * 32)
+    with pytest.raises(StorageError, match="holds a dataset of model m@1, not n@1"):
+        _open(out, "run3", model_ref="n@1")
+    _open(out, "run4")  # the same weights append
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(StorageError, match="holds files but no aec dataset"):
+        _open(mine)
+    assert (mine / "notes.txt").read_text() == "mine"
+    write_deltalake(str(tmp_path / "theirs"), pa.table({"x": [1]}))
+    with pytest.raises(StorageError, match="a Delta table aec did not write"):
+        _open(tmp_path / "theirs")
+
+
+def test_overwrite_replaces_the_rows_in_one_commit_and_keeps_the_old_version(tmp_path):
+    out = tmp_path / "ds"
+    c = _open(out)
+    c.commit([_stage(c, ["a"]), _stage(c, [], errors=[{"uri": "file:///in/z.png", "reason": "bad"}])])
+    c.finish("completed")
+    old = open_dataset(Location.of(str(out))).version
+    c = _open(out, "run2", overwrite=True, model_ref="n@1", bundle_sha256="cd" * 32)
+    c.commit([_stage(c, ["b"])])
+    summary = c.finish("completed")
+    assert _ids(out) == ["b"] and summary["errors"] == 0
+    ds = open_dataset(Location.of(str(out)))
+    assert ds.metadata["model_ref"] == "n@1"
+    assert open_dataset(Location.of(str(out)), version=old).dataset.to_table().column("id").to_pylist() == ["a"]
+
+
+def test_a_table_left_without_properties_by_a_killed_job_is_finished_by_the_next(tmp_path, monkeypatch):
+    out = tmp_path / "ds"
     c = _committer(out)
-    c.commit([_stage(c, ["a"])])
-    c.finish("succeeded")
-    with pytest.raises(StorageError, match="holds a dataset of model m@1, not m@2"):
-        _committer(out, model_ref="m@2")
-    with pytest.raises(StorageError, match="other weights of m@1"):
-        _committer(out, bundle_sha256="cd" * 32)
+    monkeypatch.setattr("deltalake.table.TableAlterer.set_table_properties",
+                        lambda *a, **k: (_ for _ in ()).throw(SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        c.open()
+    monkeypatch.undo()
+    _open(out, "run2").finish("completed")
+    assert open_dataset(Location.of(str(out))).metadata["model_ref"] == "m@1"

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import http.server
-import json
 import struct
 import threading
 
-import pyarrow.dataset as pds
 import pytest
 from typer.testing import CliRunner
 
 from jobs.cli import app
 from jobs.registry import ModelRegistry
+from tests import tables
 from tests.cluster.helpers import build_dataset, tiny_bundle, write_photos
 
 
@@ -29,7 +28,7 @@ def damaged(tmp_path):
     registry.register("tiny", bundle, {})
     write_photos(tmp_path / "in", 4)
     good = build_dataset(tmp_path / "in", tmp_path / "probe", bundle)
-    row = pds.dataset(good.path).to_table().to_pylist()[0]
+    row = tables.dataset(good.path).dataset.to_table().to_pylist()[0]
     row.update(error=None, quality=None)
     bomb = bytes([3, 0]) + struct.pack("<IIBB", 4000, 4000, 3, 8) + b"\x01\x00\x00\x00" + b"\x00" * 16
     extra = [
@@ -75,10 +74,11 @@ def test_a_dataset_whose_every_input_failed_is_inspected_and_decoded(tmp_path):
     registry.register("tiny", tiny_bundle(), {})
     from aecore import load_bundle
     from cluster.compress import dataset_metadata
+    from cluster.schema import latent_schema
 
     meta = {**dataset_metadata(load_bundle(tiny_bundle()), "tiny", 1, Location.of(str(tmp_path)), None),
             "registry": str(tmp_path / "reg")}
-    committer = DatasetCommitter(Location.of(str(tmp_path / "ds")), meta, run_id="r")
+    committer = DatasetCommitter(Location.of(str(tmp_path / "ds")), meta, latent_schema(meta), run_id="r")
     committer.open()
     committer.commit([_error_descriptor([{"uri": "x.png", "sha256": None, "bytes": 3, "stage": "decode",
                                           "reason": "not a readable image"}])])
@@ -107,21 +107,8 @@ def test_decode_never_fetches_a_url_the_dataset_names(damaged, tmp_path, monkeyp
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counter)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/latest/meta-data/iam/security-credentials/"
-    manifest = tmp_path / "hostile" / "_aec" / "manifest.json"
-    data = json.loads((damaged["root"] / "ds" / "_aec" / "manifest.json").read_text())
-    import shutil
-
-    shutil.copytree(damaged["out"], tmp_path / "hostile")
-    # The Parquet schema metadata is what decode reads: rewrite the parts with a hostile registry.
-    import pyarrow.parquet as pq
-
-    for part in (tmp_path / "hostile").glob("part-*.parquet"):
-        table = pq.read_table(part)
-        meta = json.loads(table.schema.metadata[b"aec"])
-        meta["registry"] = url
-        pq.write_table(table.replace_schema_metadata({b"aec": json.dumps(meta).encode()}), part)
-    data["files"] = [{**f, "size": (tmp_path / "hostile" / f["name"]).stat().st_size} for f in data["files"]]
-    manifest.write_text(json.dumps(data))
+    # A dataset whose metadata (the table's properties) names a hostile registry.
+    build_dataset(damaged["root"] / "in", tmp_path / "hostile", tiny_bundle(), metadata={"registry": url})
     monkeypatch.chdir(tmp_path)  # the default registry (.aec/registry) is empty here
     result = CliRunner().invoke(app, ["decode", str(tmp_path / "hostile"), "--out", str(tmp_path / "r")])
     server.shutdown()

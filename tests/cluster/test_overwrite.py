@@ -1,42 +1,14 @@
-"""--overwrite removes an aec dataset and nothing else; an output never nests with its input."""
+"""An output never nests with its input; --overwrite of a folder holding the input deletes nothing.
+(Overwrite as a Delta commit, and the refusals of foreign folders: tests/cluster/test_commit.py.)"""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 from typer.testing import CliRunner
 
-from cluster.commit import MANIFEST, DatasetCommitter, remove_dataset
 from cluster.compress import check_locations
 from cluster.storage import Location, StorageError
 from jobs.cli import app
-
-
-def _dataset(root, parts=("part-a.parquet", "part-b.parquet")):
-    (root / "_aec").mkdir(parents=True)
-    (root / MANIFEST).write_text(json.dumps({"files": [{"name": p} for p in parts[:1]]}))
-    for p in parts:
-        (root / p).write_bytes(b"x")
-
-
-def test_overwrite_refuses_a_folder_that_is_not_a_dataset(tmp_path):
-    victim = tmp_path / "victim"
-    (victim / "photos").mkdir(parents=True)
-    (victim / "photos" / "a.png").write_bytes(b"precious")
-    (victim / "notes.txt").write_text("mine")
-    with pytest.raises(StorageError, match="holds files but no aec dataset"):
-        remove_dataset(Location.of(str(victim)))
-    assert (victim / "photos" / "a.png").read_bytes() == b"precious" and (victim / "notes.txt").exists()
-
-
-def test_overwrite_removes_the_dataset_and_leaves_what_else_is_there(tmp_path):
-    out = tmp_path / "out"
-    _dataset(out)  # part-b is a stray part of a crashed run: also the dataset's
-    (out / "README.txt").write_text("a user's file beside the dataset")
-    assert remove_dataset(Location.of(str(out))) == 2
-    assert sorted(p.name for p in out.iterdir()) == ["README.txt"]
-    assert remove_dataset(Location.of(str(tmp_path / "absent"))) == 0
 
 
 @pytest.mark.parametrize("output,relation", [("victim", "contains"), ("victim/photos", "is"),
@@ -65,18 +37,6 @@ def test_compress_overwrite_into_the_inputs_parent_deletes_nothing(tmp_path, pho
     assert result.exit_code == 2, result.output
     assert "contains the input" in result.output and len(result.output.strip().splitlines()) == 1
     assert sorted(p.relative_to(victim) for p in victim.rglob("*")) == before
-
-
-def test_an_append_with_other_weights_under_the_same_name_is_refused(tmp_path):
-    out = Location.of(str(tmp_path / "ds"))
-    meta = {"model_ref": "photos@1", "bundle_sha256": "a" * 64}
-    first = DatasetCommitter(out, meta, run_id="r1")
-    first.open()
-    first.finish("completed")
-    again = DatasetCommitter(out, {**meta, "bundle_sha256": "b" * 64}, run_id="r2")
-    with pytest.raises(StorageError, match="encoded with other weights of photos@1"):
-        again.open()
-    DatasetCommitter(out, meta, run_id="r3").open()  # the same weights append
 
 
 def test_an_output_at_a_bucket_root_is_refused_in_one_line():

@@ -3,12 +3,12 @@ only the rows a --where condition selects, and nothing outside --out whatever a 
 
 from __future__ import annotations
 
-import pyarrow.dataset as pds
 import pytest
 from typer.testing import CliRunner
 
 from jobs.cli import app
 from jobs.registry import ModelRegistry
+from tests import tables
 from tests.cluster.helpers import build_dataset, tiny_bundle, write_photos
 
 TREE = ["a/p0.png", "a/b/p1.png", "c/p2.png", "p3.png"]
@@ -24,7 +24,7 @@ def tree(tmp_path):
         p.rename(tmp_path / "in" / key)
     meta = {"registry": str(tmp_path / "reg"), "model_ref": "tiny@1"}
     good = build_dataset(tmp_path / "in", tmp_path / "probe", bundle, metadata=meta)
-    row = pds.dataset(good.path).to_table().to_pylist()[0]
+    row = tables.dataset(good.path).dataset.to_table().to_pylist()[0]
     row.update(error=None, quality=None)
     hostile = [{**row, "id": "e" * 32, "key": "../../escape.png"}, {**row, "id": "f" * 32, "key": "/tmp/abs.png"}]
     return {"root": tmp_path, "good": good.path, "hostile": build_dataset(tmp_path / "in", tmp_path / "h", bundle,

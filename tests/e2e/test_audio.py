@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pyarrow.dataset as pds
 import pytest
 import soundfile as sf
 
 from cluster.decode import restore_path
 from jobs.sample_data import make_audio_collection
+from tests import tables
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -28,14 +28,13 @@ def test_audio_collection_round_trip(ray_local, tmp_path):
                     f"registry: {tmp_path}/reg\nmodel: clips\nbatch_size: 4\nworkers: 2\nquality_every: 1\n")
     out = run_cli("compress", str(spec))
     assert "completed with 1 errors" in out
-    errors = (tmp_path / "out/_aec/errors.jsonl").read_text().splitlines()
-    assert len(errors) == 1 and json.loads(errors[0])["uri"].endswith("broken.wav")
-    manifest = json.loads((tmp_path / "out/_aec/manifest.json").read_text())
-    assert {"snr", "lsd", "kbps"} <= set(manifest["quality"])
+    errors = tables.errors(tmp_path / "out")
+    assert len(errors) == 1 and errors[0]["uri"].endswith("broken.wav")
+    assert {"snr", "lsd", "kbps"} <= set(tables.totals(tmp_path / "out")["quality"])
 
     decoded = run_cli("decode", str(tmp_path / "out"), "--out", str(tmp_path / "restored"), "--originals", str(clips))
     assert "snr=" in decoded
-    for r in pds.dataset(tmp_path / "out").to_table(columns=["id", "uri", "key", "shape"]).to_pylist():
+    for r in tables.dataset(tmp_path / "out").dataset.to_table(columns=["id", "uri", "key", "shape"]).to_pylist():
         restored = tmp_path / "restored" / restore_path(r["key"], False, ".wav")
         frames, rate = sf.read(restored, always_2d=True)
         info = sf.info(r["uri"])
@@ -51,13 +50,13 @@ def test_audio_collection_round_trip(ray_local, tmp_path):
     # Lossless: WAVs rebuilt byte for byte from the coded PCM, FLAC and Ogg stored as they are.
     run_cli("compress", str(spec), "--set", f"output={tmp_path}/exact", "--set", "lossless=true")
     run_cli("decode", str(tmp_path / "exact"), "--out", str(tmp_path / "exact-restored"))
-    rows = pds.dataset(tmp_path / "exact").to_table(columns=["id", "uri", "key", "bytes", "payload"]).to_pylist()
+    rows = tables.dataset(tmp_path / "exact").dataset.to_table(columns=["id", "uri", "key", "bytes", "payload"]).to_pylist()
     assert len(rows) == 8
     for r in rows:
         restored = tmp_path / "exact-restored" / r["key"]
         assert restored.read_bytes() == open(r["uri"].removeprefix("file://"), "rb").read(), r["uri"]
         print(f"lossless {r['uri'].rsplit('/', 1)[-1]}: {r['bytes']} -> {len(r['payload'])} bytes")
-    exact = json.loads((tmp_path / "exact/_aec/manifest.json").read_text())["quality"]
+    exact = tables.totals(tmp_path / "exact")["quality"]
     assert exact["stored"] == sum(not r["uri"].endswith(".wav") for r in rows) / len(rows)  # quality_every: 1
     rd = json.loads((tmp_path / "exact/_aec/report.json").read_text())["rate_distortion"]
     assert rd["metric"] == "kbps" and any(codec.startswith("flac") for codec in rd["classic"])

@@ -19,6 +19,7 @@ import pytest
 from cluster.head import free_port
 from jobs.catalog import JobCatalog
 from jobs.submit import JobsClient
+from tests import tables
 from tests.conftest import run_cli
 from tests.prometheus import Prometheus
 
@@ -132,9 +133,7 @@ def test_submit_returns_at_once_and_the_job_runs_on_the_cluster(compress_job):
     assert compress_job["client"].status(compress_job["id"]) == "SUCCEEDED"
     # the job runs the job module, not the CLI
     assert compress_job["client"].info(compress_job["id"])["entrypoint"] == "python -m jobs.run compress spec.yaml"
-    import pyarrow.dataset as ds
-
-    assert ds.dataset(str(compress_job["output"]), format="parquet").count_rows() == 36
+    assert tables.dataset(compress_job["output"]).count_rows() == 36
 
 
 def test_no_credential_reaches_rays_files(head, compress_job):

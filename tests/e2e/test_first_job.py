@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from aecore import build_model, dump_bundle
 from jobs.cli import app
 from jobs.registry import ModelRegistry
+from tests import tables
 
 pytestmark = pytest.mark.e2e
 
@@ -62,12 +63,13 @@ def test_train_registers_a_version_with_lineage(job):
 def test_compress_writes_rows_and_error_rows(job):
     out = job["compress_out"]
     assert "completed with 2 errors" in out
-    manifest = json.loads((job["output"] / "_aec" / "manifest.json").read_text())
-    assert manifest["rows"] == 36 and manifest["errors"] == 2
-    errors = [json.loads(line) for line in (job["output"] / "_aec" / "errors.jsonl").read_text().splitlines()]
+    got = tables.totals(job["output"])
+    assert got["rows"] == 36 and got["errors"] == 2
+    errors = tables.errors(job["output"])
     assert sorted(Path(e["uri"]).name for e in errors) == ["corrupt.png", "empty.jpg"]
     assert all(e["stage"] == "decode" and e["reason"] for e in errors)
-    assert not list(job["root"].glob(".latents.staging-*")), "staging is cleaned up after commit"
+    # every part under the table is committed: none left over by the job
+    assert len(list(job["output"].glob("part-*.parquet"))) == len(tables.dataset(job["output"]).dataset.files)
 
 
 def test_compress_writes_a_report_a_person_can_read(job):
@@ -92,23 +94,28 @@ def test_compress_writes_a_report_a_person_can_read(job):
     assert "report.html" in inspect and "rows/s" in inspect
 
 
-def test_pyarrow_reads_the_dataset_without_ray(job):
+def test_deltalake_and_pyarrow_read_the_table_without_ray(job):
     code = f"""
 import sys, json
-import pyarrow as pa, pyarrow.dataset as ds
-t = ds.dataset({str(job['output'])!r}).to_table()
-assert "ray" not in sys.modules
+import pyarrow as pa
+from pyarrow.fs import LocalFileSystem, SubTreeFileSystem
+from deltalake import DeltaTable
+root = {str(job['output'])!r}
+dt = DeltaTable(root)
+t = dt.to_pyarrow_dataset(filesystem=SubTreeFileSystem(root, LocalFileSystem())).to_table()
+assert "ray" not in sys.modules and "cluster" not in sys.modules
 s = t.schema
-assert s.field("latent").type == pa.list_(pa.float32(), 512), s.field("latent").type
+assert s.field("latent").type == pa.list_(pa.field("element", pa.float32())), s.field("latent").type
 assert s.field("payload").type == pa.binary()
-assert s.field("shape").type == pa.list_(pa.int32())
-meta = json.loads(s.metadata[b"aec"])
-print(json.dumps({{"rows": t.num_rows, "names": s.names, "meta": meta, "ids": len(set(t.column("id").to_pylist()))}}))
+assert s.field("shape").type == pa.list_(pa.field("element", pa.int32()))
+meta = {{k.removeprefix("aec."): json.loads(v) for k, v in dt.metadata().configuration.items() if k.startswith("aec.")}}
+print(json.dumps({{"rows": t.num_rows, "names": s.names, "meta": meta, "ids": len(set(t.column("id").to_pylist())),
+                  "latent": len(t.column("latent")[0])}}))
 """
     out = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
-    assert out["rows"] == 36 and out["ids"] == 36
+    assert out["rows"] == 36 and out["ids"] == 36 and out["latent"] == 512
     assert out["names"] == ["id", "uri", "key", "sha256", "modality", "model", "model_version", "bytes", "shape",
-                            "payload", "latent"]
+                            "payload", "payload_bytes", "latent", "quality"]
     assert out["meta"]["model_ref"] == "photos@1"
     assert out["meta"]["codec"] == "mean-scale-hyperprior+checkerboard"  # the image zoo family
     assert out["meta"]["latent_shape"] == [128, 2, 2]  # the zoo model: 128 channels of a 32-px thumbnail
@@ -117,10 +124,9 @@ print(json.dumps({{"rows": t.num_rows, "names": s.names, "meta": meta, "ids": le
 def test_duckdb_answers_the_issue_query(job):
     import duckdb
 
-    rows = duckdb.sql(
-        f"SELECT modality, count(*), sum(bytes), sum(octet_length(payload)) "
-        f"FROM read_parquet('{job['output']}/**/*.parquet') GROUP BY 1"
-    ).fetchall()
+    latents = tables.dataset(job["output"]).dataset  # noqa: F841 - the Delta table's Arrow dataset, by name
+    rows = duckdb.sql("SELECT modality, count(*), sum(bytes), sum(octet_length(payload)) FROM latents GROUP BY 1"
+                      ).fetchall()
     total_in = sum(p.stat().st_size for p in job["collection"].iterdir()
                    if p.suffix != ".txt" and p.name not in ("corrupt.png", "empty.jpg"))
     assert len(rows) == 1
@@ -132,34 +138,35 @@ def test_duckdb_answers_the_issue_query(job):
 def test_polars_reads_the_same_rows(job):
     import polars as pl
 
-    df = pl.read_parquet(f"{job['output']}/*.parquet")
+    df = pl.scan_delta(str(job["output"])).collect()
     assert df.height == 36
-    assert df.schema["latent"] == pl.Array(pl.Float32, 512)
+    assert df.schema["latent"] == pl.List(pl.Float32) and df["latent"].list.len().unique().to_list() == [512]
     assert df["model_version"].unique().to_list() == [1]
 
 
 def test_ids_are_stable_across_runs_and_copies(job, tmp_path):
     """A copy of part of the collection, elsewhere, compressed again: the same files get the same ids."""
-    import pyarrow.dataset as ds
-
     copy = tmp_path / "copy"
     copy.mkdir()
     for path in sorted(job["collection"].glob("*.png"))[:6]:
         shutil.copy(path, copy / path.name)
     run("compress", str(job["compress_spec"]), "--set", f"input={copy}", "--set", f"output={tmp_path}/again")
-    table = ds.dataset(job["output"]).to_table(columns=["id", "key"]).to_pylist()
+    table = tables.dataset(job["output"]).dataset.to_table(columns=["id", "key"]).to_pylist()
     first = {r["key"]: r["id"] for r in table}
-    second = {r["key"]: r["id"] for r in ds.dataset(tmp_path / "again").to_table(columns=["id", "key"]).to_pylist()}
+    again = tables.dataset(tmp_path / "again").dataset.to_table(columns=["id", "key"]).to_pylist()
+    second = {r["key"]: r["id"] for r in again}
     assert len(second) == 6 and all(first[k] == v for k, v in second.items())
 
 
 def test_rerun_of_a_finished_job_encodes_nothing(job):
     out = run("compress", str(job["compress_spec"]))
     assert "skipped (already committed)" in out
-    manifest = json.loads((job["output"] / "_aec" / "manifest.json").read_text())
-    assert manifest["rows"] == 36 and len(manifest["runs"]) == 2
-    assert manifest["runs"][-1]["rows"] == 0 and manifest["runs"][-1]["skipped"] == 36
-    assert manifest["runs"][-1]["status"] == "completed"
+    ds = tables.dataset(job["output"])
+    assert ds.count_rows() == 36 and len(ds.runs()) == 2
+    assert ds.runs()[-1]["rows"] == 0 and ds.runs()[-1]["skipped"] == 36
+    assert ds.runs()[-1]["status"] == "completed"
+    history = run("inspect", str(job["output"]), "--history")
+    assert history.count("completed") == 2
 
 
 def test_another_model_into_the_same_output_is_refused_in_one_line(job):
@@ -176,7 +183,7 @@ def test_fail_on_error_exits_1_and_keeps_the_rows(job, tmp_path):
                                       "--fail-on-error"])
     assert result.exit_code == 1
     assert "2 of 38 inputs could not be encoded" in result.output
-    assert json.loads((tmp_path / "strict" / "_aec" / "manifest.json").read_text())["rows"] == 36
+    assert tables.totals(tmp_path / "strict")["rows"] == 36
 
 
 def test_inspect_prints_the_summary(job):
@@ -188,12 +195,11 @@ def test_decode_restores_every_image_above_the_psnr_floor(job, tmp_path):
     out = run("decode", str(job["output"]), "--out", str(tmp_path / "restored"), "--originals", str(job["collection"]))
     files = sorted((tmp_path / "restored").iterdir())
     assert len(files) == 36
-    import pyarrow.dataset as ds
     from PIL import Image
 
     from cluster.decode import restore_path
 
-    for r in ds.dataset(job["output"]).to_table(columns=["key", "shape"]).to_pylist():
+    for r in tables.dataset(job["output"]).dataset.to_table(columns=["key", "shape"]).to_pylist():
         # at its key; a JPEG input comes back as a PNG beside it (photo.jpg.png)
         with Image.open(tmp_path / "restored" / restore_path(r["key"], False, ".png")) as img:
             h, w, c = r["shape"]
@@ -219,9 +225,7 @@ def test_lossless_restores_every_file_byte_for_byte(job, tmp_path):
     """PNGs are rebuilt from the coded pixels (and cost less than the file); JPEGs are stored."""
     run("compress", str(job["compress_spec"]), "--set", f"output={tmp_path}/exact", "--set", "lossless=true")
     run("decode", str(tmp_path / "exact"), "--out", str(tmp_path / "restored"))
-    import pyarrow.dataset as ds
-
-    rows = ds.dataset(tmp_path / "exact").to_table(columns=["id", "uri", "key", "bytes", "payload"]).to_pylist()
+    rows = tables.dataset(tmp_path / "exact").dataset.to_table(columns=["id", "uri", "key", "bytes", "payload"]).to_pylist()
     assert len(rows) == 36
     for r in rows:
         restored = tmp_path / "restored" / r["key"]
@@ -230,7 +234,7 @@ def test_lossless_restores_every_file_byte_for_byte(job, tmp_path):
         assert restored.suffix == Path(r["uri"]).suffix  # the very file, under its own extension
     jpegs = sum(r["uri"].endswith(".jpg") for r in rows)
     assert 0 < jpegs < len(rows)
-    quality = json.loads((tmp_path / "exact/_aec/manifest.json").read_text())["quality"]
+    quality = tables.totals(tmp_path / "exact")["quality"]
     assert quality["exact"] == 1.0 and quality["stored"] == jpegs / len(rows)  # quality_every: 1
     png_in = sum(r["bytes"] for r in rows if r["uri"].endswith(".png"))
     png_out = sum(len(r["payload"]) for r in rows if r["uri"].endswith(".png"))
