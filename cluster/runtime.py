@@ -85,11 +85,11 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, log_to_d
 def actor_cpus(workers: int, requested: float | None = None) -> float:
     """CPUs per actor/worker. Actors hold their CPUs for life, so on a small machine they
     get a fraction, leaving at least half of the CPUs to the read and write tasks that feed
-    them (else the pipeline stalls on its resource budget). The share is of what is free
-    when the job starts: a second job on the same small cluster must not take the CPUs the
-    first one's tasks need (two jobs sized on the total deadlock on 2 cores)."""
+    them (else the pipeline stalls on its resource budget). The share is a quarter of what is
+    free when the job starts, so two jobs started at the same moment (both seeing every CPU
+    free) still leave half to their tasks: sized on half each, they deadlocked on 2 cores."""
     if requested:
         return requested
     total = float(ray.cluster_resources().get("CPU", 1.0))
     free = min(total, float(ray.available_resources().get("CPU", 0.0)))
-    return max(0.1, min(1.0, max(free, IO_TASK_CPUS) / (2.0 * max(1, workers))))
+    return max(0.1, min(1.0, max(free, IO_TASK_CPUS) / (4.0 * max(1, workers))))

@@ -64,7 +64,7 @@ class JobSpec(BaseModel):
     workers: int = Field(default=2, ge=1)
     gpus: float = Field(default=0.0, ge=0)
     #: CPUs reserved per Ray Train worker / encoder actor; default: a share that leaves
-    #: half the cluster's CPUs to the read and write tasks (see cluster.runtime.actor_cpus)
+    #: most of the cluster's CPUs to the read and write tasks (see cluster.runtime.actor_cpus)
     cpus_per_worker: float | None = Field(default=None, gt=0)
     #: passed to fsspec for input, output and registry (e.g. endpoint_url, anon)
     storage_options: dict[str, Any] = Field(default_factory=dict)

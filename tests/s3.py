@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -46,65 +45,33 @@ class MotoServer:
 
 
 class VanishingProxy:
-    """Forwards 127.0.0.1:port to a target; ``down()`` closes the listener (connections are
-    refused, open ones cut) until ``up()``."""
+    """Forwards 127.0.0.1:port to a target from a process of its own; ``down()`` kills it
+    (connections are refused, open ones cut) until ``up()`` starts another.
+
+    A process, not a thread of the test's: delta-rs holds the GIL through some of its blocking
+    calls (``DeltaTable.history``), which would stop a proxy thread from forwarding them."""
 
     def __init__(self, target_port: int, port: int | None = None) -> None:
-        self.target = ("127.0.0.1", target_port)
+        self.target_port = target_port
         self.port = port or free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._listener: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
         self.up()
 
     def up(self) -> None:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        sock.listen(64)
-        self._listener = sock
-        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+        self._proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("tcp_proxy.py")), str(self.port),
+                                       str(self.target_port)])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the S3 proxy did not start")
 
     def down(self) -> None:
-        with self._lock:
-            if self._listener:
-                self._listener.close()
-                self._listener = None
-            for c in self._conns:
-                try:
-                    c.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                c.close()
-            self._conns.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None

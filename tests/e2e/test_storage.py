@@ -3,7 +3,6 @@ loopback and real SIGKILLs of real processes (a driver, an encoder actor, a trai
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -13,12 +12,12 @@ import threading
 import time
 from pathlib import Path
 
-import pyarrow.dataset as pds
 import pytest
 from typer.testing import CliRunner
 
 from jobs.cli import app
 from jobs.registry import ModelRegistry
+from tests import tables
 from tests.conftest import run_cli
 from tests.s3 import CREDENTIALS, MotoServer
 
@@ -38,20 +37,30 @@ def compress_spec(path: Path, input: str, output: str, registry: str, **extra) -
 
 
 def dataset_rows(output) -> list[dict]:
-    manifest = json.loads(Path(output, "_aec", "manifest.json").read_text())
-    files = [str(Path(output, f["name"])) for f in manifest["files"]]
-    return pds.dataset(files).to_table(columns=["id", "uri", "sha256", "model_version"]).to_pylist()
+    return tables.dataset(output).dataset.to_table(columns=["id", "uri", "sha256", "model_version"]).to_pylist()
 
 
 def assert_exactly_once(output, expected_uris: set[str]) -> None:
+    """What every Delta reader sees: each input once (parts no commit lists are invisible)."""
     rows = dataset_rows(output)
     assert len(rows) == len(expected_uris), (len(rows), len(expected_uris))
     assert {r["uri"] for r in rows} == expected_uris
     assert len({r["id"] for r in rows}) == len(rows)
     assert len({(r["id"], r["sha256"], r["model_version"]) for r in rows}) == len(rows)
-    # Everything in the folder is committed: no stray part a glob reader could pick up.
-    manifest = json.loads(Path(output, "_aec", "manifest.json").read_text())
-    assert sorted(p.name for p in Path(output).glob("*.parquet")) == sorted(f["name"] for f in manifest["files"])
+
+
+def committed_rows(output) -> int:
+    """Rows committed so far (0 while there is no table yet), as a reader polling the table sees them."""
+    import pyarrow as pa
+
+    from cluster.storage import Location
+    from cluster.table import load_table
+
+    try:
+        table = load_table(Location.of(str(output)))
+    except Exception:  # noqa: BLE001 - caught mid-creation
+        return 0
+    return 0 if table is None else sum(pa.table(table.get_add_actions(flatten=True)).column("num_records").to_pylist())
 
 
 @pytest.fixture(scope="module")
@@ -85,18 +94,19 @@ def test_train_compress_decode_all_on_s3(trained, photos, s3, tmp_path, capsys):
     assert len(list((tmp_path / "restored").iterdir())) == 36
     assert "compared with originals │ 36" in outputs[-1]
 
-    # Readers without Ray, straight from the bucket: pyarrow's native S3 and Polars.
+    # Readers without Ray, straight from the bucket, through the Delta log: deltalake with pyarrow's
+    # native S3, and Polars.
     import polars as pl
-    from pyarrow.fs import S3FileSystem
+    from deltalake import DeltaTable
+    from pyarrow.fs import S3FileSystem, SubTreeFileSystem
 
     endpoint = os.environ["AWS_ENDPOINT_URL"]
-    table = pds.dataset("archive/latents", filesystem=S3FileSystem(
-        endpoint_override=endpoint.split("://")[1], scheme="http")).to_table()
+    delta = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_REGION": "us-east-1", **CREDENTIALS}
+    native = S3FileSystem(endpoint_override=endpoint.split("://")[1], scheme="http")
+    table = DeltaTable("s3://archive/latents", storage_options=delta).to_pyarrow_dataset(
+        filesystem=SubTreeFileSystem("archive/latents", native)).to_table()
     assert table.num_rows == 36
-    df = pl.read_parquet("s3://archive/latents/*.parquet", storage_options={
-        "aws_endpoint_url": endpoint, "aws_allow_http": "true", "aws_region": "us-east-1",
-        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"]})
+    df = pl.scan_delta("s3://archive/latents", storage_options=delta).collect()
     assert df.height == 36 and df["uri"].str.starts_with("s3://archive/photos/").all()
 
     # The secret never lands anywhere aec writes or prints.
@@ -155,41 +165,73 @@ def test_resume_after_the_driver_is_sigkilled(trained, big_photos, ray_local, tm
     env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
     driver = subprocess.Popen([sys.executable, "-m", "jobs.cli", "compress", str(spec)], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    manifest = output / "_aec" / "manifest.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and driver.poll() is None:
-        if manifest.exists() and json.loads(manifest.read_text())["files"]:
+        if committed_rows(output):
             break
         time.sleep(0.05)
     assert driver.poll() is None, "the driver finished before it could be killed; give it more work"
-    # a second job on the same output meanwhile stops before touching anything (its first step)
-    from cluster.lease import WriterLease
-    from cluster.storage import Location, StorageError
-
-    with pytest.raises(StorageError, match="being written by another compress job"):
-        WriterLease(Location.of(str(output)), "second-job", "_aec").acquire()
     driver.send_signal(signal.SIGKILL)
     driver.wait()
-    on_disk = pds.dataset(str(output), format="parquet").to_table(columns=["uri"]).num_rows
-    assert 0 < on_disk < 80, on_disk
+    committed = committed_rows(output)
+    assert 0 < committed < 80, committed
+    written = len(list(output.glob("part-*.parquet")))
 
-    out = run_cli("compress", str(spec))  # the killed driver's lease is taken over (its process is gone)
-    final = json.loads(manifest.read_text())
-    run = final["runs"][-1]
-    assert run["status"] == "completed"
-    assert run["skipped"] == on_disk and run["rows"] == 80 - on_disk, (run, on_disk)
-    assert final["runs"][0]["status"] == "running"  # the killed run never finished: its record says so
+    out = run_cli("compress", str(spec))
+    runs = tables.dataset(output).runs()
+    assert runs[-1]["status"] == "completed"
+    assert runs[-1]["skipped"] == committed and runs[-1]["rows"] == 80 - committed, (runs[-1], committed)
+    assert runs[0]["status"] == "running or stopped"  # the killed run never finished: its history says so
     expected = {str(p) for p in collection.iterdir()}
     assert_exactly_once(output, expected)
-    assert not (tmp_path / ".latents.staging").exists()
+    import polars as pl  # an independent reader of the Delta log agrees
+
+    assert pl.scan_delta(str(output)).select(pl.col("uri").n_unique(), pl.len()).collect().row(0) == (80, 80)
+    print(f"killed driver: {committed} rows committed, {written} parts written; the re-run encoded {80 - committed}")
 
     # New files in the input: only they are encoded.
     for i, p in enumerate(sorted(big_photos.iterdir())[:5]):
         shutil.copy(p, collection / f"new-{i}{p.suffix}")
     out = run_cli("compress", str(spec))
-    run = json.loads(manifest.read_text())["runs"][-1]
+    run = tables.last_run(output)
     assert (run["skipped"], run["rows"]) == (80, 5), out
     assert_exactly_once(output, {str(p) for p in collection.iterdir()})
+
+
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_two_jobs_compressing_into_one_table_at_once_commit_each_input_once(trained, photos, ray_local, tmp_path,
+                                                                            request, store):
+    """Two drivers, the same inputs, one output, started together: the table's commits are checked
+    against each other, so neither adds a row the other committed, and nothing is lost."""
+    import ray
+
+    some = tmp_path / "photos"
+    some.mkdir()
+    for p in sorted(photos.iterdir())[:16]:
+        shutil.copy(p, some / p.name)
+    if store == "s3":
+        request.getfixturevalue("s3")
+        import s3fs
+
+        fs = s3fs.S3FileSystem()
+        fs.mkdir("both")
+        fs.put(f"{some}/", "both/photos/", recursive=True)
+        collection, output = "s3://both/photos", "s3://both/latents"
+        expected = {f"s3://{p}" for p in fs.find("both/photos")}
+    else:
+        collection, output = str(some), str(tmp_path / "latents")
+        expected = {str(p) for p in some.iterdir()}
+    spec = compress_spec(tmp_path / "c.yaml", collection, output, str(trained["registry"]), batch_size=2,
+                         commit_every=1, commit_seconds=0.2)
+    env = {**os.environ, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    drivers = [subprocess.Popen([sys.executable, "-m", "jobs.cli", "compress", str(spec)], env=env, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [d.communicate(timeout=300)[0] for d in drivers]
+    assert [d.returncode for d in drivers] == [0, 0], outputs
+    assert_exactly_once(output, expected)
+    runs = tables.dataset(output).runs()
+    assert sum(r["rows"] for r in runs) == len(expected), runs  # between them, each input committed once
+    print(f"{store}: rows committed per job {[r['rows'] for r in runs]}")
 
 
 def test_an_encoder_actor_killed_mid_job_loses_and_duplicates_nothing(trained, big_photos, ray_local, tmp_path):
@@ -217,11 +259,10 @@ def test_an_encoder_actor_killed_mid_job_loses_and_duplicates_nothing(trained, b
         return pids
 
     def kill_encoder() -> None:
-        manifest = output / "_aec" / "manifest.json"
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not killed:
             pids = encoder_pids()
-            if pids and manifest.exists() and json.loads(manifest.read_text())["files"]:
+            if pids and committed_rows(output):
                 for pid in pids:  # at the first commit: the job is in the middle
                     try:
                         os.kill(pid, signal.SIGKILL)
@@ -254,7 +295,7 @@ def test_bad_inputs_become_error_rows_and_good_ones_are_all_encoded(trained, pho
                          max_file_bytes=limit)
     result = invoke("compress", str(spec))
     assert result.exit_code == 0, result.output
-    errors = {Path(e["uri"]).name: e for e in map(json.loads, (tmp_path / "out/_aec/errors.jsonl").read_text().splitlines())}
+    errors = {Path(e["uri"]).name: e for e in tables.errors(tmp_path / "out")}
     assert set(errors) == {"truncated.png", "zero.png", "wrong-format.jpg", "oversized.png", big.name}
     assert errors["zero.png"]["reason"].startswith("empty file")
     assert errors["oversized.png"]["stage"] == "read" and "max_file_bytes" in errors["oversized.png"]["reason"]
@@ -265,7 +306,7 @@ def test_bad_inputs_become_error_rows_and_good_ones_are_all_encoded(trained, pho
 
     # With the limit raised, a re-run encodes just the two large files and clears their errors.
     result = invoke("compress", str(spec), "--set", f"max_file_bytes={10 * limit}")
-    errors = [json.loads(line) for line in (tmp_path / "out/_aec/errors.jsonl").read_text().splitlines()]
+    errors = tables.errors(tmp_path / "out")
     assert sorted(Path(e["uri"]).name for e in errors) == ["truncated.png", "wrong-format.jpg", "zero.png"]
     assert_exactly_once(tmp_path / "out", expected | {str(big), str(collection / "oversized.png")})
 
@@ -298,7 +339,7 @@ def test_storage_endpoint_vanishing_briefly_is_retried(trained, big_photos, s3, 
     def blip() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if fs.exists("flaky/latents/_aec/manifest.json"):
+            if fs.exists("flaky/latents/_delta_log") and committed_rows("s3://flaky/latents"):
                 s3.down()
                 time.sleep(4)
                 s3.up()
@@ -313,10 +354,8 @@ def test_storage_endpoint_vanishing_briefly_is_retried(trained, big_photos, s3, 
     t.join()
     assert blipped.is_set(), out
     fs.invalidate_cache()
-    manifest = json.loads(fs.cat_file("flaky/latents/_aec/manifest.json"))
-    assert manifest["rows"] == 80 and manifest["runs"][-1]["status"] == "completed"
-    parts = sorted(p.rsplit("/", 1)[1] for p in fs.find("flaky/latents") if p.endswith(".parquet"))
-    assert parts == sorted(f["name"] for f in manifest["files"])
+    assert tables.last_run("s3://flaky/latents")["status"] == "completed"
+    assert_exactly_once("s3://flaky/latents", {f"s3://{p}" for p in fs.find("flaky/photos")})
 
 
 def test_storage_endpoint_gone_fails_cleanly_with_nothing_half_published(trained, big_photos, s3, ray_local,
@@ -337,7 +376,7 @@ def test_storage_endpoint_gone_fails_cleanly_with_nothing_half_published(trained
     assert result.exit_code == 2, result.output
     assert "unreachable for 3 s" in result.output and "Traceback" not in result.output
     fs.invalidate_cache()
-    assert not fs.exists("gone/latents/_aec/manifest.json")
+    assert not fs.exists("gone/latents/_delta_log")
     assert not [p for p in fs.find("gone/latents") if p.endswith(".parquet")]
 
 
