@@ -32,8 +32,9 @@ demo: setup
 	$(BIN)/aec train jobs/specs/photos-train.yaml
 	$(BIN)/aec compress jobs/specs/photos-compress.yaml
 	$(BIN)/aec inspect $(DEMO)/latents
+	$(BIN)/aec inspect $(DEMO)/latents --history
 	$(BIN)/aec query $(DEMO)/latents \
-	  "SELECT modality, count(*) AS files, sum(bytes) AS bytes_in, sum(octet_length(payload)) AS bytes_out, sum(bytes) / sum(octet_length(payload)) AS ratio FROM latents GROUP BY 1"
+	  "SELECT modality, count(*) AS files, sum(bytes) AS bytes_in, sum(payload_bytes) AS bytes_out, sum(bytes) / sum(payload_bytes) AS ratio FROM latents GROUP BY 1"
 	$(BIN)/aec decode $(DEMO)/latents --out $(DEMO)/restored --originals $(DEMO)/photos
 
 test: setup

@@ -2,7 +2,7 @@
 single-process loop a user would write, on the same inputs, in one run.
 
 - pipeline: `compress_collection` (local files -> read tasks -> EncodeBatch actor pool ->
-  staging -> committed Parquet), on the embedded Ray instance, Ray already started;
+  parts -> Delta commits), on the embedded Ray instance, Ray already started;
 - (a) encoder alone: the same model encoding the same, already decoded, in-memory tensors
   (analysis transform, quantization, range coding), in as many single-threaded processes as
   the pipeline has encoder actors: the compute bound on this machine;

@@ -54,7 +54,7 @@ def compress(
     """Encode a collection into a Parquet latents dataset with a Ray Data actor pool.
 
     Re-running a job resumes it: inputs already committed to the output are skipped.
-    Unreadable inputs become rows of OUTPUT/_aec/errors.jsonl; the job still exits 0
+    Unreadable inputs become error rows (`aec inspect OUTPUT --errors`); the job still exits 0
     unless --fail-on-error or the spec's max_error_rate says otherwise.
 
     Example: aec compress jobs/specs/photos-compress.yaml --set output=/tmp/latents
@@ -183,10 +183,11 @@ def decode_registry(metadata: dict[str, Any], given: str | None) -> str:
 @app.command()
 @user_errors
 def query(
-    dataset: Annotated[str, typer.Argument(help="A local dataset folder written by `aec compress`.")],
-    sql: Annotated[str, typer.Argument(help="SQL over the view `latents` (one row per encoded file).")],
+    dataset: Annotated[str, typer.Argument(help="A dataset path or URL written by `aec compress`.")],
+    sql: Annotated[str, typer.Argument(help="SQL over the views `latents` (one row per encoded file) and `errors`.")],
+    version: Annotated[int | None, typer.Option(help="Query this table version (default: the latest).")] = None,
 ) -> None:
-    """Run DuckDB SQL over a dataset's Parquet files, exactly as any DuckDB user would.
+    """Run DuckDB SQL over a dataset: its committed rows, read through the Delta log.
 
     Example: aec query demo-output/latents "SELECT modality, count(*) FROM latents GROUP BY 1"
     """
@@ -194,14 +195,22 @@ def query(
         import duckdb
     except ImportError:
         raise UserError("`aec query` needs DuckDB: pip install 'aec[readers]'") from None
-    glob = f"{dataset.rstrip('/')}/**/*.parquet"
+    import pyarrow as pa
+
+    from cluster.dataset import open_dataset
+    from cluster.storage import Location
+    from cluster.table import ERROR_SCHEMA
+
+    ds = open_dataset(Location.of(dataset), version=version)
     con = duckdb.connect()
-    con.execute(f"CREATE VIEW latents AS SELECT * FROM read_parquet('{glob.replace(chr(39), chr(39) * 2)}')")
+    con.register("latents", ds.dataset)  # scanned lazily: only the columns the query names are read
+    con.register("errors", pa.Table.from_pylist(ds.errors(), schema=ERROR_SCHEMA))
     try:
         rel = con.sql(sql)
     except duckdb.Error as exc:
-        raise UserError(f"query failed: {str(exc).splitlines()[0]}; fix the SQL (the view is `latents`)") from None
-    table = Table(*rel.columns, title=f"read_parquet('{glob}')", title_justify="left")
+        raise UserError(f"query failed: {str(exc).splitlines()[0]}; fix the SQL (the views are `latents`, "
+                        "`errors`)") from None
+    table = Table(*rel.columns, title=f"{dataset} (version {ds.version})", title_justify="left")
     for row in rel.fetchall():
         table.add_row(*(fmt(v) for v in row))
     console.print(table)
