@@ -136,5 +136,6 @@ def open_dataset(loc: Location, version: int | None = None) -> LatentDataset:
         raise StorageError(f"{loc.url!r} is not an aec dataset (no Delta table there); check the path")
     metadata = read_properties(table)
     if not metadata:
-        raise StorageError(f"{loc.url!r} is a Delta table aec did not write; `aec decode` reads aec datasets only")
+        raise StorageError(f"{loc.url!r} is a Delta table aec did not write (or a version before aec set its "
+                           "properties); open another")
     return LatentDataset(location=loc, table=table, metadata=metadata, dataset=arrow_dataset(table, loc))

@@ -1,5 +1,10 @@
 """Restoring a latents dataset to files, and measuring it against the originals.
 
+    plan (driver: ids selected by ``where``; rows that would land on one name)
+      -> read the committed parts (Ray Data tasks) -> RestoreBatch (actor pool: decode, write, compare)
+      -> driver: failures and quality gathered
+    (``workers=0``: the same RestoreBatch over the rows in this process, no Ray.)
+
 Each row is restored at its ``key`` (its path relative to the collection root) under the output
 folder, so the restore gives back the archive's tree. A lossless row is the very file; a lossy
 row whose input format differs from the modality's output format gets that format's suffix added
@@ -15,20 +20,24 @@ never from the ``uri`` a dataset claims, and at most the row's ``bytes``.
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from aecore import Compressor, UnreadableInput
 from aecore.errors import UserError
 from cluster.dataset import LatentDataset
 from cluster.storage import Location
 
-__all__ = ["WhereError", "decode_dataset", "restore_path", "select_ids"]
+__all__ = ["RESULT_SCHEMA", "RestoreBatch", "WhereError", "decode_dataset", "plan_restore", "restore_one",
+           "restore_path", "select_ids"]
 
 _COLUMNS = ["id", "uri", "key", "bytes", "shape", "payload"]
 
@@ -85,49 +94,117 @@ def _write(out: Path, rel: str | None, data: bytes, written: set[str]) -> None:
     written.add(rel)
 
 
-def decode_dataset(ds: LatentDataset, compressor: Compressor, out_dir: str | os.PathLike,
-                   originals: Location | None = None, progress: Callable[[int], None] | None = None,
-                   where: str | None = None) -> dict[str, Any]:
-    """Write every restorable row's file under ``out_dir`` at its key (only the rows ``where``
-    selects, if given); quality against the originals under ``originals`` when given. Bad rows
-    are listed in ``failures``, never fatal."""
-    out = Path(out_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    modality = compressor.modality
-    selected = select_ids(ds, where) if where else None
-    rows = 0
-    failures: list[dict[str, str]] = []
-    quality: list[dict[str, float]] = []
-    unreachable = 0
-    written: set[str] = set()
-    for batch in ds.batches(_COLUMNS, batch_size=32):
-        rows_in = [r for r in batch.to_pylist() if selected is None or r["id"] in selected]
-        for row, result in zip(rows_in, _decode_rows(compressor, rows_in)):
+RESULT_SCHEMA = pa.schema([("id", pa.string()), ("uri", pa.string()), ("reason", pa.string()),
+                           ("quality", pa.string()), ("unreachable", pa.bool_())])
+
+
+class RestoreBatch:
+    """Restore a batch of rows to files under ``out`` — a Ray Data actor (the model loaded once,
+    as an encoder is) or a plain call. One result row per input row: ``reason`` is null when the
+    file was written; ``quality`` (JSON) when it was compared with its original."""
+
+    def __init__(self, bundle: bytes | Any, out: str, originals: str | None = None,
+                 storage_options: dict[str, Any] | None = None, selected: pa.Array | Any | None = None,
+                 threads: int = 1) -> None:
+        import ray
+        import torch
+
+        from aecore import load_bundle
+
+        torch.set_num_threads(max(1, threads))
+        self.compressor = load_bundle(ray.get(bundle) if isinstance(bundle, ray.ObjectRef) else bundle)
+        self.out = Path(out)
+        self.originals = Location.of(originals, storage_options) if originals else None
+        self.selected = ray.get(selected) if isinstance(selected, ray.ObjectRef) else selected
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        if self.selected is not None:
+            batch = batch.filter(pc.is_in(batch.column("id"), value_set=self.selected))
+        modality = self.compressor.modality
+        rows = batch.to_pylist()
+        results: list[dict[str, Any]] = []
+        written: set[str] = set()
+        for row, result in zip(rows, _decode_rows(self.compressor, rows)):
+            done = {"id": row["id"], "uri": row["uri"], "reason": None, "quality": None, "unreachable": False}
+            results.append(done)
             if isinstance(result, Exception):  # one bad row must not stop the restore
                 reason = str(result).splitlines()[0] if str(result) else type(result).__name__
-                failures.append({"id": row["id"], "uri": row["uri"], "reason": f"{type(result).__name__}: {reason}"[:300]})
-                if progress:
-                    progress(1)
+                done["reason"] = f"{type(result).__name__}: {reason}"[:300]
                 continue
             data, info = result
             try:
-                _write(out, restore_path(row.get("key"), bool(info.get("lossless")), modality.output_suffix), data, written)
+                _write(self.out, restore_path(row.get("key"), bool(info.get("lossless")), modality.output_suffix),
+                       data, written)
             except (OSError, ValueError) as exc:
-                failures.append({"id": row["id"], "uri": row["uri"], "reason": f"{type(exc).__name__}: {exc}"[:300]})
-                if progress:
-                    progress(1)
+                done["reason"] = f"{type(exc).__name__}: {exc}"[:300]
                 continue
-            rows += 1
-            if originals is not None:
-                original = _read_original(originals, row["key"], row["bytes"])
+            if self.originals is not None:
+                original = _read_original(self.originals, row["key"], row["bytes"])
                 try:
                     if original is None:
                         raise UnreadableInput("unreachable")
-                    quality.append(modality.quality(modality.load(original).x, modality.load(data).x))
+                    done["quality"] = json.dumps(modality.quality(modality.load(original).x, modality.load(data).x))
                 except UnreadableInput:
-                    unreachable += 1
-            if progress:
-                progress(1)
+                    done["unreachable"] = True
+        return pa.Table.from_pylist(results, schema=RESULT_SCHEMA)
+
+
+def plan_restore(ds: LatentDataset, output_suffix: str, where: str | None = None) -> tuple[pa.Array, list[dict[str, str]]]:
+    """The ids to restore (those ``where`` selects), and failures for rows that would land where
+    another row lands (the first by id wins): decided once, before any actor writes."""
+    lossless = bool(ds.metadata.get("lossless"))
+    rows = ds.dataset.to_table(columns=["id", "uri", "key"])
+    if where:
+        rows = rows.filter(pc.is_in(rows.column("id"), value_set=pa.array(sorted(select_ids(ds, where)), pa.string())))
+    rows = rows.sort_by("id")
+    seen: set[str] = set()
+    keep, failures = [], []
+    for r in rows.to_pylist():
+        rel = restore_path(r["key"], lossless, output_suffix)
+        if rel is not None and rel in seen:
+            failures.append({"id": r["id"], "uri": r["uri"],
+                             "reason": f"ValueError: another row was already restored at {rel}; not written"})
+            continue
+        if rel is not None:
+            seen.add(rel)
+        keep.append(r["id"])
+    return pa.array(keep, pa.string()), failures
+
+
+def decode_dataset(ds: LatentDataset, bundle: bytes, out_dir: str | os.PathLike, originals: Location | None = None,
+                   progress: Callable[[int], None] | None = None, where: str | None = None,
+                   workers: int = 0, batch_size: int = 32) -> dict[str, Any]:
+    """Write every restorable row's file under ``out_dir`` at its key (only the rows ``where``
+    selects, if given); quality against the originals under ``originals`` when given. Bad rows
+    are listed in ``failures``, never fatal. ``workers`` > 0: a Ray Data job — the committed parts
+    read in parallel, rows restored by an actor pool of that size; 0: in this process."""
+    from aecore import load_bundle
+
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = load_bundle(bundle).modality.output_suffix
+    selected, failures = plan_restore(ds, suffix, where)
+    if progress and failures:
+        progress(len(failures))
+    originals_url = originals.url if originals is not None else None
+    options = dict(originals.storage_options) if originals is not None else {}
+    if workers:
+        batches = _restore_on_ray(ds, bundle, out, originals_url, options, selected, workers, batch_size)
+    else:
+        restore = RestoreBatch(bundle, str(out), originals_url, options, selected, threads=os.cpu_count() or 1)
+        batches = (restore(pa.Table.from_batches([b])) for b in ds.batches(_COLUMNS, batch_size=batch_size))
+    rows, unreachable, quality = 0, 0, []
+    for result in batches:
+        for r in result.to_pylist():
+            if r["reason"]:
+                failures.append({"id": r["id"], "uri": r["uri"], "reason": r["reason"]})
+            else:
+                rows += 1
+                unreachable += r["unreachable"]
+                if r["quality"]:
+                    quality.append(json.loads(r["quality"]))
+        if progress:
+            progress(result.num_rows)
     keys = sorted({k for q in quality for k in q})
     return {
         "rows": rows,
@@ -138,6 +215,40 @@ def decode_dataset(ds: LatentDataset, compressor: Compressor, out_dir: str | os.
         "originals_unreachable": unreachable,
         "quality": {k: float(np.mean([q[k] for q in quality])) for k in keys},
     }
+
+
+def restore_one(ds: LatentDataset, bundle: bytes, key: str) -> bytes:
+    """The restored bytes of the row at ``key`` (for standard output)."""
+    from aecore import load_bundle
+
+    rows = ds.dataset.to_table(columns=_COLUMNS, filter=pc.field("key") == key).to_pylist()
+    if len(rows) != 1:
+        raise UserError(f"{len(rows)} rows have key {key!r} in {ds.location.url}; "
+                        "`aec query DATASET \"SELECT key FROM latents\"` lists the keys")
+    data, _, _ = load_bundle(bundle).decode(rows[0]["payload"], rows[0]["shape"])
+    return data
+
+
+def _restore_on_ray(ds: LatentDataset, bundle: bytes, out: Path, originals: str | None, options: dict[str, Any],
+                    selected: pa.Array, workers: int, batch_size: int) -> Iterator[pa.Table]:
+    import ray
+
+    from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
+
+    files = [posixpath.join(ds.location.path, f) for f in ds.dataset.files]
+    if not files:
+        return iter(())
+    cpus = actor_cpus(workers)
+    data = ray.data.read_parquet(files, filesystem=ds.location.pyarrow_fs(), columns=_COLUMNS,
+                                 concurrency=io_tasks(workers), ray_remote_args={"num_cpus": IO_TASK_CPUS})
+    restored = data.map_batches(
+        RestoreBatch,
+        fn_constructor_kwargs={"bundle": ray.put(bundle), "out": str(out), "originals": originals,
+                               "storage_options": options, "selected": ray.put(selected),
+                               "threads": max(1, int(cpus))},
+        compute=ray.data.ActorPoolStrategy(size=workers), batch_size=batch_size, batch_format="pyarrow",
+        num_cpus=cpus)
+    return restored.iter_batches(batch_size=None, batch_format="pyarrow")
 
 
 def _decode_rows(compressor: Compressor, rows: list[dict[str, Any]]) -> list[tuple[bytes, dict[str, Any]] | Exception]:

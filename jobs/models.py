@@ -10,14 +10,31 @@ and where a train job starts (``init:``): the modality's zoo model by default, `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aecore import read_bundle
+from aecore.bundle import bundle_sha256
 from aecore.registry import MODALITIES, MODELS
 from aecore.zoo import ZooError, default_entry, zoo_entry
 from jobs.registry import ModelRegistry, ModelVersion, RegistryError
 from jobs.spec import INIT_CONTINUE, INIT_NONE, TrainJobSpec
 
-__all__ = ["StartingPoint", "load_model", "starting_point"]
+__all__ = ["StartingPoint", "dataset_model", "load_model", "starting_point"]
+
+
+def dataset_model(metadata: dict[str, Any], dataset: str, registry: str | None = None) -> tuple[ModelVersion, bytes]:
+    """The model a dataset was encoded with: from ``registry`` if given; else from the registry the
+    dataset records only if it is a local path (a dataset is untrusted: a URL in it is never
+    fetched); else the default registry. Its bundle must be the one the dataset records."""
+    if not registry:
+        recorded = metadata.get("registry") or ""
+        registry = recorded if recorded and "://" not in recorded else TrainJobSpec.model_fields["registry"].default
+    mv, bundle = load_model(metadata["model_ref"], ModelRegistry(registry))
+    expected = metadata.get("bundle_sha256")
+    if expected and bundle_sha256(bundle) != expected:
+        raise RegistryError(f"{mv.ref} in this registry is not the bundle {dataset} was encoded with (sha256 "
+                            f"{expected[:12]}…); pass --registry with the registry that encoded it")
+    return mv, bundle
 
 
 def load_model(ref: str, registry: ModelRegistry) -> tuple[ModelVersion, bytes]:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from aecore.bundle import bundle_sha256
 from aecore.errors import UserError
 from jobs.cli.options import (
     SetOption,
 )
-from jobs.models import load_model
-from jobs.registry import ModelRegistry, RegistryError
+from jobs.models import dataset_model
 from jobs.spec import CompressJobSpec, SpecError, TrainJobSpec, load_spec
 from jobs.ui import console, err_console, fmt, kv_table, user_errors
 
@@ -113,7 +111,8 @@ def inspect(
 @user_errors
 def decode(
     dataset: Annotated[str, typer.Argument(help="A dataset path or URL written by `aec compress`.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder to restore the files into.")],
+    out: Annotated[str, typer.Option("--out", help="Folder to restore the files into; `-` writes the one file "
+                                                   "--key names to standard output.")],
     registry: Annotated[str | None, typer.Option(
         help="Model registry (default: the one the dataset records, if it is a local path; a URL there is "
              "never fetched unless you pass it here).")] = None,
@@ -122,6 +121,10 @@ def decode(
     where: Annotated[str | None, typer.Option(
         help="Restore only the rows this SQL condition selects (DuckDB, over every column but the payload), "
              "e.g. \"key LIKE 'a/%'\".")] = None,
+    key: Annotated[str | None, typer.Option(help="Restore only the file at this key (with --out -: to stdout).")] = None,
+    version: Annotated[int | None, typer.Option(help="Restore the dataset as it was at this table version.")] = None,
+    workers: Annotated[int, typer.Option(help="Restoring actors (a Ray Data job on the embedded instance or "
+                                              "RAY_ADDRESS); 0: in this process, without Ray.")] = 2,
 ) -> None:
     """Restore a dataset's rows as the archive was: each file at its path relative to the
     collection root (lossy rows in the modality's output format); with --originals, report quality.
@@ -131,29 +134,39 @@ def decode(
 
     Example: aec decode demo-output/latents --out demo-output/restored --where "key LIKE 'astronaut%'"
     """
-    from aecore import load_bundle
+    import sys
+
     from cluster.dataset import open_dataset
-    from cluster.decode import decode_dataset
+    from cluster.decode import decode_dataset, restore_one
     from cluster.storage import Location
 
-    ds = open_dataset(Location.of(dataset))
+    ds = open_dataset(Location.of(dataset), version=version)
     meta = ds.metadata
-    mv, bundle = load_model(meta["model_ref"], ModelRegistry(decode_registry(meta, registry)))
-    if meta.get("bundle_sha256") and bundle_sha256(bundle) != meta["bundle_sha256"]:
-        raise RegistryError(f"{mv.ref} in this registry is not the bundle {dataset} was encoded with (sha256 "
-                        f"{meta['bundle_sha256'][:12]}…); pass --registry with the registry that encoded it")
-    compressor = load_bundle(bundle)
+    mv, bundle = dataset_model(meta, dataset, registry)
+    if out == "-":
+        if not key:
+            raise UserError("--out - writes one file to standard output: name it with --key")
+        sys.stdout.buffer.write(restore_one(ds, bundle, key))
+        sys.stdout.buffer.flush()
+        return
+    if key:
+        quoted = key.replace("'", "''")
+        where = f"key = '{quoted}'" + (f" AND ({where})" if where else "")
     if where:
         try:
             import duckdb  # noqa: F401
         except ImportError:
             raise UserError("--where needs DuckDB: pip install 'aec[readers]'") from None
+    if workers:
+        from cluster.runtime import ensure_ray
+
+        ensure_ray(log_to_driver=False)
     total = None if where else ds.count_rows()
     with Progress(TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("decode", total=total)
-        summary = decode_dataset(ds, compressor, out, originals=Location.of(originals) if originals else None,
-                                 progress=lambda n: bar.advance(task, n), where=where)
+        summary = decode_dataset(ds, bundle, out, originals=Location.of(originals) if originals else None,
+                                 progress=lambda n: bar.advance(task, n), where=where, workers=workers)
     fields = {"out": summary["out"], "rows restored": summary["rows"], "rows failed": summary["failed"]}
     if originals:
         fields.update({"compared with originals": summary["compared"],
@@ -167,17 +180,6 @@ def decode(
                           f"not be restored{f' ({more} more not shown)' if more > 0 else ''}; the others are in {out}",
                           highlight=False, soft_wrap=True)
         raise typer.Exit(1)
-
-
-def decode_registry(metadata: dict[str, Any], given: str | None) -> str:
-    """The registry decode loads from: the one the user gives; else the dataset's, only if it is
-    a local path (a dataset is untrusted: a URL in it is never fetched); else the default."""
-    if given:
-        return given
-    recorded = metadata.get("registry") or ""
-    if recorded and "://" not in recorded:
-        return recorded
-    return TrainJobSpec.model_fields["registry"].default
 
 
 @app.command()

@@ -44,7 +44,7 @@ def damaged(tmp_path):
 
 def test_bad_rows_are_reported_and_the_rest_restored(damaged):
     root = damaged["root"]
-    result = CliRunner().invoke(app, ["decode", damaged["out"], "--out", str(root / "restored"),
+    result = CliRunner().invoke(app, ["decode", "--workers", "0", damaged["out"], "--out", str(root / "restored"),
                                       "--originals", str(root / "in")])
     assert result.exit_code == 1, result.output
     assert len(list((root / "restored").iterdir())) == 4  # every good row, though bad ones came first or last
@@ -85,7 +85,7 @@ def test_a_dataset_whose_every_input_failed_is_inspected_and_decoded(tmp_path):
     committer.finish("completed")
     inspect = CliRunner().invoke(app, ["inspect", str(tmp_path / "ds")])
     assert inspect.exit_code == 0 and "errors" in inspect.output, inspect.output
-    decode = CliRunner().invoke(app, ["decode", str(tmp_path / "ds"), "--out", str(tmp_path / "r")])
+    decode = CliRunner().invoke(app, ["decode", "--workers", "0", str(tmp_path / "ds"), "--out", str(tmp_path / "r")])
     assert decode.exit_code == 0 and "rows restored │ 0" in decode.output, decode.output
 
 
@@ -110,7 +110,7 @@ def test_decode_never_fetches_a_url_the_dataset_names(damaged, tmp_path, monkeyp
     # A dataset whose metadata (the table's properties) names a hostile registry.
     build_dataset(damaged["root"] / "in", tmp_path / "hostile", tiny_bundle(), metadata={"registry": url})
     monkeypatch.chdir(tmp_path)  # the default registry (.aec/registry) is empty here
-    result = CliRunner().invoke(app, ["decode", str(tmp_path / "hostile"), "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(app, ["decode", "--workers", "0", str(tmp_path / "hostile"), "--out", str(tmp_path / "r")])
     server.shutdown()
     assert result.exit_code == 2 and "not in the registry" in result.output, result.output
     assert _Counter.hits == []
@@ -139,7 +139,7 @@ def test_decode_with_other_weights_under_the_same_name_is_refused(damaged, tmp_p
     torch.manual_seed(7)  # other weights, registered as tiny@1 in another registry
     other = ModelRegistry(str(tmp_path / "reg2"))
     other.register("tiny", dump_bundle(build_model("image-conv", "tiny").uniform_prior(), "image-conv", "image"), {})
-    result = CliRunner().invoke(app, ["decode", damaged["out"], "--out", str(tmp_path / "r2"),
+    result = CliRunner().invoke(app, ["decode", "--workers", "0", damaged["out"], "--out", str(tmp_path / "r2"),
                                       "--registry", str(tmp_path / "reg2")])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert "is not the bundle" in result.output and "pass --registry with the registry that encoded it" in result.output

@@ -37,19 +37,31 @@ def _restored(folder) -> list[str]:
 
 def test_the_tree_is_restored_and_where_selects_a_subset(tree):
     root = tree["root"]
-    result = CliRunner().invoke(app, ["decode", tree["good"], "--out", str(root / "all")])
+    result = CliRunner().invoke(app, ["decode", "--workers", "0", tree["good"], "--out", str(root / "all")])
     assert result.exit_code == 0, result.output
     assert _restored(root / "all") == sorted(TREE)
-    result = CliRunner().invoke(app, ["decode", tree["good"], "--out", str(root / "some"), "--where", "key LIKE 'a/%'"])
+    result = CliRunner().invoke(app, ["decode", "--workers", "0", tree["good"], "--out", str(root / "some"),
+                                      "--where", "key LIKE 'a/%'"])
     assert result.exit_code == 0, result.output
     assert _restored(root / "some") == ["a/b/p1.png", "a/p0.png"]
-    bad = CliRunner().invoke(app, ["decode", tree["good"], "--out", str(root / "x"), "--where", "kee = 1"])
+    bad = CliRunner().invoke(app, ["decode", "--workers", "0", tree["good"], "--out", str(root / "x"), "--where", "kee = 1"])
     assert bad.exit_code == 2 and "--where" in bad.output and "Traceback" not in bad.output
+
+
+def test_one_file_goes_to_standard_output(tree):
+    one = CliRunner().invoke(app, ["decode", tree["good"], "--out", "-", "--key", "a/b/p1.png"])
+    assert one.exit_code == 0, one.output
+    CliRunner().invoke(app, ["decode", "--workers", "0", tree["good"], "--out", str(tree["root"] / "k"),
+                             "--key", "a/b/p1.png"])
+    assert _restored(tree["root"] / "k") == ["a/b/p1.png"]
+    assert one.stdout_bytes == (tree["root"] / "k" / "a/b/p1.png").read_bytes()
+    missing = CliRunner().invoke(app, ["decode", tree["good"], "--out", "-", "--key", "nope.png"])
+    assert missing.exit_code == 2 and "0 rows have key 'nope.png'" in missing.output
 
 
 def test_hostile_keys_are_error_rows_and_nothing_lands_outside_out(tree):
     root = tree["root"]
-    result = CliRunner().invoke(app, ["decode", tree["hostile"], "--out", str(root / "deep/out")])
+    result = CliRunner().invoke(app, ["decode", "--workers", "0", tree["hostile"], "--out", str(root / "deep/out")])
     assert result.exit_code == 1 and "2 of 6 rows could not be restored" in result.output, result.output
     assert _restored(root / "deep/out") == sorted(TREE)
     assert not (root / "escape.png").exists() and not (root / "deep/escape.png").exists()
