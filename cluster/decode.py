@@ -229,6 +229,14 @@ def restore_one(ds: LatentDataset, bundle: bytes, key: str) -> bytes:
     return data
 
 
+def _read_parts(batch: pa.Table, url: str, storage_options: dict[str, Any]) -> pa.Table:
+    """Ray Data task: the restore columns of the parts at ``batch["path"]``."""
+    import pyarrow.parquet as pq
+
+    fs = Location.of(url, storage_options).pyarrow_fs()
+    return pa.concat_tables([pq.read_table(p, columns=_COLUMNS, filesystem=fs) for p in batch.column("path").to_pylist()])
+
+
 def _restore_on_ray(ds: LatentDataset, bundle: bytes, out: Path, originals: str | None, options: dict[str, Any],
                     selected: pa.Array, workers: int, batch_size: int) -> Iterator[pa.Table]:
     import ray
@@ -239,8 +247,12 @@ def _restore_on_ray(ds: LatentDataset, bundle: bytes, out: Path, originals: str 
     if not files:
         return iter(())
     cpus = actor_cpus(workers)
-    data = ray.data.read_parquet(files, filesystem=ds.location.pyarrow_fs(), columns=_COLUMNS,
-                                 concurrency=io_tasks(workers), ray_remote_args={"num_cpus": IO_TASK_CPUS})
+    # One block per committed part (a part holds one encoder batch), read by tasks, so every actor
+    # gets work (read_parquet packed a small dataset's parts into one block: one busy actor).
+    data = ray.data.from_arrow([pa.table({"path": [f]}) for f in files]).map_batches(
+        _read_parts, num_cpus=IO_TASK_CPUS, compute=ray.data.TaskPoolStrategy(size=io_tasks(workers)),
+        batch_size=None, batch_format="pyarrow",
+        fn_kwargs={"url": ds.location.url, "storage_options": dict(ds.location.storage_options)})
     restored = data.map_batches(
         RestoreBatch,
         fn_constructor_kwargs={"bundle": ray.put(bundle), "out": str(out), "originals": originals,
