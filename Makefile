@@ -53,6 +53,8 @@ bench: setup zoo-data
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.memory
+	$(BIN)/python -m bench.table_scale
+	$(BIN)/python -m bench.restore
 	$(BIN)/python -m bench.training
 	$(BIN)/python -m bench.rd_classic
 	$(BIN)/python -m bench.lossless

@@ -213,7 +213,9 @@ class DatasetCommitter:
                     commit_properties=CommitProperties(
                         max_commit_retries=0, app_transactions=[Transaction(self.app_id, self.group)],
                         custom_metadata={"aec.run_id": self.run_id, "aec.group": self.group,
-                                         "aec.rows": sum(d["rows"] for d in parts)}))
+                                         "aec.rows": sum(d["rows"] for d in parts),
+                                         "aec.model_ref": self.metadata["model_ref"],
+                                         "aec.bundle_sha256": self.metadata.get("bundle_sha256")}))
                 break
             except CommitFailedError:
                 time.sleep(random.uniform(0.05, 0.2) * min(attempt + 1, 10))  # another writer was first

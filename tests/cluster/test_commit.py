@@ -160,3 +160,29 @@ def test_a_table_left_without_properties_by_a_killed_job_is_finished_by_the_next
     monkeypatch.undo()
     _open(out, "run2").finish("completed")
     assert open_dataset(Location.of(str(out))).metadata["model_ref"] == "m@1"
+
+
+def test_optimize_keeps_the_rows_and_vacuum_removes_only_old_unreferenced_files(tmp_path):
+    import os
+    import time
+
+    from cluster.maintain import optimize, vacuum
+
+    out = tmp_path / "ds"
+    c = _open(out)
+    c.commit([_stage(c, ["a"]), _stage(c, [], errors=[{"uri": "file:///in/z.png", "reason": "bad"}])])
+    c.commit([_stage(c, ["b"])])
+    c.finish("completed")
+    orphan = _stage(c, ["zz"])["file"]  # a killed job's part: written, never committed
+    (out / "_aec").mkdir(exist_ok=True)
+    (out / "_aec" / "report.json").write_text("{}")
+    week_ago = time.time() - 8 * 24 * 3600
+    os.utime(out / orphan, (week_ago, week_ago))
+    loc = Location.of(str(out))
+    assert optimize(loc)["rows"]["parts removed"] == 2 and _ids(out) == ["a", "b"]
+    with pytest.raises(StorageError, match="retention 1 h is below 168 h"):
+        vacuum(loc, retention_hours=1)
+    assert vacuum(loc) == [orphan]  # the parts optimize replaced are newer than the retention
+    vacuum(loc, dry_run=False)
+    assert not (out / orphan).exists() and (out / "_aec" / "report.json").exists()
+    assert _ids(out) == ["a", "b"] and len(open_dataset(loc).errors()) == 1

@@ -94,7 +94,7 @@ def test_compress_writes_a_report_a_person_can_read(job):
     assert "report.html" in inspect and "rows/s" in inspect
 
 
-def test_deltalake_and_pyarrow_read_the_table_without_ray(job):
+def test_deltalake_pyarrow_duckdb_and_polars_read_the_table_without_ray(job):
     code = f"""
 import sys, json
 import pyarrow as pa
@@ -109,11 +109,16 @@ assert s.field("latent").type == pa.list_(pa.field("element", pa.float32())), s.
 assert s.field("payload").type == pa.binary()
 assert s.field("shape").type == pa.list_(pa.field("element", pa.int32()))
 meta = {{k.removeprefix("aec."): json.loads(v) for k, v in dt.metadata().configuration.items() if k.startswith("aec.")}}
+import duckdb, polars as pl
+latents = dt.to_pyarrow_dataset(filesystem=SubTreeFileSystem(root, LocalFileSystem()))
+duck = duckdb.sql("SELECT count(DISTINCT id) FROM latents").fetchall()[0][0]
+polars = pl.scan_delta(root).select(pl.col("id").n_unique()).collect().item()
+assert "ray" not in sys.modules and "cluster" not in sys.modules
 print(json.dumps({{"rows": t.num_rows, "names": s.names, "meta": meta, "ids": len(set(t.column("id").to_pylist())),
-                  "latent": len(t.column("latent")[0])}}))
+                  "latent": len(t.column("latent")[0]), "duckdb": duck, "polars": polars}}))
 """
     out = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
-    assert out["rows"] == 36 and out["ids"] == 36 and out["latent"] == 512
+    assert out["rows"] == 36 and out["ids"] == 36 and out["latent"] == 512 and out["duckdb"] == out["polars"] == 36
     assert out["names"] == ["id", "uri", "key", "sha256", "modality", "model", "model_version", "bytes", "shape",
                             "payload", "payload_bytes", "latent", "quality"]
     assert out["meta"]["model_ref"] == "photos@1"
