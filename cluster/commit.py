@@ -226,6 +226,12 @@ class DatasetCommitter:
         else:
             raise StorageError(f"{self._where()}: {MAX_CONFLICTS} commits in a row lost to other writers; "
                                "re-run the job: committed rows are kept")
+        # What this commit added is known: count it as read, so the next refresh skips these parts.
+        mine = [d for d in parts if d["file"] not in self._files]
+        if mine:
+            self._ids.append(pa.array([i for d in mine for i in d["ids"]], pa.string()))
+            self._uris.append(pa.array([u for d in mine for u in d["uris"]], pa.string()))
+            self._files.update(d["file"] for d in mine)
         rows = sum(d["rows"] for d in parts)
         self.run["rows"] += rows
         self.run["input_bytes"] += sum(d["input_bytes"] for d in parts)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-__all__ = ["METADATA_KEY", "latent_schema", "read_metadata"]
+__all__ = ["METADATA_KEY", "latent_schema"]
 
 METADATA_KEY = b"aec"
 
@@ -36,10 +36,3 @@ def latent_schema(metadata: dict[str, Any] | None = None) -> pa.Schema:
     ]
     meta = {METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()} if metadata else None
     return pa.schema(fields, metadata=meta)
-
-
-def read_metadata(schema: pa.Schema) -> dict[str, Any]:
-    raw = (schema.metadata or {}).get(METADATA_KEY)
-    if raw is None:
-        raise ValueError("this Parquet data has no aec metadata; is it an aec dataset?")
-    return json.loads(raw)

@@ -56,6 +56,7 @@ def test_commits_are_what_a_rerun_finds_and_errors_stay_until_the_input_succeeds
     c = _open(out)
     c.commit([_stage(c, ["a", "b"]), _stage(c, [], errors=[{"uri": "file:///in/c.png", "reason": "bad"}])])
     c.commit([_stage(c, ["d"])])
+    assert c.rows == 3  # what it committed itself counts, without reading its parts back
     summary = c.finish("completed")
     assert summary["rows"] == 3 and summary["errors"] == 1 and _ids(out) == ["a", "b", "d"]
     assert summary["quality"] == {"psnr": 30.0} and summary["input_bytes"] == 300 and summary["payload_bytes"] == 6
