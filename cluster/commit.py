@@ -177,7 +177,9 @@ class DatasetCommitter:
         if not uris:
             return []
         committed = pa.concat_arrays(self._uris) if self._uris else pa.array([], pa.string())
-        return pc.is_in(pa.array(uris, pa.string()), value_set=committed).to_pylist()
+        # a name that is not UTF-8 is never committed (it becomes an error row): null, not a match
+        probe = pa.array([u if _utf8(u) else None for u in uris], pa.string())
+        return [bool(x) for x in pc.is_in(probe, value_set=committed).to_pylist()]
 
     def _committed_among(self, ids: list[str]) -> set[str]:
         """Which of ``ids`` are committed: the small set is hashed (once), the big one scanned."""
@@ -286,6 +288,14 @@ class DatasetCommitter:
                          "aec.run_id": self.run_id, "aec.run": json.dumps(record, sort_keys=True, default=str)}),
                      what=self._where())
         return {**open_dataset(self.output).totals(), "run": dict(self.run)}
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _unfinished_create(table: Any) -> bool:

@@ -4,12 +4,12 @@ becomes an error row; the job completes, and so does its re-run."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
 import pytest
 
+from tests import tables
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -31,8 +31,7 @@ def test_a_hostile_collection_completes_and_so_does_its_rerun(trained, photos, t
                     f"registry: {trained['registry']}\nmodel: photos@1\nbatch_size: 4\nworkers: 2\n")
     out = run_cli("compress", str(spec))
     assert "completed with 4 errors" in out, out
-    errors = {json.loads(line)["uri"].rsplit("/", 1)[-1]: json.loads(line)
-              for line in (tmp_path / "out" / "_aec" / "errors.jsonl").read_text().splitlines()}
+    errors = {e["uri"].rsplit("/", 1)[-1]: e for e in tables.errors(tmp_path / "out")}
     assert errors["caf\\xe9.png"]["reason"] == "file name is not valid UTF-8; rename it"
     assert errors["dangling.png"]["reason"] == "dangling symbolic link"
     assert "leaves the input root" in errors["escape.png"]["reason"]
@@ -58,6 +57,6 @@ def test_a_file_that_vanished_after_listing_is_an_error_row(trained, photos, tmp
                       "registry": str(trained["registry"]), "model": "photos@1", "workers": 1, "batch_size": 2})
     summary = compress_collection(compress_request(job, bundle, mv.name, mv.version, files=tuple(listing)))
     assert summary["rows"] == 4 and summary["errors"] == 1
-    errors = [json.loads(line) for line in (tmp_path / "out" / "_aec" / "errors.jsonl").read_text().splitlines()]
+    errors = tables.errors(tmp_path / "out")
     assert errors[0]["uri"] == listing[2].path and errors[0]["reason"] == "vanished after listing"
     assert isinstance(listing[0], InputFile)
