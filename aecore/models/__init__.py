@@ -3,6 +3,7 @@
 from typing import Any
 
 from aecore.models.audio import AudioConvAE
+from aecore.models.audio_hyperprior import AudioHyperpriorAE
 from aecore.models.base import ConvAutoEncoder
 from aecore.models.hyperprior import ImageHyperpriorAE
 from aecore.models.image import ImageConvAE
@@ -10,7 +11,8 @@ from aecore.models.text import TextByteAE
 from aecore.models.text_causal import TextCausalAE
 from aecore.registry import MODELS, lookup
 
-__all__ = ["AudioConvAE", "ConvAutoEncoder", "ImageHyperpriorAE", "ImageConvAE", "TextByteAE", "TextCausalAE", "build_model"]
+__all__ = ["AudioConvAE", "AudioHyperpriorAE", "ConvAutoEncoder", "ImageConvAE", "ImageHyperpriorAE", "TextByteAE",
+           "TextCausalAE", "build_model"]
 
 
 def build_model(name: str, preset: str | None = None, **config: Any) -> ConvAutoEncoder:

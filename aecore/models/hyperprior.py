@@ -30,7 +30,7 @@ from aecore.layers import GDN, conv, deconv
 from aecore.models.base import ConvAutoEncoder
 from aecore.registry import register_model
 
-__all__ = ["ImageHyperpriorAE", "LAMBDAS"]
+__all__ = ["HyperpriorAE", "ImageHyperpriorAE", "LAMBDAS"]
 
 _HEAD = struct.Struct("<HB")
 _LEN = struct.Struct("<I")
@@ -39,50 +39,33 @@ _LEN = struct.Struct("<I")
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250)
 
 
-@register_model("image-hyperprior")
-class ImageHyperpriorAE(ConvAutoEncoder):
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "tiny": {"channels": 24, "latent_channels": 32, "hyper_channels": 24, "patch_size": 64},
-        "small": {"channels": 96, "latent_channels": 128, "hyper_channels": 96, "checkerboard": True},
-        "base": {"channels": 128, "latent_channels": 192, "hyper_channels": 128, "checkerboard": True},
-    }
+class HyperpriorAE(ConvAutoEncoder):
+    """What every model of the family shares, whatever its dimensionality: the rate points (gain
+    units), the mean-scale hyperprior latent codec, the rate–distortion loss and the payload of
+    the latents. Subclasses build ``analysis`` / ``synthesis`` and call :meth:`_setup_coding`."""
+
     #: the spec's ``lmbda`` multiplies the rate of a loss already weighted by ``lambdas``
     default_lmbda: ClassVar[float] = 1.0
     default_learning_rate: ClassVar[float] = 1e-4
     default_preset: ClassVar[str] = "small"
-    # four 5x5 stride-2 layers see 61 pixels (3.8 latents); 64 keeps tiles on the latent grid
-    receptive_margin: ClassVar[int] = 64
     histogram_prior: ClassVar[bool] = False
     integer_synthesis: ClassVar[bool] = True
+    dims: ClassVar[int] = 2
 
-    def __init__(self, channels: int = 24, latent_channels: int = 32, hyper_channels: int = 24, native_size: int = 32,
-                 patch_size: int = 128, checkerboard: bool = False, lambdas: tuple[float, ...] = LAMBDAS,
-                 rate_point: float | None = None, in_channels: int = 3, variational: bool = False) -> None:
-        super().__init__(channels=channels, latent_channels=latent_channels, hyper_channels=hyper_channels,
-                         native_size=native_size, patch_size=patch_size, checkerboard=checkerboard,
-                         lambdas=list(lambdas), rate_point=rate_point, in_channels=in_channels, variational=variational)
-        n, m = channels, latent_channels
+    def _setup_coding(self, latent_channels: int, hyper_channels: int, checkerboard: bool,
+                      lambdas: tuple[float, ...], rate_point: float | None) -> None:
+        m = latent_channels
         self.latent_channels = m
-        self.native_size = native_size
         self.lambdas = tuple(float(v) for v in lambdas)
         #: the rate point compress uses (1 .. len(lambdas)); the middle one unless set
         self.rate_point = float(rate_point) if rate_point is not None else (len(self.lambdas) + 1) / 2
-        self.analysis = nn.Sequential(
-            conv(in_channels, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, self.analysis_channels),
-        )
-        self.synthesis = nn.Sequential(
-            deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
-            deconv(n, n), GDN(n, inverse=True), deconv(n, in_channels),
-        )
-        self.latent_codec = HyperpriorLatentCodec(m, hyper_channels, dims=2, checkerboard=checkerboard)
+        self.latent_codec = HyperpriorLatentCodec(m, hyper_channels, dims=self.dims, checkerboard=checkerboard)
         # Gains start where a uniform quantizer's step would be for each lambda (step ~ 1/sqrt(lambda),
         # relative to the middle rate point): learning them from 1 takes thousands of steps.
         lam = torch.tensor(self.lambdas)
         start = 0.5 * torch.log(lam / lam[len(lam) // 2]).unsqueeze(1).expand(len(lam), m)
         self.log_gain = nn.Parameter(start.clone())
         self.log_inverse_gain = nn.Parameter(-start.clone())
-        #: padding multiple: g_a's down-sampling (the hyper-latent covers y rounded up)
-        self.stride = 16
 
     # -- rate points --------------------------------------------------------------------------
 
@@ -172,6 +155,36 @@ class ImageHyperpriorAE(ConvAutoEncoder):
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+
+@register_model("image-hyperprior")
+class ImageHyperpriorAE(HyperpriorAE):
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "tiny": {"channels": 24, "latent_channels": 32, "hyper_channels": 24, "patch_size": 64},
+        "small": {"channels": 96, "latent_channels": 128, "hyper_channels": 96, "checkerboard": True},
+        "base": {"channels": 128, "latent_channels": 192, "hyper_channels": 128, "checkerboard": True},
+    }
+    # four 5x5 stride-2 layers see 61 pixels (3.8 latents); 64 keeps tiles on the latent grid
+    receptive_margin: ClassVar[int] = 64
+
+    def __init__(self, channels: int = 24, latent_channels: int = 32, hyper_channels: int = 24, native_size: int = 32,
+                 patch_size: int = 128, checkerboard: bool = False, lambdas: tuple[float, ...] = LAMBDAS,
+                 rate_point: float | None = None, in_channels: int = 3, variational: bool = False) -> None:
+        super().__init__(channels=channels, latent_channels=latent_channels, hyper_channels=hyper_channels,
+                         native_size=native_size, patch_size=patch_size, checkerboard=checkerboard,
+                         lambdas=list(lambdas), rate_point=rate_point, in_channels=in_channels, variational=variational)
+        n, m = channels, latent_channels
+        self.latent_channels = m
+        self.native_size = native_size
+        self.analysis = nn.Sequential(
+            conv(in_channels, n), GDN(n), conv(n, n), GDN(n), conv(n, n), GDN(n), conv(n, self.analysis_channels),
+        )
+        self.synthesis = nn.Sequential(
+            deconv(m, n), GDN(n, inverse=True), deconv(n, n), GDN(n, inverse=True),
+            deconv(n, n), GDN(n, inverse=True), deconv(n, in_channels),
+        )
+        self._setup_coding(m, hyper_channels, checkerboard, tuple(lambdas), rate_point)
+        #: padding multiple: g_a's down-sampling (the hyper-latent covers y rounded up)
+        self.stride = 16
 
 def bits_per_pixel(bits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return bits / math.prod(x.shape[2:])

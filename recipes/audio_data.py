@@ -1,0 +1,120 @@
+"""Recordings for the audio zoo, from Debian packages the set-up can install (never from the
+packages kept for independent evaluation), split by file into train and held-out.
+
+    python -m recipes.audio_data [--out build/zoo-data/audio]
+
+Speech: klettres-data (letters and syllables read aloud by people, many languages); music and
+recorded sound: singularity-music, frozen-bubble-data, hyperrogue-music, nexuiz-music (inside a
+``.pk3`` zip), planetblupi-music-ogg, tuxtype-data, gcompris-qt-data (inside Qt ``.rcc`` files).
+(fb-music-high is tracker modules, which no decoder here plays.)
+Every file is decoded, mixed down to mono, resampled to 16 kHz (polyphase, scipy) and written as
+16-bit WAV; clips shorter than 0.25 s or silent are dropped, and music longer than 60 s is cut
+into 60 s pieces (so one long track does not dominate a split). A file is held out when
+``sha256(package/path) % 100 < 15`` (all pieces of a file go to one split); held-out clips are
+never trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import zipfile
+from collections.abc import Iterator
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from recipes.debs import extract, training_packages
+from recipes.rcc import rcc_files
+
+__all__ = ["PACKAGES", "RATE", "collect"]
+
+SPEECH = ["klettres-data"]
+MUSIC = ["singularity-music", "frozen-bubble-data", "hyperrogue-music", "nexuiz-music", "planetblupi-music-ogg",
+         "tuxtype-data", "gcompris-qt-data"]
+PACKAGES = training_packages(SPEECH + MUSIC)
+RATE = 16_000
+MIN_SECONDS, PIECE_SECONDS = 0.25, 60
+_SUFFIXES = (".ogg", ".wav", ".flac", ".oga")
+
+
+def _files(root: Path) -> Iterator[tuple[str, bytes]]:
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith("usr/share/doc") or not path.is_file():
+            continue
+        if path.suffix.lower() in _SUFFIXES:
+            yield rel, path.read_bytes()
+        elif path.suffix == ".rcc":
+            for inner, blob in rcc_files(path.read_bytes()):
+                if inner.lower().endswith(_SUFFIXES):
+                    yield f"{rel}{inner}", blob
+        elif path.suffix == ".pk3":  # a zip
+            with zipfile.ZipFile(path) as z:
+                for inner in sorted(z.namelist()):
+                    if inner.lower().endswith(_SUFFIXES):
+                        yield f"{rel}/{inner}", z.read(inner)
+
+
+def _mono16k(data: bytes) -> np.ndarray | None:
+    try:
+        x, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError, ValueError):
+        return None
+    x = x.mean(axis=1)
+    if rate != RATE:
+        g = gcd(rate, RATE)
+        x = resample_poly(x, RATE // g, rate // g).astype(np.float32)
+    if len(x) < MIN_SECONDS * RATE or float(np.sqrt(np.mean(x**2))) < 1e-3:
+        return None
+    return np.clip(x, -1.0, 1.0)
+
+
+def heldout(key: str) -> bool:
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % 100 < 15
+
+
+def collect(cache: Path, out: Path) -> dict[str, dict[str, float]]:
+    counts: dict[str, dict[str, float]] = {}
+    seen: set[str] = set()
+    for package in PACKAGES:
+        kind = "speech" if package in SPEECH else "music"
+        for rel, data in _files(extract(package, cache)):
+            digest = hashlib.sha256(data).hexdigest()
+            if digest in seen:  # the same recording shipped twice counts once
+                continue
+            seen.add(digest)
+            x = _mono16k(data)
+            if x is None:
+                continue
+            key = f"{package}/{rel}"
+            split = "heldout" if heldout(key) else "train"
+            stem = hashlib.sha256(key.encode()).hexdigest()[:12] + "-" + Path(rel).stem[:40]
+            folder = out / split / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            piece = PIECE_SECONDS * RATE
+            for i in range(0, len(x), piece):
+                chunk = x[i : i + piece]
+                if len(chunk) < MIN_SECONDS * RATE:
+                    continue
+                sf.write(folder / f"{stem}-{i // piece:02d}.wav", chunk, RATE, subtype="PCM_16")
+                c = counts.setdefault(f"{split}/{kind}", {"files": 0, "seconds": 0.0})
+                c["files"] += 1
+                c["seconds"] += len(chunk) / RATE
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cache", type=Path, default=Path("build/debs"))
+    parser.add_argument("--out", type=Path, default=Path("build/zoo-data/audio"))
+    args = parser.parse_args()
+    print(collect(args.cache, args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The hyperprior family on signals: 1-D transforms around the shared latent codec, the
+multi-resolution STFT loss, and restores that are the same bytes in any process or thread count."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from aecore import build_model, dump_bundle, load_bundle
+from aecore.models.audio_hyperprior import stft_loss
+from tests.aecore.test_hyperprior import _DECODE
+
+
+def _wav(seconds: float, rate: int = 16000, channels: int = 1) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.3 * np.sin(2 * np.pi * 440 * t) * np.exp(-t) + 0.05 * np.sin(2 * np.pi * 3000 * t)
+    x = np.stack([x * (0.5 + 0.5 * c) for c in range(channels)], axis=1).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, x, rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def test_shapes_rate_points_and_the_loss():
+    torch.manual_seed(0)
+    m = build_model("audio-hyperprior", "tiny").train()
+    x = torch.randn(3, 1, m.patch_size) * 0.1
+    out = m(x)
+    assert out["x_hat"].shape == x.shape and out["y"].shape == (3, 16, m.patch_size // m.stride)
+    assert m.distortion(x, out).item() > 0 and out["bits"].shape == (3,)
+    assert stft_loss(x, x).abs().max().item() < 1e-5  # identical signals: no loss
+    noisy = x + 0.05 * torch.randn_like(x)
+    assert (stft_loss(x, noisy) > 0.1).all()
+    m.distortion(x, out).backward()  # the STFT term is differentiable
+    assert m.synthesis[0].weight.grad is not None
+
+
+def test_a_clip_restores_the_same_bytes_in_another_process_on_two_threads(tmp_path):
+    """Stereo at 44.1 kHz, longer than one chunk's tile: encode on one thread, decode here and in a
+    fresh process on two threads."""
+    torch.manual_seed(1)
+    model = build_model("audio-hyperprior", "tiny", chunk=16000).eval()
+    model.update_tables()
+    blob = dump_bundle(model, "audio-hyperprior", "audio")
+    torch.set_num_threads(1)
+    try:
+        comp = load_bundle(blob)
+        sample = comp.load(_wav(2.5, rate=44100, channels=2))
+        enc = comp.encode([sample], [True])[0]
+        here, _, _ = comp.decode(enc.payload, list(sample.shape))
+    finally:
+        torch.set_num_threads(2)
+    restored, rate = sf.read(io.BytesIO(here), always_2d=True)
+    assert rate == 44100 and restored.shape == (int(2.5 * 44100), 2)
+    assert set(enc.quality) >= {"snr", "lsd", "kbps"}
+    (tmp_path / "m").write_bytes(blob)
+    (tmp_path / "p").write_bytes(enc.payload)
+    there = subprocess.run([sys.executable, "-c", _DECODE, "2", str(tmp_path / "m"), str(tmp_path / "p")],
+                           capture_output=True, check=True).stdout
+    assert there == here
