@@ -49,8 +49,9 @@ from aecore.payload import (
 )
 from aecore.tiling import tiled
 
-#: output pixels per tile of an integer synthesis (float64 im2col buffers are twice float32's)
-EXACT_TILE = 512
+#: output positions per tile of an integer synthesis (float64 im2col buffers are twice float32's):
+#: 512 x 512 pixels of an image, as many samples of a signal
+EXACT_TILE_POSITIONS = 512 * 512
 
 __all__ = ["Compressor", "Encoded", "PAYLOAD_VERSION", "PayloadError"]
 
@@ -216,7 +217,8 @@ class Compressor:
         exact = model.exact_synthesis()
         if exact is not None:  # integers: the same output on any machine and thread count
             margin, stride = model.receptive_margin, model.stride
-            return tiled(exact, y_hat[None].cpu(), EXACT_TILE // stride, margin // stride,
+            side = round(EXACT_TILE_POSITIONS ** (1 / (y_hat.dim() - 1)))  # per spatial dimension
+            return tiled(exact, y_hat[None].cpu(), max(1, side // stride), margin // stride,
                          Fraction(stride))[0].numpy()
         if self.lossless and device != "cpu":
             if self._cpu_model is None:

@@ -89,8 +89,10 @@ class AudioHyperpriorAE(HyperpriorAE):
         self.synthesis = nn.Sequential(*up)
         self._setup_coding(m, hyper_channels, checkerboard, tuple(lambdas), rate_point)
         self.stride = math.prod(strides)
-        #: samples each output sees around it: tiles of a long signal overlap this much (no seams)
+        #: samples each output sees around it: tiles of a long signal overlap this much (no seams);
+        #: tiles of g_a / g_s span 64 latent frames (4 s at 16 kHz), a multiple of the stride
         self.receptive_margin = 4 * self.stride
+        self.tile = 64 * self.stride
 
     def distortion(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> torch.Tensor:
         """The rate-point-weighted MSE plus ``stft_weight`` x the multi-resolution STFT loss (also

@@ -207,7 +207,7 @@ def test_a_payload_encoded_on_one_thread_decodes_identically_in_another_process_
 
     blob = _tiny_bundle()
     rng = np.random.default_rng(3)
-    # larger than a synthesis tile (compressor.EXACT_TILE): the decoder runs g_s in tiles
+    # larger than a synthesis tile (compressor.EXACT_TILE_POSITIONS): the decoder runs g_s in tiles
     image = (np.clip(rng.normal(0.5, 0.2, (530, 90, 1)) + np.linspace(0, 0.3, 90)[None, :, None], 0, 1)
              * np.ones((1, 1, 3)) * 255).astype(np.uint8)
     torch.set_num_threads(1)
