@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-import zipfile
-from collections.abc import Iterator
 from math import gcd
 from pathlib import Path
 
@@ -28,8 +26,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from recipes.debs import extract, training_packages
-from recipes.rcc import rcc_files
+from recipes.debs import extract, package_files, training_packages
 
 __all__ = ["PACKAGES", "RATE", "collect"]
 
@@ -40,24 +37,6 @@ PACKAGES = training_packages(SPEECH + MUSIC)
 RATE = 16_000
 MIN_SECONDS, PIECE_SECONDS = 0.25, 60
 _SUFFIXES = (".ogg", ".wav", ".flac", ".oga")
-
-
-def _files(root: Path) -> Iterator[tuple[str, bytes]]:
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if rel.startswith("usr/share/doc") or not path.is_file():
-            continue
-        if path.suffix.lower() in _SUFFIXES:
-            yield rel, path.read_bytes()
-        elif path.suffix == ".rcc":
-            for inner, blob in rcc_files(path.read_bytes()):
-                if inner.lower().endswith(_SUFFIXES):
-                    yield f"{rel}{inner}", blob
-        elif path.suffix == ".pk3":  # a zip
-            with zipfile.ZipFile(path) as z:
-                for inner in sorted(z.namelist()):
-                    if inner.lower().endswith(_SUFFIXES):
-                        yield f"{rel}/{inner}", z.read(inner)
 
 
 def _mono16k(data: bytes) -> np.ndarray | None:
@@ -83,7 +62,7 @@ def collect(cache: Path, out: Path) -> dict[str, dict[str, float]]:
     seen: set[str] = set()
     for package in PACKAGES:
         kind = "speech" if package in SPEECH else "music"
-        for rel, data in _files(extract(package, cache)):
+        for rel, data in package_files(extract(package, cache), _SUFFIXES):
             digest = hashlib.sha256(data).hexdigest()
             if digest in seen:  # the same recording shipped twice counts once
                 continue

@@ -7,9 +7,11 @@ Only packages the zoo's recipes name are fetched; the packages kept for independ
 from __future__ import annotations
 
 import subprocess
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["EVALUATION_ONLY", "extract", "training_packages"]
+__all__ = ["EVALUATION_ONLY", "extract", "package_files", "training_packages"]
 
 #: kept for independent evaluation: never trained or tuned on
 EVALUATION_ONLY = frozenset({
@@ -41,3 +43,26 @@ def extract(package: str, cache: Path) -> Path:
     subprocess.run(["dpkg", "-x", str(found[-1]), str(tmp)], check=True)
     tmp.rename(target)
     return target
+
+
+def package_files(root: Path, suffixes: tuple[str, ...]) -> Iterator[tuple[str, bytes]]:
+    """``(path, bytes)`` of every file under an extracted package whose name ends in one of
+    ``suffixes`` — also those inside Qt ``.rcc`` resource files and ``.pk3`` zips — outside
+    ``/usr/share/doc`` (screenshots, examples)."""
+    from recipes.rcc import rcc_files
+
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith("usr/share/doc") or not path.is_file():
+            continue
+        if path.suffix.lower() in suffixes:
+            yield rel, path.read_bytes()
+        elif path.suffix == ".rcc":
+            for inner, blob in rcc_files(path.read_bytes()):
+                if inner.lower().endswith(suffixes):
+                    yield f"{rel}{inner}", blob
+        elif path.suffix == ".pk3":  # a zip
+            with zipfile.ZipFile(path) as z:
+                for inner in sorted(z.namelist()):
+                    if inner.lower().endswith(suffixes):
+                        yield f"{rel}/{inner}", z.read(inner)

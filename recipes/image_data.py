@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from recipes.debs import extract, training_packages
-from recipes.rcc import rcc_files
+from recipes.debs import extract, package_files, training_packages
 
 __all__ = ["PACKAGES", "collect"]
 
@@ -32,19 +30,6 @@ PACKAGES = training_packages([
 ])
 MIN_SIDE, MAX_SIDE, MIN_COLOURS = 256, 1024, 4000
 _SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-
-
-def _files(root: Path) -> Iterator[tuple[str, bytes]]:
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if rel.startswith("usr/share/doc") or not path.is_file():
-            continue
-        if path.suffix.lower() in _SUFFIXES:
-            yield rel, path.read_bytes()
-        elif path.suffix == ".rcc":
-            for inner, blob in rcc_files(path.read_bytes()):
-                if inner.lower().endswith(_SUFFIXES):
-                    yield f"{rel}{inner}", blob
 
 
 def _photo(data: bytes) -> Image.Image | None:
@@ -78,7 +63,7 @@ def collect(cache: Path, out: Path) -> dict[str, int]:
     counts = {"train": 0, "heldout": 0}
     seen: set[str] = set()
     for package in PACKAGES:
-        for rel, data in _files(extract(package, cache)):
+        for rel, data in package_files(extract(package, cache), _SUFFIXES):
             digest = hashlib.sha256(data).hexdigest()
             if digest in seen:  # the same photo shipped twice (sizes, themes) counts once
                 continue
