@@ -41,8 +41,9 @@ class LatentDataset:
     def count_rows(self) -> int:
         return self.dataset.count_rows()
 
-    def totals(self) -> dict[str, Any]:
-        """Rows, bytes in and out, ratio and mean quality of the rows in this version."""
+    def totals(self, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Rows, bytes in and out, ratio and mean quality of the rows in this version (``errors``:
+        :meth:`errors`, if the caller has it already)."""
         table = self.dataset.to_table(columns=["bytes", "payload_bytes"])
         input_bytes = int(pc.sum(table.column("bytes")).as_py() or 0)
         payload_bytes = int(pc.sum(table.column("payload_bytes")).as_py() or 0)
@@ -54,7 +55,7 @@ class LatentDataset:
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
         sizes = pa.table(self.table.get_add_actions(flatten=True)).column("size_bytes")
-        return {"rows": table.num_rows, "errors": len(self.errors()), "input_bytes": input_bytes,
+        return {"rows": table.num_rows, "errors": len(self.errors() if errors is None else errors), "input_bytes": input_bytes,
                 "payload_bytes": payload_bytes, "parquet_bytes": int(pc.sum(sizes).as_py() or 0),
                 "ratio": input_bytes / payload_bytes if payload_bytes else None,
                 "quality": {k: sums[k] / counts[k] for k in sums}}

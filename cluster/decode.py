@@ -178,11 +178,11 @@ def decode_dataset(ds: LatentDataset, bundle: bytes, out_dir: str | os.PathLike,
     selects, if given); quality against the originals under ``originals`` when given. Bad rows
     are listed in ``failures``, never fatal. ``workers`` > 0: a Ray Data job — the committed parts
     read in parallel, rows restored by an actor pool of that size; 0: in this process."""
-    from aecore import load_bundle
+    from aecore import get_modality, read_bundle
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    suffix = load_bundle(bundle).modality.output_suffix
+    suffix = get_modality(read_bundle(bundle)["modality"]).output_suffix  # the header only: no model built here
     selected, failures = plan_restore(ds, suffix, where)
     if progress and failures:
         progress(len(failures))

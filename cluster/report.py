@@ -158,7 +158,8 @@ def _html(report: dict[str, Any], png: bytes) -> str:
 def write_report(ds: LatentDataset, input_loc: Location, files: list[InputFile], compressor: Compressor,
                  run: dict[str, Any], sample_size: int = 3) -> dict[str, Any]:
     """Write report.json / .png / .html beside the dataset (``run``: the job's run record)."""
-    output, totals, errors = ds.location, ds.totals(), ds.errors()
+    errors = ds.errors()
+    output, totals = ds.location, ds.totals(errors)
     by_uri = {input_loc.uri(f.path): f.path for f in files}
     rd = _rd(compressor, input_loc, by_uri, _samples(ds, sample_size))
     seconds = float(run.get("seconds") or 0.0)
