@@ -3,7 +3,8 @@
     OUTPUT/_aec/report.json   counts, bytes, ratio, throughput over time, errors, quality on a
                               sample, and the job's rate–distortion point against the classic codecs
     OUTPUT/_aec/report.png    the same for a person: R–D point vs the classic-codec curve,
-                              originals beside reconstructions, throughput over time
+                              originals beside aec's restores and the classic codec's at
+                              about the same rate (spectrograms for audio), throughput
     OUTPUT/_aec/report.html   summary table + the picture, one self-contained file
 
 The classic codecs (JPEG/WebP, Opus, gzip/xz/zstd) and the previews (pictures, spectrograms,
@@ -57,12 +58,18 @@ def _rd(compressor: Compressor, input_loc: Location, by_uri: dict[str, str], row
         if x_hat is None:  # lossless: the restored file itself
             x_hat = modality.load(restored).x
         unit, count = modality.rate_unit(sample.info)
-        aec.append({unit: 8.0 * len(row["payload"]) / count, **quality(sample.x, x_hat)})
-        previews.append({"uri": row["uri"], **modality.preview(sample, x_hat)})
+        rate = 8.0 * len(row["payload"]) / count
+        aec.append({unit: rate, **quality(sample.x, x_hat)})
         if lossless:  # Compressor.load kept the file
             classic.setdefault("input file as is", []).append({unit: 8.0 * len(sample.info["file"]) / count})
+        nearest: tuple[float, str, np.ndarray] | None = None  # the classic decode closest in rate
         for codec, data, x_dec in modality.classic_codecs(sample, lossless=lossless):
-            classic.setdefault(codec, []).append({unit: 8.0 * len(data) / count, **quality(sample.x, x_dec)})
+            classic_rate = 8.0 * len(data) / count
+            classic.setdefault(codec, []).append({unit: classic_rate, **quality(sample.x, x_dec)})
+            if not lossless and (nearest is None or abs(classic_rate - rate) < nearest[0]):
+                nearest = (abs(classic_rate - rate), f"{codec} ({classic_rate:.3g} {unit})", x_dec)
+        reference = None if nearest is None else nearest[1:]
+        previews.append({"uri": row["uri"], "aec_rate": f"{rate:.3g} {unit}", **modality.preview(sample, x_hat, reference)})
     if lossless:
         metric = unit
 
@@ -90,9 +97,10 @@ def _figure(report: dict[str, Any], rd: dict[str, Any]) -> bytes:
     import matplotlib.pyplot as plt
 
     previews = rd["previews"][:3]
-    fig = plt.figure(figsize=(12, 4 + 2.6 * max(1, len(previews))), constrained_layout=True)
-    grid = fig.add_gridspec(1 + max(1, len(previews)), 2)
-    ax = fig.add_subplot(grid[0, 0])
+    columns = max([2] + [len(p["panels"]) for p in previews])
+    fig = plt.figure(figsize=(6 * columns, 4 + 2.6 * max(1, len(previews))), constrained_layout=True)
+    grid = fig.add_gridspec(1 + max(1, len(previews)), columns)
+    ax = fig.add_subplot(grid[0, : columns - 1])
     metric, unit = rd["metric"], rd["rate_unit"]
     if metric == unit:  # lossless: the rate is the whole story
         names = ["aec"] + list(rd["classic"])
@@ -114,7 +122,7 @@ def _figure(report: dict[str, Any], rd: dict[str, Any]) -> bytes:
         ax.legend()
     kind = "rate (lossless)" if metric == unit else "rate–distortion"
     ax.set_title(f"{kind} on {rd['samples']} sampled files")
-    ax = fig.add_subplot(grid[0, 1])
+    ax = fig.add_subplot(grid[0, columns - 1])
     tp = report["throughput"]["timeline"]
     if tp:
         ax.step([0.0] + [p["t"] for p in tp], [0] + [p["rows"] for p in tp], where="post", marker="o")
@@ -122,18 +130,22 @@ def _figure(report: dict[str, Any], rd: dict[str, Any]) -> bytes:
     ax.set_ylabel("rows committed (this run)")
     ax.set_title(f"throughput: {report['throughput']['rows_per_second']:.1f} rows/s overall")
     for i, p in enumerate(previews):
-        for j, side in enumerate(("original", "restored")):
+        for j, (title, data) in enumerate(p["panels"]):
             ax = fig.add_subplot(grid[1 + i, j])
             if p["kind"] == "image":
-                ax.imshow(p[side], interpolation="nearest")
+                ax.imshow(data, interpolation="nearest")
                 ax.axis("off")
             elif p["kind"] == "spectrogram":
-                ax.imshow(p[side], origin="lower", aspect="auto", cmap="magma", vmin=-100, vmax=0)
-                ax.set_ylabel("frequency bin")
+                seconds = data.shape[1] * p["hop"] / p["rate"]
+                ax.imshow(data, origin="lower", aspect="auto", cmap="magma", vmin=-100, vmax=0,
+                          extent=(0, seconds, 0, p["rate"] / 2000))
+                ax.set_xlabel("s")
+                ax.set_ylabel("kHz")
             elif p["kind"] == "text":
-                ax.text(0, 1, p[side][:400], va="top", ha="left", family="monospace", fontsize=7, wrap=True)
+                ax.text(0, 1, data[:400], va="top", ha="left", family="monospace", fontsize=7, wrap=True)
                 ax.axis("off")
-            ax.set_title(f"{side}: {posixpath.basename(p['uri'])}", fontsize=9)
+            label = f"aec ({p['aec_rate']})" if title == "aec" else title
+            ax.set_title(f"{label}: {posixpath.basename(p['uri'])}", fontsize=9)
     fig.suptitle(f"aec compress report — {report['dataset']} ({report['model']})")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aecore.bundle import dump_bundle
+from aecore.bundle import build_from_bundle, dump_bundle, read_bundle
 from aecore.regularizers import build_objective
 
 __all__ = ["learning_rate", "parse_training_arguments", "train"]
@@ -43,6 +43,7 @@ def parse_training_arguments(doc: str, data: str, model: str, preset: str, steps
     parser.add_argument("--eval-every", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", type=Path, help="a bundle to start from (its weights; this run's rate points)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     if args.threads:
@@ -80,6 +81,9 @@ def train(model: torch.nn.Module, args: argparse.Namespace,
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
         print(f"resuming at step {step}", flush=True)
+    elif args.init:
+        model.warm_start(build_from_bundle(read_bundle(args.init.read_bytes())).to(args.device))
+        print(f"starting from {args.init}", flush=True)
     stream = stream_from(np.random.default_rng([args.seed, step]))
     model.train()
     sums, t0 = {"loss": 0.0, "distortion": 0.0, "bits_per_element": 0.0}, time.perf_counter()
@@ -92,10 +96,10 @@ def train(model: torch.nn.Module, args: argparse.Namespace,
         terms["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
         optimizer.step()
-        if not math.isfinite(float(terms["loss"])):
+        if not math.isfinite(float(terms["loss"].detach())):
             raise SystemExit(f"loss is {float(terms['loss'])} at step {step}; resume from the last checkpoint with a lower --lr")
         for k in sums:
-            sums[k] += float(terms[k])
+            sums[k] += float(terms[k].detach())
         step += 1
         if step % args.checkpoint_every == 0 or step == args.steps:
             record = {"step": step, "lr": learning_rate(step - 1, args),

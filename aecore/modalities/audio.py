@@ -44,7 +44,7 @@ class AudioModality(SequenceModality):
     name = "audio"
     gate_metric = ("snr", 1)
     extensions = (".wav", ".flac", ".ogg", ".oga", ".opus")
-    default_model = "audio-conv"
+    default_model = "audio-hyperprior"
     output_suffix = ".wav"
     containers = ("wav",)
 
@@ -151,16 +151,22 @@ class AudioModality(SequenceModality):
             out.append((f"flac level {level:g}", buf.getvalue(), sample.x))
         return out
 
-    def preview(self, sample: Sample, x_hat: np.ndarray) -> dict[str, Any]:
+    def preview(self, sample: Sample, x_hat: np.ndarray, reference: tuple[str, np.ndarray] | None = None
+                ) -> dict[str, Any]:
+        """Spectrograms (dB, first channel, 256-point frames at the model rate) of the original,
+        aec's restore and ``reference`` (Opus at about the same rate) side by side."""
         from scipy.signal import spectrogram
 
         n = self.extent(sample.info)[0]
 
         def spec(x: np.ndarray) -> np.ndarray:
-            _, _, sxx = spectrogram(x[0, :n].astype(np.float64), fs=MODEL_RATE, nperseg=256)
+            _, _, sxx = spectrogram(x[0, :n].astype(np.float64), fs=MODEL_RATE, nperseg=256, noverlap=128)
             return 10.0 * np.log10(sxx + 1e-10)
 
-        return {"kind": "spectrogram", "original": spec(sample.x), "restored": spec(x_hat), "rate": MODEL_RATE}
+        panels = [("original", spec(sample.x)), ("aec", spec(x_hat))]
+        if reference is not None:
+            panels.append((reference[0], spec(reference[1])))
+        return {"kind": "spectrogram", "panels": panels, "rate": MODEL_RATE, "hop": 128}
 
     def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
         seconds = max(info["shape"][0], 1) / info["rate"]

@@ -144,10 +144,12 @@ class Modality(ABC):
         codecs a user would archive these files with."""
         return []
 
-    def preview(self, sample: Sample, x_hat: np.ndarray) -> dict[str, Any]:
-        """Original beside reconstruction, for a person: ``{"kind": "image" | "spectrogram" |
-        "text", "original": ..., "restored": ...}`` (both cropped to the original extent)."""
-        return {"kind": "none"}
+    def preview(self, sample: Sample, x_hat: np.ndarray, reference: tuple[str, np.ndarray] | None = None
+                ) -> dict[str, Any]:
+        """Original beside reconstruction (and beside ``reference``, a classic codec's decode
+        ``(label, x)`` at about the same rate), for a person: ``{"kind": "image" | "spectrogram"
+        | "text", "panels": [(title, what to draw), ...]}``, cropped to the original extent."""
+        return {"kind": "none", "panels": []}
 
     @abstractmethod
     def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:

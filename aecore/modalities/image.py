@@ -177,10 +177,14 @@ class ImageModality(Modality):
             out.append((name, buf.getvalue(), sample.x))
         return out
 
-    def preview(self, sample: Sample, x_hat: np.ndarray) -> dict[str, Any]:
+    def preview(self, sample: Sample, x_hat: np.ndarray, reference: tuple[str, np.ndarray] | None = None
+                ) -> dict[str, Any]:
         h, w, _ = sample.info["shape"]
         as_rgb = lambda x: np.clip(x[:3, :h, :w], 0, 1).transpose(1, 2, 0)  # noqa: E731
-        return {"kind": "image", "original": as_rgb(sample.x), "restored": as_rgb(x_hat)}
+        panels = [("original", as_rgb(sample.x)), ("aec", as_rgb(x_hat))]
+        if reference is not None:
+            panels.append((reference[0], as_rgb(reference[1])))
+        return {"kind": "image", "panels": panels}
 
     def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
         h, w, _ = info["shape"]

@@ -72,12 +72,15 @@ class TextModality(SequenceModality):
             return out
         return out + [("zstd -19", zstandard.ZstdCompressor(level=19).compress(data), sample.x)]
 
-    def preview(self, sample: Sample, x_hat: np.ndarray) -> dict[str, Any]:
+    def preview(self, sample: Sample, x_hat: np.ndarray, reference: tuple[str, np.ndarray] | None = None
+                ) -> dict[str, Any]:
+        """Original and restored text (the classic coders are lossless: no third panel)."""
         n = min(600, int(sample.info["shape"][0]))
         original = _bytes_of(sample.x[:, :n]).tobytes()
         restored = (x_hat[:, :n].argmax(axis=0).astype(np.uint8).tobytes() if x_hat.shape[0] == 256
                     else _bytes_of(x_hat[:, :n]).tobytes())
-        return {"kind": "text", "original": original.decode("utf-8", "replace"), "restored": restored.decode("utf-8", "replace")}
+        return {"kind": "text", "panels": [("original", original.decode("utf-8", "replace")),
+                                           ("restored", restored.decode("utf-8", "replace"))]}
 
     def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
         return "bits_per_byte", float(max(1, info["shape"][0]))

@@ -93,6 +93,20 @@ class HyperpriorAE(ConvAutoEncoder):
         high = torch.clamp(low + 1, max=len(self.lambdas) - 1)
         return torch.exp(logs[low] + (logs[high] - logs[low]) * (t - low)) * 255.0**2
 
+    def warm_start(self, other: HyperpriorAE) -> None:
+        """Take ``other``'s weights (same architecture), keeping this model's rate points: each
+        rate point's gains move by the step change its new lambda asks for (``0.5 log(new/old)``,
+        as at initialization), so a warm start at other lambdas begins near its new rates."""
+        state = {k: v for k, v in other.state_dict().items() if not k.endswith((".pmf", ".radius"))}
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        if unexpected or any(not k.endswith((".pmf", ".radius")) for k in missing):
+            raise ValueError(f"cannot warm-start from another architecture: missing {missing}, unexpected {unexpected}")
+        if len(other.lambdas) == len(self.lambdas) and other.lambdas != self.lambdas:
+            shift = 0.5 * torch.log(torch.tensor(self.lambdas) / torch.tensor(other.lambdas)).unsqueeze(1)
+            with torch.no_grad():
+                self.log_gain += shift
+                self.log_inverse_gain -= shift
+
     # -- training -----------------------------------------------------------------------------
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -47,12 +47,18 @@ _IMAGE = "image-hyperprior-small.safetensors"
 _IMAGE_SUMMARY = ("mean-scale hyperprior + checkerboard, GDN, N=96/M=128, 5 rate points in one model; "
                   "trained on photos from Debian packages")
 _TEXT = "text-causal-fast.safetensors"
+_AUDIO = "audio-hyperprior-small.safetensors"
+_AUDIO_SUMMARY = ("1-D mean-scale hyperprior + checkerboard, GDN, N=M=64, 16 kHz, 3 rate points in one model; "
+                  "trained on recorded voices and game music from Debian packages")
 ZOO: dict[str, ZooEntry] = {
     e.name: e
     for e in [
         ZooEntry("image-small", "image", _IMAGE, _IMAGE_SUMMARY + " (rate point 3)", rate_point=3.0, default=True),
         *(ZooEntry(f"image-small-q{q}", "image", _IMAGE, _IMAGE_SUMMARY + f" (rate point {q})", rate_point=float(q))
           for q in range(1, 6)),
+        ZooEntry("audio-small", "audio", _AUDIO, _AUDIO_SUMMARY + " (rate point 2)", rate_point=2.0, default=True),
+        *(ZooEntry(f"audio-small-q{q}", "audio", _AUDIO, _AUDIO_SUMMARY + f" (rate point {q})", rate_point=float(q))
+          for q in range(1, 4)),
         ZooEntry("text-fast", "text", _TEXT, "causal byte decoder (8 dilated blocks of 96, 256 bytes back) + latents, "
                  "lossless, with a zstd -19 dictionary fallback; trained on Debian documentation and Django",
                  default=True),

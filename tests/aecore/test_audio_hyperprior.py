@@ -13,6 +13,7 @@ import torch
 
 from aecore import build_model, dump_bundle, load_bundle
 from aecore.models.audio_hyperprior import stft_loss
+from aecore.zoo import zoo_bundle
 from tests.aecore.test_hyperprior import _DECODE
 
 
@@ -57,6 +58,33 @@ def test_a_clip_restores_the_same_bytes_in_another_process_on_two_threads(tmp_pa
     restored, rate = sf.read(io.BytesIO(here), always_2d=True)
     assert rate == 44100 and restored.shape == (int(2.5 * 44100), 2)
     assert set(enc.quality) >= {"snr", "lsd", "kbps"}
+    (tmp_path / "m").write_bytes(blob)
+    (tmp_path / "p").write_bytes(enc.payload)
+    there = subprocess.run([sys.executable, "-c", _DECODE, "2", str(tmp_path / "m"), str(tmp_path / "p")],
+                           capture_output=True, check=True).stdout
+    assert there == here
+
+
+def test_the_zoo_model_restores_a_clip_the_same_bytes_in_another_process(tmp_path):
+    """The shipped weights, not a random model: each rate point codes a clip below 16 kbit/s with
+    a usable SNR, rates grow with the rate point, and the restore is the same bytes on two threads
+    in a fresh process as here on one."""
+    blob = zoo_bundle("audio-small")
+    clip = _wav(3.0)
+    rates, snrs = [], []
+    for q in (1.0, 2.0, 3.0):
+        comp = load_bundle(blob, rate_point=q)
+        sample = comp.load(clip)
+        torch.set_num_threads(1)
+        try:
+            enc = comp.encode([sample], [True])[0]
+            here, _, _ = comp.decode(enc.payload, list(sample.shape))
+        finally:
+            torch.set_num_threads(2)
+        rates.append(len(enc.payload) * 8 / 3.0 / 1000)
+        snrs.append(enc.quality["snr"])
+    assert rates == sorted(rates) and rates[-1] < 16, rates
+    assert snrs == sorted(snrs) and snrs[0] > 3, snrs
     (tmp_path / "m").write_bytes(blob)
     (tmp_path / "p").write_bytes(enc.payload)
     there = subprocess.run([sys.executable, "-c", _DECODE, "2", str(tmp_path / "m"), str(tmp_path / "p")],

@@ -66,3 +66,10 @@ def test_zoo_references_load_without_a_registry(tmp_path):
     assert mv.name == "zoo:image-small-q2" and mv.info["rate_point"] == 2.0 and bundle
     with pytest.raises(RegistryError, match="did you mean zoo:image-small"):
         load_model("zoo:image-smal", ModelRegistry(str(tmp_path)))
+
+
+def test_a_new_audio_model_starts_from_the_audio_zoo_model(tmp_path):
+    start = starting_point(parse_spec({**BASE, "modality": "audio"}), ModelRegistry(str(tmp_path)))
+    assert start.ref == "zoo:audio-small@1" and start.architecture == "audio-hyperprior" and start.bundle
+    mv, _ = load_model("zoo:audio-small-q3", ModelRegistry(str(tmp_path)))
+    assert mv.info["rate_point"] == 3.0
