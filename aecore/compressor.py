@@ -1,8 +1,11 @@
 """Files <-> payloads: a modality, a model and its latent codec working together.
 
 The payload layout is in :mod:`aecore.payload`. Long 1-D inputs (audio, text) are cut into
-pieces of ``model.chunk`` positions along the last axis, so memory stays bounded whatever the
-length; large images run through the transforms in tiles (:mod:`aecore.tiling`). In lossless mode
+pieces of ``model.chunk`` positions along the last axis; large images run through the transforms
+in tiles (:mod:`aecore.tiling`). In lossy mode a model that runs in tiles analyses and
+synthesizes a long input whole, its pieces being spans of one latent sequence (the payload's
+joint flag): no seam at the chunk boundaries (6.8 dB louder error there when pieces were coded
+apart; see docs/benchmarks.md). In lossless mode
 each piece's exact values are coded under the distribution the decoder predicts from the piece's
 own latents, computed one piece at a time on one thread so encoder and decoder compute them
 identically: text bytes under the model's softmax over 256 values, pixels and PCM samples (8 or
@@ -36,6 +39,7 @@ from aecore.codecs import ExactPiece
 from aecore.modalities import Modality, Sample
 from aecore.models import ConvAutoEncoder
 from aecore.payload import (
+    JOINT,
     LOSSLESS,
     NO_LATENTS,
     PAYLOAD_VERSION,
@@ -120,16 +124,22 @@ class Compressor:
         """Encode samples; pieces of equal padded shape share one forward pass."""
         measure = measure or [False] * len(samples)
         pieces = [[] if self._stored(s) else self._pieces(s.x) for s in samples]
-        flat = [(i, k, self._pad(p)) for i, ps in enumerate(pieces) for k, p in enumerate(ps)]
+        joint = [self._joint(s) for s in samples]
+        # a joint sample is analysed whole (in tiles) and its latents cut into the pieces' spans
+        inputs = [[s.x] if joint[i] else ps for i, (s, ps) in enumerate(zip(samples, pieces))]
+        flat = [(i, k, self._pad(p)) for i, ps in enumerate(inputs) for k, p in enumerate(ps)]
         groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for j, (_, _, x) in enumerate(flat):
             groups[x.shape].append(j)
-        ys: list[torch.Tensor] = [torch.empty(0)] * len(flat)
+        analysed: list[torch.Tensor] = [torch.empty(0)] * len(flat)
         for idx in groups.values():
             x = torch.from_numpy(np.stack([flat[j][2] for j in idx])).to(self.device)
             y = self._analyze(x).cpu()
             for k, j in enumerate(idx):
-                ys[j] = y[k]
+                analysed[j] = y[k]
+        ys: list[torch.Tensor] = []
+        for (i, _, _), y in zip(flat, analysed):
+            ys.extend(torch.split(y, self.model.chunk // self.model.stride, dim=-1) if joint[i] else [y])
         thumbs = np.stack([self.modality.thumbnail(s, self.model.native_size) for s in samples])
         latents = torch.round(self.model.g_a(torch.from_numpy(thumbs).to(self.device))).cpu().numpy()
         out = []
@@ -137,6 +147,7 @@ class Compressor:
         for i, s in enumerate(samples):
             head = bytes([PAYLOAD_VERSION, self._flags(s)]) + self.modality.pack_info(s.info)
             x_hats: list[np.ndarray] = []
+            y_hats: list[torch.Tensor] = []
             used: list[float] = []
             if self._stored(s):
                 payload = head + s.info["file"]
@@ -152,7 +163,9 @@ class Compressor:
                     info = {**s.info, **exact, "offset": start, "extent": tuple(piece.shape[1:])}
                     coder = self.model.exact_coder(info.get("bits", 8)) if self.lossless else None
                     x_hat = None
-                    if (coder is not None and coder.synthesizes) or (measure[i] and not self.model.lossless_only):
+                    if joint[i]:
+                        y_hats.append(y_hat)
+                    elif (coder is not None and coder.synthesizes) or (measure[i] and not self.model.lossless_only):
                         x_hat = self._synthesize(y_hat)
                         x_hats.append(x_hat[..., : piece.shape[-1]])
                     if coder is None:
@@ -172,6 +185,8 @@ class Compressor:
                         parts += [U32.pack(len(words)), words, U32.pack(len(residual)), residual]
                         used.append(1.0)
                 payload = head + b"".join(parts)
+                if joint[i] and measure[i]:
+                    x_hats = [self._synthesize(torch.cat(y_hats, dim=-1))[..., : s.x.shape[-1]]]
             quality = None
             if measure[i]:
                 quality = self._quality(s, x_hats, payload)
@@ -188,8 +203,16 @@ class Compressor:
         """Lossless, and no container rebuilds this file: it is kept as it is."""
         return self.lossless and "file" in s.info and s.info.get("exact") is None
 
+    def _joint(self, s: Sample) -> bool:
+        """Lossy, longer than a chunk, and a model that runs in overlapping tiles: the pieces are
+        spans of one latent sequence, analysed and synthesized whole (no seams between them)."""
+        chunk, stride = getattr(self.model, "chunk", None), self.model.stride
+        return (not self.lossless and bool(chunk) and s.x.shape[-1] > chunk and chunk % stride == 0
+                and bool(self.model.receptive_margin))
+
     def _flags(self, s: Sample) -> int:
-        return (LOSSLESS if self.lossless else 0) | (STORED if self._stored(s) else 0)
+        return ((LOSSLESS if self.lossless else 0) | (STORED if self._stored(s) else 0)
+                | (JOINT if self._joint(s) else 0))
 
     def _expected(self, s: Sample) -> bytes:
         """What a lossless decode must return: the file itself, or (for a sample made without
@@ -301,7 +324,10 @@ class Compressor:
         if len(spans) != count:
             raise PayloadError(f"payload holds {count} pieces where its shape makes {len(spans)}; the row is corrupt")
         coder = self.model.exact_coder(info.get("bits", 8)) if lossless else None
-        x_hats, pieces = [], []
+        joint = bool(payload[1] & JOINT)
+        if joint and (lossless or not self.model.receptive_margin):
+            raise PayloadError("payload flags a joint latent sequence this model cannot synthesize; the row is corrupt")
+        x_hats, pieces, y_hats = [], [], []
         offset = 0
         for span in spans:
             n = read.u32()
@@ -314,7 +340,9 @@ class Compressor:
                     x_hat = np.zeros((self.modality.channels, *padded), np.float32)
             else:
                 y_hat = self.model.decompress_latent(read.take(n), self.model.latent_shape(padded))
-                if coder is None or coder.synthesizes:
+                if joint:
+                    y_hats.append(y_hat)
+                elif coder is None or coder.synthesizes:
                     x_hat = self._synthesize(y_hat)
             if x_hat is not None:
                 x_hats.append(x_hat[..., : span[-1]])
@@ -325,6 +353,8 @@ class Compressor:
                 pieces.append(ExactPiece(data=read.take(read.u32()), y_hat=y_hat, view=view, count=values))
             offset += span[-1]
         read.finish()
+        if joint:
+            x_hats = [self._synthesize(torch.cat(y_hats, dim=-1))[..., :offset]]
         return {"info": info, "lossless": lossless, "pieces": pieces, "symbols": [None] * len(pieces),
                 "x_hats": x_hats, "extent": extent}
 

@@ -2,13 +2,17 @@
 
 ::
 
-    u8 version (3) | u8 flags (bit 0: lossless, bit 1: stored) | modality info (Modality.pack_info)
+    u8 version (4) | u8 flags (bit 0: lossless, bit 1: stored, bit 2: joint) | modality info (Modality.pack_info)
     [lossless: u8 k | k bytes container name | u32 r | r bytes container recipe]
     u32 pieces
     per piece:  u32 n | n bytes: the latents, as the model's latent codec writes them
                 [lossless: u32 m | m bytes: the exact values range-coded under the decoder's distribution]
                 (lossless, n = 0xFFFFFFFF: no latents; the values coded by the classic predictors alone)
     [stored: the file's bytes as they are, instead of the container section and the pieces]
+
+Joint (lossy, long 1-D inputs): the pieces are consecutive spans of one latent sequence, analysed
+and synthesized over the whole input (in overlapping tiles), so chunk boundaries leave no seam;
+without it each piece was analysed and synthesized on its own (versions 2-3 always).
 
 Reading goes through :class:`Reader`, which checks every section's length against what is there:
 a truncated or padded payload is a :class:`PayloadError`, never a silently wrong restore.
@@ -21,12 +25,12 @@ from typing import Any
 
 from aecore.containers import get_container
 
-__all__ = ["LOSSLESS", "NO_LATENTS", "PAYLOAD_VERSION", "READS", "STORED", "U32", "PayloadError", "Reader",
+__all__ = ["JOINT", "LOSSLESS", "NO_LATENTS", "PAYLOAD_VERSION", "READS", "STORED", "U32", "PayloadError", "Reader",
            "container_section", "read_container_section"]
 
-PAYLOAD_VERSION = 3
-READS = (2, 3)  # version 2: no container section (lossless files written canonically)
-LOSSLESS, STORED = 1, 2
+PAYLOAD_VERSION = 4
+READS = (2, 3, 4)  # version 2: no container section (lossless files written canonically); 4: the joint flag
+LOSSLESS, STORED, JOINT = 1, 2, 4
 NO_LATENTS = 0xFFFFFFFF  # a lossless piece's latent length when it is coded without the model
 U32 = struct.Struct("<I")
 

@@ -1,12 +1,19 @@
 """Audio rate–distortion on held-out real recordings: an aec audio model at each of its rate
-points against Opus (libsndfile's, through soundfile) at its compression levels.
+points against Opus (libsndfile's, through soundfile) at 6–64 kbit/s targets, and in lossless mode
+against FLAC.
 
-    python -m bench.audio_rd --model build/zoo-train/audio-small/model.safetensors [--limit 20]
+    python -m bench.audio_rd --model aecore/zoo/weights/audio-hyperprior-small.safetensors [--limit 20]
 
 Clips come from ``recipes.audio_data``'s held-out split (speech: klettres-data voices; music:
 game soundtracks), never trained on; each is cut to its first ``--seconds`` s. Figures per set and
-codec point: kbit/s (payload bytes), SNR and log-spectral distance (dB, 512-point frames) at
-16 kHz, as a job report measures them. Writes docs/bench/audio_rd.json.
+codec point: kbit/s (payload or file bytes), SNR and log-spectral distance (dB, 512-point frames)
+at 16 kHz, as a job report measures them, and, where the packages are installed (``pip install
+pesq pystoi``; not part of the set-up: pesq builds from source), wideband PESQ (ITU-T P.862.2,
+MOS-LQO 1-4.6) and STOI (0-1; both speech measures, reported for music too). Lossless: the same
+clips as 16-bit WAV through aec's lossless mode (every payload decoded back to the file) against
+FLAC, with the share of pieces whose latents paid for themselves. Seams: whole held-out music
+pieces (60 s, longer than the model's 30 s chunks), the error-to-signal ratio within 20 ms of a
+chunk boundary against the same within 20 ms of each chunk's middle. Writes docs/bench/audio_rd.json.
 """
 
 from __future__ import annotations
@@ -35,6 +42,93 @@ def _clips(folder: Path, limit: int, seconds: float) -> list[bytes]:
     return out
 
 
+def _perceptual(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Wideband PESQ and STOI of ``y`` against ``x`` (mono, 16 kHz), where installed and defined."""
+    out: dict[str, float] = {}
+    x, y = x.astype(np.float64).ravel(), y.astype(np.float64).ravel()[: x.size]
+    try:
+        from pesq import pesq
+
+        out["pesq"] = float(pesq(16000, x, y, "wb"))
+    except ImportError:
+        pass
+    except Exception:  # noqa: BLE001 - pesq raises its own errors for clips with no utterance
+        pass
+    try:
+        from pystoi import stoi
+
+        out["stoi"] = float(stoi(x, y, 16000, extended=False))
+    except ImportError:
+        pass
+    return out
+
+
+def _quality(comp, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    return {**comp.modality.quality(x, y), **_perceptual(x, y)}
+
+
+def lossless(bundle: bytes, clips: list[bytes]) -> dict[str, float]:
+    """Bits per sample of aec's lossless mode and of FLAC on the clips (16-bit WAV)."""
+    from aecore import load_bundle
+
+    comp = load_bundle(bundle, lossless=True)
+    values, sizes, used = 0, {"aec lossless": 0, "wav (the files)": 0, "flac level 0.5": 0, "flac level 1": 0}, []
+    for data in clips:
+        sample = comp.load(data)
+        enc = comp.encode([sample], [True])[0]
+        assert comp.decode(enc.payload)[0] == data, "lossless must restore the file byte for byte"
+        used.append(enc.quality.get("model_used", 0.0))
+        frames, rate = sf.read(io.BytesIO(data), dtype="int16", always_2d=True)
+        values += frames.size
+        sizes["aec lossless"] += len(enc.payload)
+        sizes["wav (the files)"] += len(data)
+        for level in (0.5, 1.0):
+            buf = io.BytesIO()
+            sf.write(buf, frames, rate, format="FLAC", subtype="PCM_16", compression_level=level)
+            sizes[f"flac level {level:g}"] += len(buf.getvalue())
+    return {**{k: round(8 * v / values, 3) for k, v in sizes.items()}, "model_used_share": round(float(np.mean(used)), 3)}
+
+
+def seams(bundle: bytes, folder: Path, limit: int, window: int = 320) -> dict[str, float]:
+    """Pieces longer than one chunk (``model.chunk`` samples, coded as separate pieces): the
+    error-to-signal ratio within ``window`` samples (20 ms) of the chunk boundaries against the
+    same around each chunk's middle, in dB (equal: the boundary is no worse than anywhere else)."""
+    from aecore import load_bundle
+
+    joint = load_bundle(bundle)
+    separate = load_bundle(bundle)
+    separate._joint = lambda sample: False  # what versions 2-3 did: every piece coded on its own
+    chunk = joint.model.chunk
+    ratios = []
+    for p in sorted(folder.glob("*.wav")):
+        if len(ratios) >= limit:
+            break
+        x, rate = sf.read(p, dtype="float32")
+        if rate != 16000 or len(x) <= chunk + window:
+            continue
+        row = []
+        for comp in (joint, separate):
+            sample = comp.load(p.read_bytes())
+            restored, _, _ = comp.decode(comp.encode([sample], [False])[0].payload)
+            y, _ = sf.read(io.BytesIO(restored), dtype="float32")
+            err = (y[: len(x)] - x) ** 2
+
+            def around(points: range, err: np.ndarray = err, x: np.ndarray = x) -> float:
+                """The error-to-signal ratio within ``window`` of the points."""
+                e = np.concatenate([err[b - window : b + window] for b in points])
+                v = np.concatenate([x[b - window : b + window] ** 2 for b in points])
+                return 10 * np.log10(e.mean() / max(v.mean(), 1e-12))
+
+            row += [around(range(chunk, len(x) - window, chunk)), around(range(chunk // 2, len(x) - window, chunk))]
+        ratios.append(row)
+    if not ratios:
+        return {"pieces": 0}
+    r = [round(float(v), 2) for v in np.array(ratios, dtype=np.float64).mean(axis=0)]
+    return {"pieces": len(ratios), "chunk_s": chunk / 16000,
+            "joint (this aec): error-to-signal dB at chunk boundaries / mid-chunk": r[:2],
+            "pieces coded apart (payload v3): at boundaries / mid-chunk": r[2:]}
+
+
 def measure(bundle: bytes, clips: list[bytes]) -> dict[str, dict[str, float]]:
     from aecore import load_bundle
 
@@ -51,7 +145,7 @@ def measure(bundle: bytes, clips: list[bytes]) -> dict[str, dict[str, float]]:
             t1 = time.perf_counter()
             restored, x_hat, _ = comp.decode(enc.payload, list(sample.shape))
             t2 = time.perf_counter()
-            qual = comp.modality.quality(sample.x, comp.load(restored).x)
+            qual = _quality(comp, sample.x, comp.load(restored).x)
             points.setdefault(f"aec q{q}", []).append(
                 {"kbps": len(enc.payload) * 8 / seconds / 1000, **qual})
             timing["encode_s"] += t1 - t0
@@ -60,8 +154,9 @@ def measure(bundle: bytes, clips: list[bytes]) -> dict[str, dict[str, float]]:
             if q == 1:
                 for name, blob, dec in comp.modality.classic_codecs(sample):
                     points.setdefault(name, []).append(
-                        {"kbps": len(blob) * 8 / seconds / 1000, **comp.modality.quality(sample.x, dec)})
-    out = {k: {m: round(float(np.mean([p[m] for p in v])), 3) for m in ("kbps", "snr", "lsd")} for k, v in points.items()}
+                        {"kbps": len(blob) * 8 / seconds / 1000, **_quality(comp, sample.x, dec)})
+    out = {k: {m: round(float(np.mean([p[m] for p in v if m in p])), 3) for m in ("kbps", "snr", "lsd", "pesq", "stoi")
+               if any(m in p for p in v)} for k, v in points.items()}
     out["speed (x real time, 1 process)"] = {
         "encode": round(timing["audio_s"] / timing["encode_s"], 2), "decode": round(timing["audio_s"] / timing["decode_s"], 2)}
     return out
@@ -80,8 +175,10 @@ def main() -> None:
               "machine": f"{os.cpu_count()} CPUs, no GPU", "model": str(args.model), "sets": {}}
     for kind in sorted(p.name for p in args.data.iterdir() if p.is_dir()):
         clips = _clips(args.data / kind, args.limit, args.seconds)
-        result["sets"][kind] = {"clips": len(clips), **measure(bundle, clips)}
+        result["sets"][kind] = {"clips": len(clips), **measure(bundle, clips), "lossless (bits/sample)": lossless(bundle, clips)}
         print(kind, json.dumps(result["sets"][kind], indent=1), flush=True)
+    result["chunk seams (music, whole pieces)"] = seams(bundle, args.data / "music", min(args.limit, 8))
+    print("seams", result["chunk seams (music, whole pieces)"], flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
 

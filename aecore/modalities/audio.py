@@ -29,6 +29,8 @@ from aecore.registry import register_modality
 __all__ = ["AudioModality", "MODEL_RATE"]
 
 MODEL_RATE = 16_000
+#: the Opus targets a report compares against (kbit/s per channel; the file also carries Ogg pages)
+OPUS_KBPS = (6, 8, 12, 16, 24, 32, 64)
 _INFO = struct.Struct("<QIHQ")  # frames, rate, channels, resampled frames per channel
 
 
@@ -130,13 +132,14 @@ class AudioModality(SequenceModality):
         c = int(sample.info["shape"][1])
         ref = sample.x[0].reshape(c, -1)  # at the model rate, where quality is measured
         out = []
-        for level in (0.0, 0.3, 0.6, 0.8, 1.0):
+        for kbps in OPUS_KBPS:
             buf = io.BytesIO()
-            sf.write(buf, ref.T, MODEL_RATE, format="OGG", subtype="OPUS", compression_level=level)
+            # libsndfile sets Opus's target to (1 - level) * 250 + 6 kbit/s per channel
+            sf.write(buf, ref.T, MODEL_RATE, format="OGG", subtype="OPUS", compression_level=1 - (kbps - 6) / 250)
             dec, _ = sf.read(io.BytesIO(buf.getvalue()), always_2d=True, dtype="float32")
             dec = dec.T[:, : ref.shape[1]]
             dec = np.pad(dec, ((0, 0), (0, ref.shape[1] - dec.shape[1])))
-            out.append((f"opus level {level:g}", buf.getvalue(), dec.reshape(1, -1)))
+            out.append((f"opus {kbps}k", buf.getvalue(), dec.reshape(1, -1)))
         return out
 
     def _lossless_codecs(self, sample: Sample) -> list[tuple[str, bytes, np.ndarray]]:
