@@ -227,7 +227,7 @@ class Compressor:
         if self.lossless:
             quality = {"exact": 1.0, "stored": float(self._stored(s))}
         else:
-            x_hat = np.concatenate(x_hats, axis=-1) if x_hats else np.zeros_like(s.x)
+            x_hat = self.modality.finish(np.concatenate(x_hats, axis=-1), s.info) if x_hats else np.zeros_like(s.x)
             ext = tuple(slice(0, e) for e in self.modality.extent(s.info))
             quality = self.modality.quality(s.x[(slice(None), *ext)], x_hat[(slice(None), *ext)])
         quality[unit] = 8.0 * len(payload) / count
@@ -269,7 +269,7 @@ class Compressor:
             version = payload[0] if payload else None
             raise PayloadError(f"payload version {version} is not {PAYLOAD_VERSION}; decode with the aec that wrote it")
         try:
-            info, used = self.modality.unpack_info(payload[2:])
+            info, used = self.modality.unpack_info(payload[2:], payload[0])
         except (struct.error, ValueError, KeyError) as exc:
             raise PayloadError(f"payload header unreadable ({type(exc).__name__}); the row is corrupt") from None
         if shape is not None and list(info.get("shape", ())) != list(shape):
@@ -366,7 +366,7 @@ class Compressor:
             symbols = plan["symbols"]
             data = self.modality.from_symbols(np.concatenate(symbols) if symbols else np.zeros(0, np.int32), info)
             return data, None, info
-        x_hat = np.concatenate(plan["x_hats"], axis=-1)
+        x_hat = self.modality.finish(np.concatenate(plan["x_hats"], axis=-1), info)
         extent = plan["extent"]
         return self.modality.restore(x_hat, info), x_hat[(slice(None), *(slice(0, e) for e in extent))], info
 

@@ -31,6 +31,8 @@ __all__ = ["AudioModality", "MODEL_RATE"]
 MODEL_RATE = 16_000
 #: the Opus targets a report compares against (kbit/s per channel; the file also carries Ogg pages)
 OPUS_KBPS = (6, 8, 12, 16, 24, 32, 64)
+#: runs of digital silence (exact zeros at the model rate) this long or longer are kept silent
+SILENCE_MIN = 160
 _INFO = struct.Struct("<QIHQ")  # frames, rate, channels, resampled frames per channel
 
 
@@ -62,18 +64,51 @@ class AudioModality(SequenceModality):
             raise UnreadableInput("audio file with no channels")
         per_channel = _resample(frames.T, rate, MODEL_RATE)  # [C, T']
         x = np.clip(per_channel.reshape(1, -1), -1.0, 1.0)
-        return Sample(x=x, info={"shape": (n, c), "rate": int(rate), "resampled": int(per_channel.shape[1])})
+        return Sample(x=x, info={"shape": (n, c), "rate": int(rate), "resampled": int(per_channel.shape[1]),
+                                 "silence": silent_runs(x[0])})
 
     def extent(self, info: dict[str, Any]) -> tuple[int, ...]:
         return (int(info["shape"][1]) * int(info["resampled"]),)
 
     def pack_info(self, info: dict[str, Any]) -> bytes:
         n, c = info["shape"]
-        return _INFO.pack(n, info["rate"], c, info["resampled"])
+        runs = info.get("silence", np.zeros((0, 2), np.int64))
+        out, end = [_varint(len(runs))], 0
+        for start, length in runs:  # each run as (gap since the previous one, length)
+            out += [_varint(int(start) - end), _varint(int(length))]
+            end = int(start + length)
+        return _INFO.pack(n, info["rate"], c, info["resampled"]) + b"".join(out)
 
-    def unpack_info(self, data: bytes) -> tuple[dict[str, Any], int]:
+    def unpack_info(self, data: bytes, version: int) -> tuple[dict[str, Any], int]:
         n, rate, c, resampled = _INFO.unpack_from(data)
-        return {"shape": (n, c), "rate": rate, "resampled": resampled}, _INFO.size
+        info: dict[str, Any] = {"shape": (n, c), "rate": rate, "resampled": resampled}
+        pos = _INFO.size
+        if version < 4:  # no silence runs before version 4
+            return info, pos
+        count, pos = _read_varint(data, pos)
+        if count > c * resampled // SILENCE_MIN + 1:
+            raise ValueError(f"{count} silent runs in {c * resampled} samples")
+        runs, end = [], 0
+        for _ in range(count):
+            gap, pos = _read_varint(data, pos)
+            length, pos = _read_varint(data, pos)
+            if length < SILENCE_MIN or end + gap + length > c * resampled:
+                raise ValueError("a silent run outside the signal")
+            runs.append((end + gap, length))
+            end += gap + length
+        info["silence"] = np.array(runs, np.int64).reshape(-1, 2)
+        return info, pos
+
+    def finish(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        """Runs of digital silence in the input (exact zeros, at least ``SILENCE_MIN`` samples)
+        are restored as silence, not as the codec's low-level noise (as Opus does)."""
+        runs = info.get("silence")
+        if runs is None or not len(runs):
+            return x_hat
+        x_hat = x_hat.copy()
+        for start, length in runs:
+            x_hat[..., start : start + length] = 0.0
+        return x_hat
 
     def restore(self, x_hat: np.ndarray, info: dict[str, Any]) -> bytes:
         n, c = info["shape"]
@@ -189,6 +224,37 @@ def _frames(info: dict[str, Any]):
         a, b = max(start - ch * r, 0), min(end - ch * r, r)
         if a < b:
             yield ch, -(-a * n // r), -(-b * n // r)
+
+
+def silent_runs(signal: np.ndarray) -> np.ndarray:
+    """``[k, 2]`` (start, length) of the runs of exact zeros of at least ``SILENCE_MIN`` samples."""
+    zero = np.concatenate([[False], signal == 0, [False]]).astype(np.int8)
+    edges = np.diff(zero)
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    keep = ends - starts >= SILENCE_MIN
+    return np.stack([starts[keep], ends[keep] - starts[keep]], axis=1).astype(np.int64)
+
+
+def _varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, v = v & 0x7F, v >> 7
+        out.append(byte | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 56:
+            raise ValueError("truncated silent runs")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
 
 
 def log_spectral_distance(x: np.ndarray, x_hat: np.ndarray, nperseg: int = 512) -> float:

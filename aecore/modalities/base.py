@@ -82,8 +82,13 @@ class Modality(ABC):
         """The few bytes of ``info`` a payload carries so decode can restore the file."""
 
     @abstractmethod
-    def unpack_info(self, data: bytes) -> tuple[dict[str, Any], int]:
-        """Inverse of :meth:`pack_info`: ``(info, bytes consumed)``."""
+    def unpack_info(self, data: bytes, version: int) -> tuple[dict[str, Any], int]:
+        """Inverse of :meth:`pack_info` for a payload of ``version``: ``(info, bytes consumed)``."""
+
+    def finish(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        """What the payload's info adds to a lossy reconstruction before it is restored or
+        measured (audio: its runs of digital silence); nothing by default."""
+        return x_hat
 
     @abstractmethod
     def restore(self, x_hat: np.ndarray, info: dict[str, Any]) -> bytes:

@@ -107,7 +107,7 @@ class ImageModality(Modality):
         h, w, c = info["shape"]
         return _INFO.pack(h, w, c, info.get("bits", 8))
 
-    def unpack_info(self, data: bytes) -> tuple[dict[str, Any], int]:
+    def unpack_info(self, data: bytes, version: int) -> tuple[dict[str, Any], int]:
         h, w, c, bits = _INFO.unpack_from(data)
         return {"shape": (h, w, c), "bits": bits}, _INFO.size
 

@@ -37,7 +37,7 @@ class TextModality(SequenceModality):
     def pack_info(self, info: dict[str, Any]) -> bytes:
         return _INFO.pack(int(info["shape"][0]))
 
-    def unpack_info(self, data: bytes) -> tuple[dict[str, Any], int]:
+    def unpack_info(self, data: bytes, version: int) -> tuple[dict[str, Any], int]:
         (n,) = _INFO.unpack_from(data)
         return {"shape": (n,)}, _INFO.size
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 
@@ -117,3 +118,31 @@ def test_a_signal_longer_than_a_chunk_has_no_seam_at_the_chunk_boundaries():
         return float(np.mean(np.concatenate([err[b - 160 : b + 160] for b in points])))
 
     assert around(range(4800, len(x) - 160, 4800)) < 2 * around(range(2400, len(x) - 160, 4800))
+
+
+def test_digital_silence_comes_back_as_silence_not_codec_noise():
+    """Runs of exact zeros (pauses between takes, leading and trailing silence) are carried in
+    the payload header (a few bytes each) and restored as zeros, at any rate and channel count;
+    elsewhere the restore is the model's."""
+    from aecore.payload import PayloadError
+
+    rng = np.random.default_rng(0)
+    sound = lambda n: 0.1 * rng.standard_normal(n)  # noqa: E731
+    left = np.concatenate([np.zeros(44100), sound(44100)])
+    right = np.concatenate([sound(44100), np.zeros(44100)])
+    buf = io.BytesIO()
+    sf.write(buf, np.stack([left, right], axis=1).astype(np.float32), 44100, format="WAV", subtype="PCM_16")
+    comp = load_bundle(zoo_bundle("audio-small"))
+    sample = comp.load(buf.getvalue())
+    assert len(sample.info["silence"]) == 2
+    payload = comp.encode([sample])[0].payload
+    restored, _, info = comp.decode(payload)
+    frames, _ = sf.read(io.BytesIO(restored), dtype="int16")
+    assert (frames[: 44100 - 200, 0] == 0).all() and (frames[44100 + 200 :, 1] == 0).all()
+    assert (frames[44100 + 200 :, 0] != 0).mean() > 0.9  # the sound itself is not gated
+    plain = comp.modality.pack_info({**sample.info, "silence": np.zeros((0, 2), np.int64)})
+    assert len(comp.modality.pack_info(sample.info)) - len(plain) <= 8  # two runs, a few bytes each
+    header = 2 + len(plain) - 1
+    broken = payload[:header] + bytes([5]) + payload[header + 1 :]  # claims 5 runs
+    with pytest.raises(PayloadError, match="header unreadable"):
+        comp.decode(broken)
