@@ -21,7 +21,7 @@ def test_audio_collection_round_trip(ray_local, tmp_path):
     (clips / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     train = tmp_path / "train.yaml"
     train.write_text(f"kind: train\nname: t\nmodality: audio\ninput: {clips}\nregistry: {tmp_path}/reg\n"
-                     "model: clips\nepochs: 4\nworkers: 2\npatches_per_item: 8\n")
+                     "model: clips\nepochs: 2\nworkers: 2\npatches_per_item: 4\n")
     run_cli("train", str(train))
     spec = tmp_path / "c.yaml"
     spec.write_text(f"kind: compress\nname: c\nmodality: audio\ninput: {clips}\noutput: {tmp_path}/out\n"
