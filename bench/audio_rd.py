@@ -50,9 +50,7 @@ def _perceptual(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         from pesq import pesq
 
         out["pesq"] = float(pesq(16000, x, y, "wb"))
-    except ImportError:
-        pass
-    except Exception:  # noqa: BLE001 - pesq raises its own errors for clips with no utterance
+    except Exception:  # noqa: BLE001 - not installed, or pesq's own errors for clips with no utterance
         pass
     try:
         from pystoi import stoi
@@ -70,23 +68,15 @@ def _quality(comp, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
 def lossless(bundle: bytes, clips: list[bytes]) -> dict[str, float]:
     """Bits per sample of aec's lossless mode and of FLAC on the clips (16-bit WAV)."""
     from aecore import load_bundle
+    from bench.lossless import aec_lossless, classic_lossless
 
     comp = load_bundle(bundle, lossless=True)
-    values, sizes, used = 0, {"aec lossless": 0, "wav (the files)": 0, "flac level 0.5": 0, "flac level 1": 0}, []
-    for data in clips:
-        sample = comp.load(data)
-        enc = comp.encode([sample], [True])[0]
-        assert comp.decode(enc.payload)[0] == data, "lossless must restore the file byte for byte"
-        used.append(enc.quality.get("model_used", 0.0))
-        frames, rate = sf.read(io.BytesIO(data), dtype="int16", always_2d=True)
-        values += frames.size
-        sizes["aec lossless"] += len(enc.payload)
-        sizes["wav (the files)"] += len(data)
-        for level in (0.5, 1.0):
-            buf = io.BytesIO()
-            sf.write(buf, frames, rate, format="FLAC", subtype="PCM_16", compression_level=level)
-            sizes[f"flac level {level:g}"] += len(buf.getvalue())
-    return {**{k: round(8 * v / values, 3) for k, v in sizes.items()}, "model_used_share": round(float(np.mean(used)), 3)}
+    aec = aec_lossless(comp, clips)  # every payload decoded back to its file
+    samples = [comp.load(d) for d in clips]
+    values = sum(int(np.prod(s.info["shape"])) for s in samples)
+    sizes = {"aec lossless": aec["bytes"], "wav (the files)": sum(len(d) for d in clips),
+             **classic_lossless(comp, samples)}
+    return {**{k: round(8 * v / values, 3) for k, v in sizes.items()}, "model_used_share": round(aec["model_used_share"], 3)}
 
 
 def seams(bundle: bytes, folder: Path, limit: int, window: int = 320) -> dict[str, float]:
