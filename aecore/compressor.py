@@ -28,7 +28,7 @@ import struct
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from aecore.codecs import ExactPiece
-from aecore.modalities import Modality, Sample
+from aecore.modalities import Info, Modality, Sample
 from aecore.models import ConvAutoEncoder
 from aecore.payload import (
     JOINT,
@@ -117,7 +117,7 @@ class Compressor:
         sample = self.modality.load(data)
         if not self.lossless:
             return sample
-        return Sample(x=sample.x, info={**sample.info, "file": data, "exact": self.modality.exact(data, sample)})
+        return Sample(x=sample.x, info=sample.info.with_exact(self.modality.exact(data, sample), file=data))
 
     @torch.inference_mode()
     def encode(self, samples: Sequence[Sample], measure: Sequence[bool] | None = None) -> list[Encoded]:
@@ -145,23 +145,22 @@ class Compressor:
         out = []
         j = 0
         for i, s in enumerate(samples):
-            head = bytes([PAYLOAD_VERSION, self._flags(s)]) + self.modality.pack_info(s.info)
+            head = bytes([PAYLOAD_VERSION, self._flags(s)]) + s.info.pack()
             x_hats: list[np.ndarray] = []
             y_hats: list[torch.Tensor] = []
             used: list[float] = []
             if self._stored(s):
-                payload = head + s.info["file"]
+                payload = head + s.info.file
             else:
-                exact = s.info.get("exact") or {}
-                parts = [container_section(exact)] if self.lossless else []
+                parts = [container_section(s.info.exact)] if self.lossless else []
                 parts.append(U32.pack(len(pieces[i])))
                 offset = 0
                 for piece in pieces[i]:
                     words, y_hat = self.model.compress_latent(ys[j])
                     j += 1
                     start, offset = offset, offset + piece.shape[-1]
-                    info = {**s.info, **exact, "offset": start, "extent": tuple(piece.shape[1:])}
-                    coder = self.model.exact_coder(info.get("bits", 8)) if self.lossless else None
+                    info = s.info.piece(start, piece.shape[1:])
+                    coder = self.model.exact_coder(info.bits) if self.lossless else None
                     x_hat = None
                     if joint[i]:
                         y_hats.append(y_hat)
@@ -174,7 +173,7 @@ class Compressor:
                     symbols = self.modality.symbols(piece, info)
                     view = self.modality.lossless_view(x_hat, info) if x_hat is not None and coder.synthesizes else None
                     residual = coder.encode(symbols, y_hat, view)
-                    def zero(x: np.ndarray | None = x_hat, info: dict[str, Any] = info) -> np.ndarray:
+                    def zero(x: np.ndarray | None = x_hat, info: Info = info) -> np.ndarray:
                         return self.modality.lossless_view(np.zeros_like(x), info)
 
                     alone = coder.encode_alone(symbols, zero)
@@ -201,7 +200,7 @@ class Compressor:
 
     def _stored(self, s: Sample) -> bool:
         """Lossless, and no container rebuilds this file: it is kept as it is."""
-        return self.lossless and "file" in s.info and s.info.get("exact") is None
+        return self.lossless and s.info.file is not None and s.info.exact is None
 
     def _joint(self, s: Sample) -> bool:
         """Lossy, longer than a chunk, and a model that runs in overlapping tiles: the pieces are
@@ -217,18 +216,17 @@ class Compressor:
     def _expected(self, s: Sample) -> bytes:
         """What a lossless decode must return: the file itself, or (for a sample made without
         its file) the file the modality writes canonically from the exact values."""
-        if "file" in s.info:
-            return s.info["file"]
-        info = {**s.info, "offset": 0, "extent": tuple(s.x.shape[1:])}
-        return self.modality.from_symbols(self.modality.symbols(s.x, info), s.info)
+        if s.info.file is not None:
+            return s.info.file
+        return self.modality.from_symbols(self.modality.symbols(s.x, s.info.piece(0, s.x.shape[1:])), s.info)
 
     def _quality(self, s: Sample, x_hats: list[np.ndarray], payload: bytes) -> dict[str, float]:
-        unit, count = self.modality.rate_unit(s.info)
+        unit, count = s.info.rate_unit()
         if self.lossless:
             quality = {"exact": 1.0, "stored": float(self._stored(s))}
         else:
-            x_hat = self.modality.finish(np.concatenate(x_hats, axis=-1), s.info) if x_hats else np.zeros_like(s.x)
-            ext = tuple(slice(0, e) for e in self.modality.extent(s.info))
+            x_hat = s.info.finish(np.concatenate(x_hats, axis=-1)) if x_hats else np.zeros_like(s.x)
+            ext = tuple(slice(0, e) for e in s.info.positions)
             quality = self.modality.quality(s.x[(slice(None), *ext)], x_hat[(slice(None), *ext)])
         quality[unit] = 8.0 * len(payload) / count
         return quality
@@ -261,7 +259,7 @@ class Compressor:
             return self.model.g_a(x)
         return tiled(self.model.g_a, x, self.model.tile, margin, Fraction(1, self.model.stride))
 
-    def check_header(self, payload: bytes, shape: Sequence[int] | None = None) -> tuple[dict[str, Any], int]:
+    def check_header(self, payload: bytes, shape: Sequence[int] | None = None) -> tuple[Info, int]:
         """The payload's header, checked before anything is allocated: a known version, the
         modality's own limits, and (given the row's ``shape`` column) the same shape. Raises
         :class:`PayloadError` with one line."""
@@ -269,26 +267,26 @@ class Compressor:
             version = payload[0] if payload else None
             raise PayloadError(f"payload version {version} is not {PAYLOAD_VERSION}; decode with the aec that wrote it")
         try:
-            info, used = self.modality.unpack_info(payload[2:], payload[0])
+            info, used = self.modality.info_type.unpack(payload[2:], payload[0])
         except (struct.error, ValueError, KeyError) as exc:
             raise PayloadError(f"payload header unreadable ({type(exc).__name__}); the row is corrupt") from None
-        if shape is not None and list(info.get("shape", ())) != list(shape):
-            raise PayloadError(f"payload header says shape {list(info.get('shape', ()))}, the row says {list(shape)}; "
+        if shape is not None and list(info.shape) != list(shape):
+            raise PayloadError(f"payload header says shape {list(info.shape)}, the row says {list(shape)}; "
                                "the row is corrupt")
-        elements = self.modality.channels * int(np.prod(self.modality.extent(info), dtype=np.float64))
+        elements = self.modality.channels * int(np.prod(info.positions, dtype=np.float64))
         if elements > self.modality.max_elements:
             raise PayloadError(f"payload claims {elements:,} values, over the {self.modality.name} limit of "
                                f"{self.modality.max_elements:,}; not decoded")
         return info, 2 + used
 
-    def decode(self, payload: bytes, shape: Sequence[int] | None = None) -> tuple[bytes, np.ndarray | None, dict[str, Any]]:
+    def decode(self, payload: bytes, shape: Sequence[int] | None = None) -> tuple[bytes, np.ndarray | None, Info]:
         """Payload -> (restored file bytes, reconstruction cropped to the original extent or None, info).
         ``shape``: the row's shape column, checked against the header before decoding."""
         return self.decode_many([payload], [shape])[0]
 
     @torch.inference_mode()
     def decode_many(self, payloads: Sequence[bytes], shapes: Sequence[Sequence[int] | None] | None = None
-                    ) -> list[tuple[bytes, np.ndarray | None, dict[str, Any]]]:
+                    ) -> list[tuple[bytes, np.ndarray | None, Info]]:
         """Several payloads at once: the exact values of all their pieces are decoded together
         (a causal coder steps every piece of every payload in one batch). Raises on the first bad
         payload; callers that must survive one decode rows one by one."""
@@ -296,10 +294,9 @@ class Compressor:
         plans = [self._plan(p, s) for p, s in zip(payloads, shapes)]
         pending = [(plan, k) for plan in plans if plan["lossless"] for k in range(len(plan["pieces"]))]
         if pending:
-            coder = self.model.exact_coder(plans[0]["info"].get("bits", 8))
             by_bits: dict[int, list] = defaultdict(list)
             for plan, k in pending:
-                by_bits[plan["info"].get("bits", 8)].append((plan, k))
+                by_bits[plan["info"].bits].append((plan, k))
             for bits, items in by_bits.items():
                 coder = self.model.exact_coder(bits)
                 values = coder.decode_many([plan["pieces"][k] for plan, k in items])
@@ -312,18 +309,16 @@ class Compressor:
         info, pos = self.check_header(payload, shape)
         lossless = bool(payload[1] & LOSSLESS)
         if payload[1] & STORED:
-            return {"stored": payload[pos:], "info": {**info, "lossless": True, "stored": True}, "lossless": False}
+            return {"stored": payload[pos:], "info": replace(info, lossless=True, stored=True), "lossless": False}
         read = Reader(payload, pos)
-        if lossless and payload[0] >= 3:
-            info = {**info, **read_container_section(read)}
         if lossless:
-            info["lossless"] = True
+            info = info.with_exact(read_container_section(read) if payload[0] >= 3 else None, lossless=True)
         count = read.u32()
-        extent = self.modality.extent(info)
+        extent = info.positions
         spans = _spans(extent, getattr(self.model, "chunk", None), count)
         if len(spans) != count:
             raise PayloadError(f"payload holds {count} pieces where its shape makes {len(spans)}; the row is corrupt")
-        coder = self.model.exact_coder(info.get("bits", 8)) if lossless else None
+        coder = self.model.exact_coder(info.bits) if lossless else None
         joint = bool(payload[1] & JOINT)
         if joint and (lossless or not self.model.receptive_margin):
             raise PayloadError("payload flags a joint latent sequence this model cannot synthesize; the row is corrupt")
@@ -347,8 +342,7 @@ class Compressor:
             if x_hat is not None:
                 x_hats.append(x_hat[..., : span[-1]])
             if lossless:
-                piece_info = {**info, "offset": offset, "extent": span}
-                view = self.modality.lossless_view(x_hat, piece_info) if x_hat is not None else None
+                view = self.modality.lossless_view(x_hat, info.piece(offset, span)) if x_hat is not None else None
                 values = self.modality.channels * int(np.prod(span))
                 pieces.append(ExactPiece(data=read.take(read.u32()), y_hat=y_hat, view=view, count=values))
             offset += span[-1]
@@ -358,7 +352,7 @@ class Compressor:
         return {"info": info, "lossless": lossless, "pieces": pieces, "symbols": [None] * len(pieces),
                 "x_hats": x_hats, "extent": extent}
 
-    def _finish(self, plan: dict[str, Any]) -> tuple[bytes, np.ndarray | None, dict[str, Any]]:
+    def _finish(self, plan: dict[str, Any]) -> tuple[bytes, np.ndarray | None, Info]:
         info = plan["info"]
         if "stored" in plan:
             return plan["stored"], None, info
@@ -366,7 +360,7 @@ class Compressor:
             symbols = plan["symbols"]
             data = self.modality.from_symbols(np.concatenate(symbols) if symbols else np.zeros(0, np.int32), info)
             return data, None, info
-        x_hat = self.modality.finish(np.concatenate(plan["x_hats"], axis=-1), info)
+        x_hat = info.finish(np.concatenate(plan["x_hats"], axis=-1))
         extent = plan["extent"]
         return self.modality.restore(x_hat, info), x_hat[(slice(None), *(slice(0, e) for e in extent))], info
 

@@ -2,7 +2,7 @@
 
 ::
 
-    u8 version (4) | u8 flags (bit 0: lossless, bit 1: stored, bit 2: joint) | modality info (Modality.pack_info)
+    u8 version (4) | u8 flags (bit 0: lossless, bit 1: stored, bit 2: joint) | modality info (the modality's Info.pack)
     [lossless: u8 k | k bytes container name | u32 r | r bytes container recipe]
     u32 pieces
     per piece:  u32 n | n bytes: the latents, as the model's latent codec writes them
@@ -21,9 +21,8 @@ a truncated or padded payload is a :class:`PayloadError`, never a silently wrong
 from __future__ import annotations
 
 import struct
-from typing import Any
 
-from aecore.containers import get_container
+from aecore.containers import Exact, get_container
 
 __all__ = ["JOINT", "LOSSLESS", "NO_LATENTS", "PAYLOAD_VERSION", "READS", "STORED", "U32", "PayloadError", "Reader",
            "container_section", "read_container_section"]
@@ -39,9 +38,9 @@ class PayloadError(ValueError):
     """A payload that cannot be decoded (corrupt, truncated, or over a limit); one line."""
 
 
-def container_section(exact: dict[str, Any]) -> bytes:
-    name = exact.get("container", "").encode()
-    recipe = exact.get("recipe", b"")
+def container_section(exact: Exact | None) -> bytes:
+    name = exact.container.encode() if exact is not None else b""
+    recipe = exact.recipe if exact is not None else b""
     return bytes([len(name)]) + name + U32.pack(len(recipe)) + recipe
 
 
@@ -67,9 +66,9 @@ class Reader:
             raise PayloadError(f"payload has {len(self.payload) - self.pos} bytes after its last section; the row is corrupt")
 
 
-def read_container_section(read: Reader) -> dict[str, Any]:
+def read_container_section(read: Reader) -> Exact | None:
     name = read.take(read.take(1)[0]).decode(errors="replace")
     recipe = read.take(read.u32())
     if not name:
-        return {}
-    return {"container": name, "recipe": recipe, **get_container(name).describe(recipe)}
+        return None
+    return Exact(name, recipe, get_container(name).bits(recipe))

@@ -73,7 +73,7 @@ def lossless(bundle: bytes, clips: list[bytes]) -> dict[str, float]:
     comp = load_bundle(bundle, lossless=True)
     aec = aec_lossless(comp, clips)  # every payload decoded back to its file
     samples = [comp.load(d) for d in clips]
-    values = sum(int(np.prod(s.info["shape"])) for s in samples)
+    values = sum(int(np.prod(s.info.shape)) for s in samples)
     sizes = {"aec lossless": aec["bytes"], "wav (the files)": sum(len(d) for d in clips),
              **classic_lossless(comp, samples)}
     return {**{k: round(8 * v / values, 3) for k, v in sizes.items()}, "model_used_share": round(aec["model_used_share"], 3)}
@@ -129,7 +129,7 @@ def measure(bundle: bytes, clips: list[bytes]) -> dict[str, dict[str, float]]:
         comp = load_bundle(bundle, rate_point=float(q))
         for data in clips:
             sample = comp.load(data)
-            seconds = sample.info["shape"][0] / sample.info["rate"]
+            seconds = sample.info.shape[0] / sample.info.rate
             t0 = time.perf_counter()
             enc = comp.encode([sample], [False])[0]
             t1 = time.perf_counter()

@@ -16,7 +16,12 @@ log-rate over PSNR) over the PSNR span WebP covers between 0.1 and 0.5 bpp. Also
 speed on this machine, and a determinism check (encode here on one thread; decode in another
 process on two threads; every payload must give the same bytes).
 
-    python -m bench.image_rd --model zoo:image-small        # ~15 min on 2 cores
+Lossless part (``--parts lossless``): the 256-px crops through aec's lossless mode at each rate
+point (every payload decoded back to its PNG file byte for byte) against PNG (``optimize``) and
+WebP lossless, in bits per pixel, with the share of pieces whose latents paid for themselves.
+
+    python -m bench.image_rd --model zoo:image-small        # ~70 min on 2 cores for 50 photos
+    python -m bench.image_rd --sets split --limit 50 --parts lossless --out docs/bench/image_lossless.json
 """
 
 from __future__ import annotations
@@ -232,6 +237,26 @@ def evaluate(blob: bytes, images: list[np.ndarray], label: str) -> dict[str, Any
     return result
 
 
+def lossless(blob: bytes, images: list[np.ndarray]) -> dict[str, Any]:
+    """Bits per pixel of aec's lossless mode at each rate point and of the lossless classic codecs
+    (the image modality's own: PNG optimize, WebP lossless) on ``images`` written as PNG files."""
+    from bench.lossless import aec_lossless, classic_lossless
+
+    files = [_png(a) for a in images]
+    pixels = sum(a.shape[0] * a.shape[1] for a in images)
+    torch.set_num_threads(1)
+    result: dict[str, Any] = {"images": len(images), "bpp": {"png (the files)": 8 * sum(map(len, files)) / pixels}}
+    for q in RATE_POINTS:
+        aec = aec_lossless(load_bundle(blob, lossless=True, rate_point=q), files)  # verified byte for byte
+        result["bpp"][f"aec q{q:g}"] = 8 * aec.pop("bytes") / pixels
+        result[f"aec q{q:g}"] = aec
+    comp = load_bundle(blob, lossless=True)
+    result["bpp"].update({k: 8 * v / pixels for k, v in classic_lossless(comp, [comp.load(f) for f in files]).items()})
+    torch.set_num_threads(2)
+    print("lossless", json.dumps(result), flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="zoo:image-small", help="zoo:NAME or a bundle file")
@@ -239,6 +264,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("build/debs"))
     parser.add_argument("--limit", type=int, default=60, help="images per set")
     parser.add_argument("--sets", default="split,independent")
+    parser.add_argument("--parts", default="rd,lossless", help="rd (rate-distortion), lossless, or both")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "image_rd.json")
     args = parser.parse_args()
     if args.model.startswith("zoo:"):
@@ -258,8 +284,11 @@ def main() -> None:
     for name, images in sets.items():
         if not images:
             continue
-        results[f"{name}-full"] = evaluate(blob, images, f"{name}-full")
-        results[f"{name}-256"] = evaluate(blob, crops(images), f"{name}-256")
+        if "rd" in args.parts:
+            results[f"{name}-full"] = evaluate(blob, images, f"{name}-full")
+            results[f"{name}-256"] = evaluate(blob, crops(images), f"{name}-256")
+        if "lossless" in args.parts:
+            results[f"{name}-256-lossless"] = lossless(blob, crops(images))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"wrote {args.out}")

@@ -120,8 +120,8 @@ def bench_audio(steps: int, lmbdas: list[float]) -> dict:
         enc = comp.encode(test_half, [True] * len(test_half))
         res = {"lmbda": lmbda, "aec": [], "opus": []}
         for s, e in zip(test_half, enc):
-            seconds = s.info["shape"][0] / s.info["rate"]
-            c = s.info["shape"][1]
+            seconds = s.info.shape[0] / s.info.rate
+            c = s.info.shape[1]
             ref = s.x[0].reshape(c, -1)  # 16 kHz, what both codecs are measured on
             _, x_hat, _ = comp.decode(e.payload)
             x_hat = x_hat[0].reshape(c, -1)

@@ -3,11 +3,21 @@
 Both models at the zoo's size (N=96, M=128), one rate point (λ = 0.0067, CompressAI's quality 3),
 no checkerboard, trained the same number of steps on the same crops (the zoo's photos, the same
 seeded draws of 128-px crops, batch 8, Adam 1e-4), then measured with real bitstreams on the
-same 16 held-out 256-px crops. CompressAI pins numpy<2, so it runs in its own virtual
-environment (``--compressai-python``; make it with
-``python3.11 -m venv /tmp/cai && /tmp/cai/bin/pip install torch==2.13.0 'numpy<2' compressai``).
+same 16 held-out 256-px crops. The two trainings run side by side, one thread each.
+
+CompressAI pins numpy<2, so it runs in its own virtual environment (``--compressai-python``).
+Make it with torch pinned and CompressAI's dependencies named, never resolved (an unpinned
+resolve pulls a CUDA torch and torchvision, gigabytes)::
+
+    python3.11 -m venv /tmp/cai
+    /tmp/cai/bin/pip install torch==2.13.0 'numpy<2' 'pandas<2.3' pillow scipy einops pytorch-msssim
+    /tmp/cai/bin/pip install --no-deps compressai==1.2.8 torch_geometric xxhash psutil tqdm requests urllib3 idna certifi
 
     python -m bench.reference_compressai --steps 1500 --compressai-python /tmp/cai/bin/python
+
+CompressAI imports torchvision only to list its transforms by name (``compressai.registry``); the
+PyPI torchvision is a CUDA build that does not load beside a CPU torch, so without a working one
+the script gives CompressAI an empty ``torchvision.transforms`` (nothing here uses a transform).
 """
 
 from __future__ import annotations
@@ -55,10 +65,18 @@ def psnr(a, b):
 '''
 
 _COMPRESSAI = _SHARED + r'''
+import types
+try:
+    import torchvision.transforms
+except Exception:  # a CUDA-only torchvision beside a CPU torch: compressai lists its transforms only
+    for name in [m for m in sys.modules if m.startswith("torchvision")]:
+        del sys.modules[name]
+    sys.modules["torchvision"] = types.ModuleType("torchvision")
+    sys.modules["torchvision.transforms"] = sys.modules["torchvision"].transforms = types.ModuleType("torchvision.transforms")
 from compressai.models import MeanScaleHyperprior
-data, steps, lmbda = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+data, steps, lmbda, threads = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 torch.manual_seed(0)
-torch.set_num_threads(2)
+torch.set_num_threads(threads)
 net = MeanScaleHyperprior(96, 128)
 params = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
 aux = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
@@ -87,7 +105,7 @@ print(json.dumps({"bpp": float(np.mean([r["bpp"] for r in rows])), "psnr": float
 '''
 
 
-def ours(data: Path, steps: int) -> dict[str, float]:
+def ours(data: Path, steps: int, threads: int) -> dict[str, float]:
     import io
     import time
 
@@ -97,7 +115,7 @@ def ours(data: Path, steps: int) -> dict[str, float]:
     ns: dict = {}
     exec(_SHARED, ns)  # the same crops and held-out set as the reference
     torch.manual_seed(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     net = build_model("image-hyperprior", channels=96, latent_channels=128, hyper_channels=96, checkerboard=False,
                       lambdas=(LMBDA,))
     objective = build_objective({"plain": None}, lmbda=1.0)
@@ -129,11 +147,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("build/zoo-data/images"))
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--compressai-python", default="/tmp/cai/bin/python")
+    parser.add_argument("--threads", type=int, default=1, help="threads of each training (they run side by side)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "reference_compressai.json")
     args = parser.parse_args()
-    ref = json.loads(subprocess.run([args.compressai_python, "-c", _COMPRESSAI, str(args.data), str(args.steps), str(LMBDA)],
-                                    capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-    mine = ours(args.data, args.steps)
+    ref_proc = subprocess.Popen([args.compressai_python, "-c", _COMPRESSAI, str(args.data), str(args.steps), str(LMBDA),
+                                 str(args.threads)], stdout=subprocess.PIPE, text=True)
+    mine = ours(args.data, args.steps, args.threads)
+    out, _ = ref_proc.communicate()
+    if ref_proc.returncode:
+        raise SystemExit(f"the CompressAI reference failed (exit {ref_proc.returncode}); see its error above")
+    ref = json.loads(out.strip().splitlines()[-1])
     result = {"steps": args.steps, "lmbda": LMBDA, "aec": mine, "compressai mbt2018-mean": ref, "machine": machine(),
               "command": "python -m bench.reference_compressai " + " ".join(sys.argv[1:])}
     print(json.dumps(result, indent=1))

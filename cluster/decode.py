@@ -133,7 +133,7 @@ class RestoreBatch:
                 continue
             data, info = result
             try:
-                _write(self.out, restore_path(row.get("key"), bool(info.get("lossless")), modality.output_suffix),
+                _write(self.out, restore_path(row.get("key"), info.lossless, modality.output_suffix),
                        data, written)
             except (OSError, ValueError) as exc:
                 done["reason"] = f"{type(exc).__name__}: {exc}"[:300]

@@ -57,11 +57,11 @@ def _rd(compressor: Compressor, input_loc: Location, by_uri: dict[str, str], row
         restored, x_hat, _ = compressor.decode(row["payload"])
         if x_hat is None:  # lossless: the restored file itself
             x_hat = modality.load(restored).x
-        unit, count = modality.rate_unit(sample.info)
+        unit, count = sample.info.rate_unit()
         rate = 8.0 * len(row["payload"]) / count
         aec.append({unit: rate, **quality(sample.x, x_hat)})
         if lossless:  # Compressor.load kept the file
-            classic.setdefault("input file as is", []).append({unit: 8.0 * len(sample.info["file"]) / count})
+            classic.setdefault("input file as is", []).append({unit: 8.0 * len(sample.info.file) / count})
         nearest: tuple[float, str, np.ndarray] | None = None  # the classic decode closest in rate
         for codec, data, x_dec in modality.classic_codecs(sample, lossless=lossless):
             classic_rate = 8.0 * len(data) / count

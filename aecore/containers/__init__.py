@@ -7,8 +7,8 @@ files written by zlib / libsndfile), and rebuilds the identical bytes from the t
 this fills the registry.
 """
 
-from aecore.containers.base import CONTAINERS, Container, get_container
+from aecore.containers.base import CONTAINERS, Container, Exact, get_container
 from aecore.containers.png import PngContainer
 from aecore.containers.wav import WavContainer
 
-__all__ = ["CONTAINERS", "Container", "PngContainer", "WavContainer", "get_container"]
+__all__ = ["CONTAINERS", "Container", "Exact", "PngContainer", "WavContainer", "get_container"]

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from aecore.registry import CONTAINERS, lookup, register_container
 
-__all__ = ["CONTAINERS", "Container", "get_container", "register_container"]
+__all__ = ["CONTAINERS", "Container", "Exact", "get_container", "register_container"]
+
+
+@dataclass(frozen=True, eq=False)
+class Exact:
+    """How lossless decode rebuilds a file byte for byte from its exact values."""
+
+    container: str = ""  # the container that rebuilds it; "": the modality writes its canonical file
+    recipe: bytes = b""  # what the container needs beside the values (headers, deflate settings, ...)
+    bits: int | None = None  # bits per value the file stores
+    values: np.ndarray | None = None  # the values, where the container decoded them itself (PCM)
 
 
 def get_container(name: str) -> Container:
@@ -23,15 +34,14 @@ class Container(ABC):
     name: ClassVar[str]
 
     @abstractmethod
-    def parse(self, data: bytes, values: np.ndarray | None = None) -> dict[str, Any] | None:
-        """The recipe that rebuilds ``data`` from its exact values, as info entries
-        (``{"recipe": bytes, "bits": int, ...}``), or None when this file is not one this
-        container can rebuild exactly. ``values`` are the exact values where the modality
-        already decoded them (pixels); containers that decode their own (PCM) return them."""
+    def parse(self, data: bytes, values: np.ndarray | None = None) -> Exact | None:
+        """The recipe that rebuilds ``data`` from its exact values, or None when this file is not
+        one this container can rebuild exactly. ``values`` are the exact values where the
+        modality already decoded them (pixels); containers that decode their own (PCM) return them."""
 
     @abstractmethod
-    def describe(self, recipe: bytes) -> dict[str, Any]:
-        """The info entries decode needs before it decodes the values (e.g. ``bits``)."""
+    def bits(self, recipe: bytes) -> int:
+        """Bits per value of the file a recipe rebuilds (decode needs them before the values)."""
 
     @abstractmethod
     def build(self, values: np.ndarray, recipe: bytes) -> bytes:

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import struct
 import zlib
-from typing import Any
 
 import numpy as np
 
-from aecore.containers.base import Container, register_container
+from aecore.containers.base import Container, Exact, register_container
 
 __all__ = ["PngContainer", "read_png16", "write_png"]
 
@@ -194,7 +193,7 @@ def write_png(values: np.ndarray, bits: int) -> bytes:
 class PngContainer(Container):
     name = "png"
 
-    def parse(self, data: bytes, values: np.ndarray | None = None) -> dict[str, Any] | None:
+    def parse(self, data: bytes, values: np.ndarray | None = None) -> Exact | None:
         header = None if values is None else _header(data)
         if header is None:
             return None
@@ -221,7 +220,7 @@ class PngContainer(Container):
         sizes = np.array([chunks[i][1] for i in idat], "<u4")
         body = b"".join([head, struct.pack("<III", len(prefix), len(suffix), len(sizes)), prefix, suffix,
                          sizes.tobytes(), kinds.tobytes()])
-        return {"recipe": zlib.compress(body, 9), "bits": bits}
+        return Exact(self.name, zlib.compress(body, 9), bits)
 
     def _find_deflate(self, raw: bytes, stream: bytes) -> tuple[int, int, int, int] | None:
         cmf, flg = stream[0], stream[1]
@@ -239,9 +238,9 @@ class PngContainer(Container):
                 return level, mem, strategy, wbits
         return None
 
-    def describe(self, recipe: bytes) -> dict[str, Any]:
+    def bits(self, recipe: bytes) -> int:
         bits, *_ = _HEAD.unpack_from(zlib.decompress(recipe))
-        return {"bits": bits}
+        return bits
 
     def build(self, values: np.ndarray, recipe: bytes) -> bytes:
         body = zlib.decompress(recipe)

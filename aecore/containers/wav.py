@@ -11,11 +11,10 @@ as they are.
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 import numpy as np
 
-from aecore.containers.base import Container, register_container
+from aecore.containers.base import Container, Exact, register_container
 
 __all__ = ["WavContainer"]
 
@@ -35,7 +34,7 @@ def _chunks(data: bytes):
 class WavContainer(Container):
     name = "wav"
 
-    def parse(self, data: bytes, values: np.ndarray | None = None) -> dict[str, Any] | None:
+    def parse(self, data: bytes, values: np.ndarray | None = None) -> Exact | None:
         if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
             return None
         fmt = data_at = None
@@ -58,12 +57,12 @@ class WavContainer(Container):
         body = np.frombuffer(data, "<i2" if bits == 16 else np.uint8, size // (bits // 8), start)
         levels = body.astype(np.int32).reshape(-1, channels).T + (32768 if bits == 16 else 0)
         prefix, suffix = data[:start], data[start + size :]
-        return {"recipe": _HEAD.pack(bits, channels, len(prefix), len(suffix)) + prefix + suffix, "bits": bits,
-                "values": np.ascontiguousarray(levels)}
+        return Exact(self.name, _HEAD.pack(bits, channels, len(prefix), len(suffix)) + prefix + suffix, bits,
+                     np.ascontiguousarray(levels))
 
-    def describe(self, recipe: bytes) -> dict[str, Any]:
+    def bits(self, recipe: bytes) -> int:
         bits, channels, _, _ = _HEAD.unpack_from(recipe)
-        return {"bits": bits}
+        return bits
 
     def build(self, values: np.ndarray, recipe: bytes) -> bytes:
         bits, channels, n_prefix, n_suffix = _HEAD.unpack_from(recipe)

@@ -15,18 +15,20 @@ from __future__ import annotations
 import io
 import math
 import struct
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly, stft
 
-from aecore.containers import get_container
+from aecore.containers import Exact, get_container
 from aecore.modalities.base import Sample, UnreadableInput
+from aecore.modalities.info import Info
 from aecore.modalities.sequence import SequenceModality
 from aecore.registry import register_modality
 
-__all__ = ["AudioModality", "MODEL_RATE"]
+__all__ = ["AudioInfo", "AudioModality", "MODEL_RATE"]
 
 MODEL_RATE = 16_000
 #: the Opus targets a report compares against (kbit/s per channel; the file also carries Ogg pages)
@@ -43,6 +45,65 @@ def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
     return resample_poly(x, dst // g, src // g, axis=-1).astype(np.float32)
 
 
+def _no_runs() -> np.ndarray:
+    return np.zeros((0, 2), np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class AudioInfo(Info):
+    """A sound: ``shape`` is (frames, channels) of the file at its own ``rate``; the model sees
+    each channel resampled to ``resampled`` samples at ``MODEL_RATE``, channels end to end;
+    ``silence`` holds the ``[k, 2]`` (start, length) runs of digital silence of that signal."""
+
+    rate: int = MODEL_RATE
+    resampled: int = 0
+    silence: np.ndarray = field(default_factory=_no_runs)
+
+    @property
+    def positions(self) -> tuple[int, ...]:
+        return (int(self.shape[1]) * int(self.resampled),)
+
+    def rate_unit(self) -> tuple[str, float]:
+        return "kbps", 1000.0 * max(self.shape[0], 1) / self.rate
+
+    def pack(self) -> bytes:
+        n, c = self.shape
+        out, end = [_varint(len(self.silence))], 0
+        for start, length in self.silence:  # each run as (gap since the previous one, length)
+            out += [_varint(int(start) - end), _varint(int(length))]
+            end = int(start + length)
+        return _INFO.pack(n, self.rate, c, self.resampled) + b"".join(out)
+
+    @classmethod
+    def unpack(cls, data: bytes, version: int) -> tuple[AudioInfo, int]:
+        n, rate, c, resampled = _INFO.unpack_from(data)
+        pos = _INFO.size
+        if version < 4:  # no silence runs before version 4
+            return cls(shape=(n, c), rate=rate, resampled=resampled), pos
+        count, pos = _read_varint(data, pos)
+        if count > c * resampled // SILENCE_MIN + 1:
+            raise ValueError(f"{count} silent runs in {c * resampled} samples")
+        runs, end = [], 0
+        for _ in range(count):
+            gap, pos = _read_varint(data, pos)
+            length, pos = _read_varint(data, pos)
+            if length < SILENCE_MIN or end + gap + length > c * resampled:
+                raise ValueError("a silent run outside the signal")
+            runs.append((end + gap, length))
+            end += gap + length
+        return cls(shape=(n, c), rate=rate, resampled=resampled, silence=np.array(runs, np.int64).reshape(-1, 2)), pos
+
+    def finish(self, x_hat: np.ndarray) -> np.ndarray:
+        """Runs of digital silence in the input (exact zeros, at least ``SILENCE_MIN`` samples)
+        are restored as silence, not as the codec's low-level noise (as Opus does)."""
+        if not len(self.silence):
+            return x_hat
+        x_hat = x_hat.copy()
+        for start, length in self.silence:
+            x_hat[..., start : start + length] = 0.0
+        return x_hat
+
+
 @register_modality("audio")
 class AudioModality(SequenceModality):
     name = "audio"
@@ -51,6 +112,7 @@ class AudioModality(SequenceModality):
     default_model = "audio-hyperprior"
     output_suffix = ".wav"
     containers = ("wav",)
+    info_type = AudioInfo
 
     def load(self, data: bytes) -> Sample:
         if not data:
@@ -64,82 +126,39 @@ class AudioModality(SequenceModality):
             raise UnreadableInput("audio file with no channels")
         per_channel = _resample(frames.T, rate, MODEL_RATE)  # [C, T']
         x = np.clip(per_channel.reshape(1, -1), -1.0, 1.0)
-        return Sample(x=x, info={"shape": (n, c), "rate": int(rate), "resampled": int(per_channel.shape[1]),
-                                 "silence": silent_runs(x[0])})
+        return Sample(x=x, info=AudioInfo(shape=(n, c), rate=int(rate), resampled=int(per_channel.shape[1]),
+                                          silence=silent_runs(x[0])))
 
-    def extent(self, info: dict[str, Any]) -> tuple[int, ...]:
-        return (int(info["shape"][1]) * int(info["resampled"]),)
-
-    def pack_info(self, info: dict[str, Any]) -> bytes:
-        n, c = info["shape"]
-        runs = info.get("silence", np.zeros((0, 2), np.int64))
-        out, end = [_varint(len(runs))], 0
-        for start, length in runs:  # each run as (gap since the previous one, length)
-            out += [_varint(int(start) - end), _varint(int(length))]
-            end = int(start + length)
-        return _INFO.pack(n, info["rate"], c, info["resampled"]) + b"".join(out)
-
-    def unpack_info(self, data: bytes, version: int) -> tuple[dict[str, Any], int]:
-        n, rate, c, resampled = _INFO.unpack_from(data)
-        info: dict[str, Any] = {"shape": (n, c), "rate": rate, "resampled": resampled}
-        pos = _INFO.size
-        if version < 4:  # no silence runs before version 4
-            return info, pos
-        count, pos = _read_varint(data, pos)
-        if count > c * resampled // SILENCE_MIN + 1:
-            raise ValueError(f"{count} silent runs in {c * resampled} samples")
-        runs, end = [], 0
-        for _ in range(count):
-            gap, pos = _read_varint(data, pos)
-            length, pos = _read_varint(data, pos)
-            if length < SILENCE_MIN or end + gap + length > c * resampled:
-                raise ValueError("a silent run outside the signal")
-            runs.append((end + gap, length))
-            end += gap + length
-        info["silence"] = np.array(runs, np.int64).reshape(-1, 2)
-        return info, pos
-
-    def finish(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        """Runs of digital silence in the input (exact zeros, at least ``SILENCE_MIN`` samples)
-        are restored as silence, not as the codec's low-level noise (as Opus does)."""
-        runs = info.get("silence")
-        if runs is None or not len(runs):
-            return x_hat
-        x_hat = x_hat.copy()
-        for start, length in runs:
-            x_hat[..., start : start + length] = 0.0
-        return x_hat
-
-    def restore(self, x_hat: np.ndarray, info: dict[str, Any]) -> bytes:
-        n, c = info["shape"]
-        per_channel = x_hat[0, : c * info["resampled"]].reshape(c, info["resampled"])
-        frames = _resample(per_channel, MODEL_RATE, info["rate"])
+    def restore(self, x_hat: np.ndarray, info: Info) -> bytes:
+        n, c = info.shape
+        per_channel = x_hat[0, : c * info.resampled].reshape(c, info.resampled)
+        frames = _resample(per_channel, MODEL_RATE, info.rate)
         frames = np.pad(frames, ((0, 0), (0, max(0, n - frames.shape[1]))))[:, :n]
         buf = io.BytesIO()
-        sf.write(buf, np.clip(frames.T, -1.0, 1.0), info["rate"], format="WAV", subtype="PCM_16")
+        sf.write(buf, np.clip(frames.T, -1.0, 1.0), info.rate, format="WAV", subtype="PCM_16")
         return buf.getvalue()
 
-    def accepts(self, parsed: dict[str, Any], sample: Sample) -> bool:
-        n, c = sample.info["shape"]
-        return parsed["values"].shape == (c, n)
+    def accepts(self, parsed: Exact, sample: Sample) -> bool:
+        n, c = sample.info.shape
+        return parsed.values is not None and parsed.values.shape == (c, n)
 
-    def symbols(self, x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        if "values" not in info:
+    def symbols(self, x: np.ndarray, info: Info) -> np.ndarray:
+        if info.exact is None or info.exact.values is None:
             raise ValueError("lossless audio codes the file's own PCM samples: load the file with Compressor.load")
-        values = info["values"]
+        values = info.exact.values
         parts = [values[ch, lo:hi] for ch, lo, hi in _frames(info)]
         return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
 
-    def lossless_view(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        n, c = info["shape"]
-        r = int(info["resampled"])
-        half = float(1 << (info["bits"] - 1))
-        length = info["extent"][-1]
+    def lossless_view(self, x_hat: np.ndarray, info: Info) -> np.ndarray:
+        n, c = info.shape
+        r = int(info.resampled)
+        half = float(1 << (info.bits - 1))
+        length = info.piece_extent[-1]
         signal = x_hat[0, :length].astype(np.float64)
         parts = []
         for ch, lo, hi in _frames(info):
             # frame f of channel ch sits at model position ch*r + f*r/n, here relative to the piece
-            at = ch * r - info["offset"] + np.arange(lo, hi, dtype=np.float64) * (r / n)
+            at = ch * r - info.offset + np.arange(lo, hi, dtype=np.float64) * (r / n)
             parts.append(np.interp(at, np.arange(length, dtype=np.float64), signal))
         pred = np.concatenate(parts) if parts else np.zeros(0)
         pred = (np.clip(pred, -1.0, 1.0) * half + half) / (2.0 * half - 1.0)
@@ -148,10 +167,10 @@ class AudioModality(SequenceModality):
         whole = len(parts) == c and all(p.size == n for p in parts)
         return pred.reshape(c, n) if whole and n else pred[None]
 
-    def from_symbols(self, symbols: np.ndarray, info: dict[str, Any]) -> bytes:
-        if not info.get("container"):
+    def from_symbols(self, symbols: np.ndarray, info: Info) -> bytes:
+        if info.exact is None or not info.exact.container:
             raise ValueError("this lossless audio payload names no container; decode it with the aec that wrote it")
-        return get_container(info["container"]).build(symbols, info["recipe"])
+        return get_container(info.exact.container).build(symbols, info.exact.recipe)
 
     def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
         n = min(x.shape[-1], x_hat.shape[-1])
@@ -164,7 +183,7 @@ class AudioModality(SequenceModality):
     def classic_codecs(self, sample: Sample, lossless: bool = False) -> list[tuple[str, bytes, np.ndarray]]:
         if lossless:
             return self._lossless_codecs(sample)
-        c = int(sample.info["shape"][1])
+        c = int(sample.info.shape[1])
         ref = sample.x[0].reshape(c, -1)  # at the model rate, where quality is measured
         out = []
         for kbps in OPUS_KBPS:
@@ -179,9 +198,9 @@ class AudioModality(SequenceModality):
 
     def _lossless_codecs(self, sample: Sample) -> list[tuple[str, bytes, np.ndarray]]:
         """FLAC of the file's own samples (needs the file: ``Compressor.load`` keeps it)."""
-        if "file" not in sample.info:
+        if sample.info.file is None:
             return []
-        frames, rate = sf.read(io.BytesIO(sample.info["file"]), dtype="int16", always_2d=True)
+        frames, rate = sf.read(io.BytesIO(sample.info.file), dtype="int16", always_2d=True)
         out = []
         for level in (0.5, 1.0):
             buf = io.BytesIO()
@@ -195,7 +214,7 @@ class AudioModality(SequenceModality):
         aec's restore and ``reference`` (Opus at about the same rate) side by side."""
         from scipy.signal import spectrogram
 
-        n = self.extent(sample.info)[0]
+        n = sample.info.positions[0]
 
         def spec(x: np.ndarray) -> np.ndarray:
             _, _, sxx = spectrogram(x[0, :n].astype(np.float64), fs=MODEL_RATE, nperseg=256, noverlap=128)
@@ -206,20 +225,16 @@ class AudioModality(SequenceModality):
             panels.append((reference[0], spec(reference[1])))
         return {"kind": "spectrogram", "panels": panels, "rate": MODEL_RATE, "hop": 128}
 
-    def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
-        seconds = max(info["shape"][0], 1) / info["rate"]
-        return "kbps", 1000.0 * seconds
 
-
-def _frames(info: dict[str, Any]):
+def _frames(info: Info):
     """``(channel, first frame, end frame)`` of the original frames a piece of the model signal
     owns: frame f of channel ch belongs to model position ``ch*r + floor(f*r/n)``."""
-    n, c = info["shape"]
-    r = int(info["resampled"])
+    n, c = info.shape
+    r = int(info.resampled)
     if n == 0 or r == 0:
         return
-    start = info.get("offset", 0)
-    end = start + info.get("extent", (c * r,))[-1]
+    start = info.offset
+    end = start + info.piece_extent[-1]
     for ch in range(c):
         a, b = max(start - ch * r, 0), min(end - ch * r, r)
         if a < b:

@@ -3,20 +3,25 @@
 Everything that differs between image, audio and text lives behind this interface, so
 the Ray pipelines and the CLI stay modality-agnostic.
 
-    file bytes --load--> Sample(x: float32 [C, *spatial], info)
+    file bytes --load--> Sample(x: float32 [C, *spatial], info: the modality's Info record)
     Sample --pad--> model input --g_a--> y --round--> y_hat --g_s--> x_hat
     x_hat --restore(info)--> file bytes
+
+What a payload's header stores (and what only it knows: extents, rate units, silent runs) is the
+modality's :class:`~aecore.modalities.info.Info` record; a modality itself converts files, cuts
+training crops, restores, codes exact values and measures.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from aecore.containers import get_container
+from aecore.containers import Exact, get_container
+from aecore.modalities.info import Info
 
 __all__ = ["Modality", "Sample", "UnreadableInput"]
 
@@ -30,12 +35,12 @@ class Sample:
     """One decoded file: ``x`` in model space plus what restore needs to undo it."""
 
     x: np.ndarray  # float32, [C, *spatial], values in [0, 1]
-    info: dict[str, Any] = field(default_factory=dict)
+    info: Info | None = None  # None: a bare tensor (a piece being padded)
 
     @property
     def shape(self) -> tuple[int, ...]:
         """The original shape as users know it (e.g. ``(H, W, C)`` for an image)."""
-        return tuple(self.info["shape"])
+        return tuple(self.info.shape)
 
 
 class Modality(ABC):
@@ -48,6 +53,8 @@ class Modality(ABC):
     #: channels and spatial/temporal dimensions of the model tensor ``x``
     channels: ClassVar[int]
     spatial_dims: ClassVar[int]
+    #: the record a sample carries and a payload's header stores
+    info_type: ClassVar[type[Info]]
     #: restore byte-exact unless a job says otherwise
     lossless_default: ClassVar[bool] = False
     #: the most values (channels x positions) a payload may claim: decode refuses more before
@@ -74,24 +81,7 @@ class Modality(ABC):
         """``x`` padded so every spatial dimension is a multiple of ``multiple``."""
 
     @abstractmethod
-    def extent(self, info: dict[str, Any]) -> tuple[int, ...]:
-        """Spatial/temporal extent of the model tensor before padding (e.g. ``(H, W)``)."""
-
-    @abstractmethod
-    def pack_info(self, info: dict[str, Any]) -> bytes:
-        """The few bytes of ``info`` a payload carries so decode can restore the file."""
-
-    @abstractmethod
-    def unpack_info(self, data: bytes, version: int) -> tuple[dict[str, Any], int]:
-        """Inverse of :meth:`pack_info` for a payload of ``version``: ``(info, bytes consumed)``."""
-
-    def finish(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        """What the payload's info adds to a lossy reconstruction before it is restored or
-        measured (audio: its runs of digital silence); nothing by default."""
-        return x_hat
-
-    @abstractmethod
-    def restore(self, x_hat: np.ndarray, info: dict[str, Any]) -> bytes:
+    def restore(self, x_hat: np.ndarray, info: Info) -> bytes:
         """Model output (padded) -> file bytes of the original shape."""
 
     @abstractmethod
@@ -101,10 +91,9 @@ class Modality(ABC):
     #: file containers lossless mode rebuilds byte for byte (``aecore.containers``), tried in order
     containers: ClassVar[tuple[str, ...]] = ()
 
-    def exact(self, data: bytes, sample: Sample) -> dict[str, Any] | None:
-        """Info entries that let lossless decode rebuild ``data`` byte for byte from the exact
-        values (``container``, ``recipe``, ``bits``, and ``values`` where the container decoded
-        them itself), or None: no container rebuilds this file, so it is stored as it is."""
+    def exact(self, data: bytes, sample: Sample) -> Exact | None:
+        """How lossless decode rebuilds ``data`` byte for byte from the exact values, or None:
+        no container rebuilds this file, so it is stored as it is."""
         known = self.exact_values(sample) if self.containers else None
         for name in self.containers:
             container = get_container(name)
@@ -112,9 +101,9 @@ class Modality(ABC):
                 parsed = container.parse(data, known)
                 if parsed is None:
                     continue
-                values = parsed.get("values", known)
-                if self.accepts(parsed, sample) and container.rebuilds(data, values, parsed["recipe"]):
-                    return {"container": name, **parsed}
+                values = parsed.values if parsed.values is not None else known
+                if self.accepts(parsed, sample) and container.rebuilds(data, values, parsed.recipe):
+                    return parsed
             except Exception:  # noqa: BLE001 - a file a container misreads is stored, never lost
                 continue
         return None
@@ -123,24 +112,24 @@ class Modality(ABC):
         """The exact values as the containers lay them out, where ``load`` already decoded them."""
         return None
 
-    def accepts(self, parsed: dict[str, Any], sample: Sample) -> bool:
+    def accepts(self, parsed: Exact, sample: Sample) -> bool:
         """Whether a container's values describe the same signal ``load`` decoded."""
         return True
 
-    def lossless_view(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    def lossless_view(self, x_hat: np.ndarray, info: Info) -> np.ndarray:
         """What lossless coding predicts the piece's :meth:`symbols` from: x_hat cropped to the
-        piece (``info["extent"]``) and laid out like the symbols, in [0, 1] of the value range."""
-        ext = tuple(slice(0, e) for e in info.get("extent", self.extent(info)))
+        piece (``info.extent``) and laid out like the symbols, in [0, 1] of the value range."""
+        ext = tuple(slice(0, e) for e in info.piece_extent)
         return x_hat[(slice(None), *ext)]
 
-    def symbols(self, x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        """The exact values (levels ``0 .. 2**bits - 1``) of one piece (``x``; ``info["offset"]``
-        and ``info["extent"]`` place it in the file) lossless mode restores, as a flat int array."""
+    def symbols(self, x: np.ndarray, info: Info) -> np.ndarray:
+        """The exact values (levels ``0 .. 2**bits - 1``) of one piece (``x``; ``info.offset``
+        and ``info.extent`` place it in the file) lossless mode restores, as a flat int array."""
         raise NotImplementedError(f"lossless mode is not available for {self.name}")
 
-    def from_symbols(self, symbols: np.ndarray, info: dict[str, Any]) -> bytes:
+    def from_symbols(self, symbols: np.ndarray, info: Info) -> bytes:
         """File bytes from the exact values of the whole file: the container rebuilds them
-        where ``info`` names one, else the modality writes its canonical file."""
+        where ``info.exact`` names one, else the modality writes its canonical file."""
         raise NotImplementedError(f"lossless mode is not available for {self.name}")
 
     def classic_codecs(self, sample: Sample, lossless: bool = False) -> list[tuple[str, bytes, np.ndarray]]:
@@ -155,7 +144,3 @@ class Modality(ABC):
         ``(label, x)`` at about the same rate), for a person: ``{"kind": "image" | "spectrogram"
         | "text", "panels": [(title, what to draw), ...]}``, cropped to the original extent."""
         return {"kind": "none", "panels": []}
-
-    @abstractmethod
-    def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
-        """``(unit name, count)`` that bits are divided by, e.g. ``("bpp", H*W)``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,15 +14,39 @@ from aecore.containers import get_container
 from aecore.containers.png import read_png16, write_png
 from aecore.metrics import ms_ssim, psnr
 from aecore.modalities.base import Modality, Sample, UnreadableInput
+from aecore.modalities.info import Info
 from aecore.registry import register_modality
 
-__all__ = ["ImageModality"]
+__all__ = ["ImageInfo", "ImageModality"]
 
 # height, width, channels, bits per sample of the original file
 _INFO = struct.Struct("<IIBB")
 _DEEP_MODES = ("I;16", "I;16B", "I;16L", "I")
 # Decompression-bomb guard: Pillow's own default, stated here so the error names it.
 MAX_PIXELS = 178_956_970
+
+
+@dataclass(frozen=True, eq=False)
+class ImageInfo(Info):
+    """An image: ``shape`` is (height, width, channels of the file: 1 or 3), ``bits`` 8 or 16."""
+
+    @property
+    def positions(self) -> tuple[int, ...]:
+        h, w, _ = self.shape
+        return (h, w)
+
+    def rate_unit(self) -> tuple[str, float]:
+        h, w, _ = self.shape
+        return "bpp", float(h * w)
+
+    def pack(self) -> bytes:
+        h, w, c = self.shape
+        return _INFO.pack(h, w, c, self.bits)
+
+    @classmethod
+    def unpack(cls, data: bytes, version: int) -> tuple[ImageInfo, int]:
+        h, w, c, bits = _INFO.unpack_from(data)
+        return cls(shape=(h, w, c), bits=bits), _INFO.size
 
 
 @register_modality("image")
@@ -36,6 +61,7 @@ class ImageModality(Modality):
     channels = 3
     spatial_dims = 2
     max_elements = 3 * MAX_PIXELS
+    info_type = ImageInfo
 
     def load(self, data: bytes) -> Sample:
         if not data:
@@ -74,7 +100,7 @@ class ImageModality(Modality):
             x *= np.float32(1.0 / 255.0)
         else:
             x = np.ascontiguousarray(x, dtype=np.float32)
-        return Sample(x=x, info={"shape": (h, w, c), "bits": bits})
+        return Sample(x=x, info=ImageInfo(shape=(h, w, c), bits=bits))
 
     def training_patches(self, sample: Sample, size: int, count: int, rng: np.random.Generator) -> np.ndarray:
         x = _pad_to_at_least(sample.x, size)
@@ -99,24 +125,11 @@ class ImageModality(Modality):
         # Edge padding keeps the border statistics close to the image; it is cropped on restore.
         return np.pad(sample.x, ((0, 0), (0, ph), (0, pw)), mode="edge")
 
-    def extent(self, info: dict[str, Any]) -> tuple[int, ...]:
-        h, w, _ = info["shape"]
-        return (h, w)
-
-    def pack_info(self, info: dict[str, Any]) -> bytes:
-        h, w, c = info["shape"]
-        return _INFO.pack(h, w, c, info.get("bits", 8))
-
-    def unpack_info(self, data: bytes, version: int) -> tuple[dict[str, Any], int]:
-        h, w, c, bits = _INFO.unpack_from(data)
-        return {"shape": (h, w, c), "bits": bits}, _INFO.size
-
-    def restore(self, x_hat: np.ndarray, info: dict[str, Any]) -> bytes:
-        h, w, c = info["shape"]
+    def restore(self, x_hat: np.ndarray, info: Info) -> bytes:
+        h, w, c = info.shape
         x_hat = np.clip(x_hat[:, :h, :w], 0.0, 1.0)
         pixels = x_hat.mean(axis=0) if c == 1 else x_hat.transpose(1, 2, 0)
-        bits = info.get("bits", 8)
-        return _png((pixels * ((1 << bits) - 1) + 0.5).astype(np.int64), bits)
+        return _png((pixels * ((1 << info.bits) - 1) + 0.5).astype(np.int64), info.bits)
 
     def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
         x_hat = np.clip(x_hat, 0.0, 1.0)
@@ -129,23 +142,23 @@ class ImageModality(Modality):
     def exact_values(self, sample: Sample) -> np.ndarray:
         return _levels(sample.x, sample.info).transpose(1, 2, 0)
 
-    def lossless_view(self, x_hat: np.ndarray, info: dict[str, Any]) -> np.ndarray:
-        h, w, c = info["shape"]
+    def lossless_view(self, x_hat: np.ndarray, info: Info) -> np.ndarray:
+        h, w, c = info.shape
         x_hat = np.clip(x_hat[:, :h, :w], 0.0, 1.0)
         return x_hat.mean(axis=0, keepdims=True) if c == 1 else x_hat
 
-    def symbols(self, x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    def symbols(self, x: np.ndarray, info: Info) -> np.ndarray:
         return _levels(x, info).reshape(-1)
 
-    def from_symbols(self, symbols: np.ndarray, info: dict[str, Any]) -> bytes:
-        h, w, c = info["shape"]
+    def from_symbols(self, symbols: np.ndarray, info: Info) -> bytes:
+        h, w, c = info.shape
         values = symbols.reshape(c, h, w).transpose(1, 2, 0)
-        if info.get("container"):
-            return get_container(info["container"]).build(values, info["recipe"])
-        return _png(values[..., 0] if c == 1 else values, info.get("bits", 8))
+        if info.exact is not None and info.exact.container:
+            return get_container(info.exact.container).build(values, info.exact.recipe)
+        return _png(values[..., 0] if c == 1 else values, info.bits)
 
     def _pil(self, sample: Sample) -> Image.Image:
-        h, w, c = sample.info["shape"]
+        h, w, c = sample.info.shape
         img = Image.fromarray((np.clip(sample.x[:, :h, :w], 0, 1).transpose(1, 2, 0) * 255.0 + 0.5).astype(np.uint8))
         return img.convert("L") if c == 1 else img
 
@@ -162,7 +175,7 @@ class ImageModality(Modality):
 
     def _lossless_codecs(self, sample: Sample) -> list[tuple[str, bytes, np.ndarray]]:
         values = self.exact_values(sample)
-        deep = sample.info.get("bits", 8) == 16
+        deep = sample.info.bits == 16
         pixels = values.astype(np.uint16 if deep else np.uint8)
         if deep and pixels.shape[-1] == 3:  # Pillow writes no 16-bit RGB: our Paeth-filtered PNG instead
             return [("png", write_png(pixels, 16), sample.x)]
@@ -179,22 +192,18 @@ class ImageModality(Modality):
 
     def preview(self, sample: Sample, x_hat: np.ndarray, reference: tuple[str, np.ndarray] | None = None
                 ) -> dict[str, Any]:
-        h, w, _ = sample.info["shape"]
+        h, w, _ = sample.info.shape
         as_rgb = lambda x: np.clip(x[:3, :h, :w], 0, 1).transpose(1, 2, 0)  # noqa: E731
         panels = [("original", as_rgb(sample.x)), ("aec", as_rgb(x_hat))]
         if reference is not None:
             panels.append((reference[0], as_rgb(reference[1])))
         return {"kind": "image", "panels": panels}
 
-    def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
-        h, w, _ = info["shape"]
-        return "bpp", float(h * w)
 
-
-def _levels(x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+def _levels(x: np.ndarray, info: Info) -> np.ndarray:
     """The exact pixel values ``[c, h, w]`` (0 .. 2**bits - 1) of a loaded image."""
-    h, w, c = info["shape"]
-    return np.rint(x[:c, :h, :w] * ((1 << info.get("bits", 8)) - 1)).astype(np.int32)
+    h, w, c = info.shape
+    return np.rint(x[:c, :h, :w] * ((1 << info.bits) - 1)).astype(np.int32)
 
 
 def _png(pixels: np.ndarray, bits: int) -> bytes:

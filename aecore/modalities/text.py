@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from aecore.containers import Exact
 from aecore.modalities.base import Sample
+from aecore.modalities.info import Info
 from aecore.modalities.sequence import SequenceModality
 from aecore.registry import register_modality
 
-__all__ = ["TextModality"]
+__all__ = ["TextInfo", "TextModality"]
 
 _INFO = struct.Struct("<Q")  # length in bytes
+
+
+@dataclass(frozen=True, eq=False)
+class TextInfo(Info):
+    """A text: ``shape`` is (length in bytes,)."""
+
+    @property
+    def positions(self) -> tuple[int, ...]:
+        return (int(self.shape[0]),)
+
+    def rate_unit(self) -> tuple[str, float]:
+        return "bits_per_byte", float(max(1, self.shape[0]))
+
+    def pack(self) -> bytes:
+        return _INFO.pack(int(self.shape[0]))
+
+    @classmethod
+    def unpack(cls, data: bytes, version: int) -> tuple[TextInfo, int]:
+        (n,) = _INFO.unpack_from(data)
+        return cls(shape=(n,)), _INFO.size
 
 
 @register_modality("text")
@@ -25,34 +48,25 @@ class TextModality(SequenceModality):
     default_model = "text-causal"
     output_suffix = ".txt"
     lossless_default = True
+    info_type = TextInfo
 
     def load(self, data: bytes) -> Sample:
         # Any byte string is valid input: invalid UTF-8 is kept as is, never "fixed".
         x = np.frombuffer(data, dtype=np.uint8).astype(np.float32)[None] / 255.0
-        return Sample(x=x, info={"shape": (len(data),)})
+        return Sample(x=x, info=TextInfo(shape=(len(data),)))
 
-    def extent(self, info: dict[str, Any]) -> tuple[int, ...]:
-        return (int(info["shape"][0]),)
+    def exact(self, data: bytes, sample: Sample) -> Exact:
+        return Exact()  # the bytes are the values: nothing else to rebuild
 
-    def pack_info(self, info: dict[str, Any]) -> bytes:
-        return _INFO.pack(int(info["shape"][0]))
-
-    def unpack_info(self, data: bytes, version: int) -> tuple[dict[str, Any], int]:
-        (n,) = _INFO.unpack_from(data)
-        return {"shape": (n,)}, _INFO.size
-
-    def exact(self, data: bytes, sample: Sample) -> dict[str, Any]:
-        return {}  # the bytes are the values: nothing else to rebuild
-
-    def symbols(self, x: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    def symbols(self, x: np.ndarray, info: Info) -> np.ndarray:
         return _bytes_of(x).astype(np.int32)
 
-    def from_symbols(self, symbols: np.ndarray, info: dict[str, Any]) -> bytes:
+    def from_symbols(self, symbols: np.ndarray, info: Info) -> bytes:
         return symbols.astype(np.uint8).tobytes()
 
-    def restore(self, x_hat: np.ndarray, info: dict[str, Any]) -> bytes:
+    def restore(self, x_hat: np.ndarray, info: Info) -> bytes:
         # Lossy restore of a byte model: the most likely byte at each position.
-        n = self.extent(info)[0]
+        n = info.positions[0]
         return x_hat[:, :n].argmax(axis=0).astype(np.uint8).tobytes()
 
     def quality(self, x: np.ndarray, x_hat: np.ndarray) -> dict[str, float]:
@@ -75,15 +89,12 @@ class TextModality(SequenceModality):
     def preview(self, sample: Sample, x_hat: np.ndarray, reference: tuple[str, np.ndarray] | None = None
                 ) -> dict[str, Any]:
         """Original and restored text (the classic coders are lossless: no third panel)."""
-        n = min(600, int(sample.info["shape"][0]))
+        n = min(600, int(sample.info.shape[0]))
         original = _bytes_of(sample.x[:, :n]).tobytes()
         restored = (x_hat[:, :n].argmax(axis=0).astype(np.uint8).tobytes() if x_hat.shape[0] == 256
                     else _bytes_of(x_hat[:, :n]).tobytes())
         return {"kind": "text", "panels": [("original", original.decode("utf-8", "replace")),
                                            ("restored", restored.decode("utf-8", "replace"))]}
-
-    def rate_unit(self, info: dict[str, Any]) -> tuple[str, float]:
-        return "bits_per_byte", float(max(1, info["shape"][0]))
 
 
 def _bytes_of(x: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ def test_any_size_and_mode_restores_the_original_size(compressor, shape, mode):
     with Image.open(io.BytesIO(restored)) as img:
         assert (img.height, img.width) == shape[:2]
         assert img.mode == ("L" if mode == "L" else "RGB")
-    assert info["shape"] == sample.shape
+    assert info.shape == sample.shape
     assert enc.quality is not None and "psnr" in enc.quality and "bpp" in enc.quality
 
 
@@ -80,13 +80,13 @@ def test_16_bit_grayscale_round_trips_at_16_bits(compressor):
     buf = io.BytesIO()
     Image.fromarray(ramp).save(buf, format="PNG")
     sample = compressor.modality.load(buf.getvalue())
-    assert sample.info["bits"] == 16 and sample.shape == (24, 20, 1)
+    assert sample.info.bits == 16 and sample.shape == (24, 20, 1)
     restored, _, info = compressor.decode(compressor.encode([sample])[0].payload)
     with Image.open(io.BytesIO(restored)) as img:
         assert img.mode.startswith("I") and img.size == (20, 24)
         values = np.asarray(img)
     assert values.dtype != np.uint8 and values.max() > 255  # kept at 16 bits, not squeezed to 8
-    assert info["bits"] == 16
+    assert info.bits == 16
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "WEBP"])

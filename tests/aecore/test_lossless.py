@@ -106,7 +106,7 @@ def test_rebuilt_png_pays_for_pixels_not_for_the_file(images):
     """The recipe of a Pillow PNG is a few dozen bytes: the payload is the coded pixels."""
     data = pillow_png(photo(48, 64))
     parsed = PngContainer().parse(data, np.asarray(Image.open(io.BytesIO(data))).astype(np.int32))
-    assert parsed is not None and len(parsed["recipe"]) < 120
+    assert parsed is not None and len(parsed.recipe) < 120
 
 
 def wav(frames: np.ndarray, rate: int, subtype: str, title: str | None = None) -> bytes:
@@ -155,8 +155,8 @@ def test_other_audio_is_stored_as_it_is(audio, fmt, subtype):
 def test_wav_values_are_the_pcm_samples():
     frames = np.array([[0.0, -1.0], [0.5, 1.0 - 2**-15]])
     parsed = WavContainer().parse(wav(frames, 8000, "PCM_16"))
-    assert parsed["bits"] == 16
-    assert parsed["values"].tolist() == [[32768, 32768 + 16384], [0, 65535]]  # levels = sample + 32768
+    assert parsed.bits == 16
+    assert parsed.values.tolist() == [[32768, 32768 + 16384], [0, 65535]]  # levels = sample + 32768
 
 
 def test_text_via_load_is_byte_exact_and_never_stored():
@@ -218,7 +218,7 @@ def test_16_bit_rgb_png_is_read_written_and_rebuilt_at_16_bits(images):
     data = rgb16_png(values)
     assert np.array_equal(read_png16(data), values)  # every filter type undone exactly
     sample = images.modality.load(data)
-    assert sample.info["bits"] == 16 and sample.shape == (23, 31, 3)
+    assert sample.info.bits == 16 and sample.shape == (23, 31, 3)
     assert round_trip(images, data)["stored"] == 0.0  # lossless: rebuilt byte for byte
     lossy = Compressor(images.modality, images.model)
     restored, _, _ = lossy.decode(lossy.encode([sample])[0].payload)

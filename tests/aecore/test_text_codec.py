@@ -23,7 +23,7 @@ def test_lossless_round_trip_is_byte_exact(compressor, data):
     enc = compressor.encode([sample], [True])[0]
     restored, _, info = compressor.decode(enc.payload)
     assert restored == data
-    assert info["shape"] == (len(data),)
+    assert info.shape == (len(data),)
     assert enc.quality["exact"] == 1.0
     assert enc.latent.shape == (int(np.prod(compressor.query_latent_shape)),)
 
