@@ -18,7 +18,9 @@ process on two threads; every payload must give the same bytes).
 
 Lossless part (``--parts lossless``): the 256-px crops through aec's lossless mode at each rate
 point (every payload decoded back to its PNG file byte for byte) against PNG (``optimize``) and
-WebP lossless, in bits per pixel, with the share of pieces whose latents paid for themselves.
+WebP lossless, in bits per pixel, with the share of pieces whose latents paid for themselves, and
+why: the order-0 entropy of what each rate point's reconstruction leaves, beside its latents' rate
+and a classic predictor's residual.
 
     python -m bench.image_rd --model zoo:image-small        # ~70 min on 2 cores for 50 photos
     python -m bench.image_rd --sets split --limit 50 --parts lossless --out docs/bench/image_lossless.json
@@ -237,6 +239,41 @@ def evaluate(blob: bytes, images: list[np.ndarray], label: str) -> dict[str, Any
     return result
 
 
+def _order0(residual: np.ndarray) -> float:
+    """Bits per pixel of the residual ``[h, w, c]`` coded per channel by its own histogram."""
+    bits = 0.0
+    for c in range(residual.shape[-1]):
+        _, counts = np.unique(residual[..., c], return_counts=True)
+        p = counts / counts.sum()
+        bits += float(-(p * np.log2(p)).sum())
+    return bits
+
+
+def _med(a: np.ndarray) -> np.ndarray:
+    """The median edge detector of LOCO-I / JPEG-LS: each pixel predicted from left, top, top-left."""
+    x = np.pad(a.astype(np.int64), ((1, 0), (1, 0), (0, 0)))
+    left, top, corner = x[1:, :-1], x[:-1, 1:], x[:-1, :-1]
+    hi, lo = np.maximum(left, top), np.minimum(left, top)
+    return np.where(corner >= hi, lo, np.where(corner <= lo, hi, left + top - corner))
+
+
+def why_lossless(blob: bytes, images: list[np.ndarray]) -> dict[str, float]:
+    """Why the model does or does not pay in lossless mode: per rate point, the bits per pixel of
+    its latents and the order-0 entropy of what its reconstruction leaves (x - x_hat), against
+    the order-0 entropy of a classic predictor's residual (MED); means over the images."""
+    out = {"x - MED predictor": float(np.mean([_order0(a.astype(np.int64) - _med(a)) for a in images]))}
+    for q in RATE_POINTS:
+        comp = load_bundle(blob, rate_point=q)
+        latents, left = [], []
+        for a in images:
+            payload = comp.encode([comp.load(_png(a))])[0].payload
+            with Image.open(io.BytesIO(comp.decode(payload)[0])) as dec:
+                left.append(_order0(a.astype(np.int64) - np.asarray(dec.convert("RGB"), np.int64)))
+            latents.append(8 * len(payload) / (a.shape[0] * a.shape[1]))
+        out[f"q{q:g} latents"], out[f"q{q:g} x - x_hat"] = float(np.mean(latents)), float(np.mean(left))
+    return out
+
+
 def lossless(blob: bytes, images: list[np.ndarray]) -> dict[str, Any]:
     """Bits per pixel of aec's lossless mode at each rate point and of the lossless classic codecs
     (the image modality's own: PNG optimize, WebP lossless) on ``images`` written as PNG files."""
@@ -252,6 +289,7 @@ def lossless(blob: bytes, images: list[np.ndarray]) -> dict[str, Any]:
         result[f"aec q{q:g}"] = aec
     comp = load_bundle(blob, lossless=True)
     result["bpp"].update({k: 8 * v / pixels for k, v in classic_lossless(comp, [comp.load(f) for f in files]).items()})
+    result["order0_bpp"] = why_lossless(blob, images)
     torch.set_num_threads(2)
     print("lossless", json.dumps(result), flush=True)
     return result
