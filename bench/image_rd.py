@@ -166,17 +166,21 @@ def crops(images: list[np.ndarray], size: int = 256) -> list[np.ndarray]:
 
 def independent_images(cache: Path, limit: int) -> list[np.ndarray]:
     """Photos of the evaluation-only packages, filtered and downscaled as the training photos."""
-    from recipes.debs import extract
-    from recipes.image_data import _files, _photo
+    from recipes.debs import extract, package_files
+    from recipes.image_data import _SUFFIXES, _photo
 
-    out = []
+    out, seen = [], set()
     for package in INDEPENDENT:
         try:
             root = extract(package, cache)
         except Exception as exc:  # noqa: BLE001 - offline: the set is skipped, and said so
             print(f"independent set: {package} unavailable ({exc})", file=sys.stderr)
             continue
-        for _, data in _files(root):
+        for _, data in package_files(root, _SUFFIXES):
+            digest = hashlib.sha256(data).hexdigest()
+            if digest in seen:  # the same photo shipped twice (sizes, themes) counts once
+                continue
+            seen.add(digest)
             img = _photo(data)
             if img is not None:
                 out.append(np.asarray(img.convert("RGB")))
