@@ -13,7 +13,7 @@ resolve pulls a CUDA torch and torchvision, gigabytes)::
     /tmp/cai/bin/pip install torch==2.13.0 'numpy<2' 'pandas<2.3' pillow scipy einops pytorch-msssim
     /tmp/cai/bin/pip install --no-deps compressai==1.2.8 torch_geometric xxhash psutil tqdm requests urllib3 idna certifi
 
-    python -m bench.reference_compressai --steps 1500 --compressai-python /tmp/cai/bin/python
+    python -m bench.reference_compressai --steps 2500 --compressai-python /tmp/cai/bin/python   # ~45 min
 
 CompressAI imports torchvision only to list its transforms by name (``compressai.registry``); the
 PyPI torchvision is a CUDA build that does not load beside a CPU torch, so without a working one
@@ -142,6 +142,12 @@ def ours(data: Path, steps: int, threads: int) -> dict[str, float]:
             "train_seconds": train_s}
 
 
+def rd_cost(result: dict[str, float]) -> float:
+    """The objective both trainings minimize, λ·MSE (0-255 pixels) + bpp, from the mean PSNR: the
+    comparison of two models that land at different rates."""
+    return LMBDA * 255**2 * 10 ** (-result["psnr"] / 10) + result["bpp"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("build/zoo-data/images"))
@@ -157,6 +163,8 @@ def main() -> None:
     if ref_proc.returncode:
         raise SystemExit(f"the CompressAI reference failed (exit {ref_proc.returncode}); see its error above")
     ref = json.loads(out.strip().splitlines()[-1])
+    for r in (mine, ref):
+        r["rd_cost"] = rd_cost(r)
     result = {"steps": args.steps, "lmbda": LMBDA, "aec": mine, "compressai mbt2018-mean": ref, "machine": machine(),
               "command": "python -m bench.reference_compressai " + " ".join(sys.argv[1:])}
     print(json.dumps(result, indent=1))
