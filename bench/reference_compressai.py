@@ -151,7 +151,7 @@ def rd_cost(result: dict[str, float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("build/zoo-data/images"))
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=2500)
     parser.add_argument("--compressai-python", default="/tmp/cai/bin/python")
     parser.add_argument("--threads", type=int, default=1, help="threads of each training (they run side by side)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "reference_compressai.json")
