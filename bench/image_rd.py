@@ -166,24 +166,21 @@ def crops(images: list[np.ndarray], size: int = 256) -> list[np.ndarray]:
 
 def independent_images(cache: Path, limit: int) -> list[np.ndarray]:
     """Photos of the evaluation-only packages, filtered and downscaled as the training photos."""
-    from recipes.debs import extract, package_files
+    from recipes.debs import distinct_files, extract
     from recipes.image_data import _SUFFIXES, _photo
 
-    out, seen = [], set()
-    for package in INDEPENDENT:
-        try:
-            root = extract(package, cache)
-        except Exception as exc:  # noqa: BLE001 - offline: the set is skipped, and said so
-            print(f"independent set: {package} unavailable ({exc})", file=sys.stderr)
-            continue
-        for _, data in package_files(root, _SUFFIXES):
-            digest = hashlib.sha256(data).hexdigest()
-            if digest in seen:  # the same photo shipped twice (sizes, themes) counts once
-                continue
-            seen.add(digest)
-            img = _photo(data)
-            if img is not None:
-                out.append(np.asarray(img.convert("RGB")))
+    def roots():
+        for package in INDEPENDENT:
+            try:
+                yield package, extract(package, cache)
+            except Exception as exc:  # noqa: BLE001 - offline: the set is skipped, and said so
+                print(f"independent set: {package} unavailable ({exc})", file=sys.stderr)
+
+    out = []
+    for _, _, data in distinct_files(roots(), _SUFFIXES):
+        img = _photo(data)
+        if img is not None:
+            out.append(np.asarray(img.convert("RGB")))
     rng = np.random.default_rng(0)
     if len(out) > limit:
         out = [out[i] for i in sorted(rng.choice(len(out), limit, replace=False))]

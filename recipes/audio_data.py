@@ -26,7 +26,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
-from recipes.debs import extract, package_files, training_packages
+from recipes.debs import distinct_files, extract, training_packages
 
 __all__ = ["PACKAGES", "RATE", "collect"]
 
@@ -59,31 +59,25 @@ def heldout(key: str) -> bool:
 
 def collect(cache: Path, out: Path) -> dict[str, dict[str, float]]:
     counts: dict[str, dict[str, float]] = {}
-    seen: set[str] = set()
-    for package in PACKAGES:
+    for package, rel, data in distinct_files(((p, extract(p, cache)) for p in PACKAGES), _SUFFIXES):
         kind = "speech" if package in SPEECH else "music"
-        for rel, data in package_files(extract(package, cache), _SUFFIXES):
-            digest = hashlib.sha256(data).hexdigest()
-            if digest in seen:  # the same recording shipped twice counts once
+        x = _mono16k(data)
+        if x is None:
+            continue
+        key = f"{package}/{rel}"
+        split = "heldout" if heldout(key) else "train"
+        stem = hashlib.sha256(key.encode()).hexdigest()[:12] + "-" + Path(rel).stem[:40]
+        folder = out / split / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        piece = PIECE_SECONDS * RATE
+        for i in range(0, len(x), piece):
+            chunk = x[i : i + piece]
+            if len(chunk) < MIN_SECONDS * RATE:
                 continue
-            seen.add(digest)
-            x = _mono16k(data)
-            if x is None:
-                continue
-            key = f"{package}/{rel}"
-            split = "heldout" if heldout(key) else "train"
-            stem = hashlib.sha256(key.encode()).hexdigest()[:12] + "-" + Path(rel).stem[:40]
-            folder = out / split / kind
-            folder.mkdir(parents=True, exist_ok=True)
-            piece = PIECE_SECONDS * RATE
-            for i in range(0, len(x), piece):
-                chunk = x[i : i + piece]
-                if len(chunk) < MIN_SECONDS * RATE:
-                    continue
-                sf.write(folder / f"{stem}-{i // piece:02d}.wav", chunk, RATE, subtype="PCM_16")
-                c = counts.setdefault(f"{split}/{kind}", {"files": 0, "seconds": 0.0})
-                c["files"] += 1
-                c["seconds"] += len(chunk) / RATE
+            sf.write(folder / f"{stem}-{i // piece:02d}.wav", chunk, RATE, subtype="PCM_16")
+            c = counts.setdefault(f"{split}/{kind}", {"files": 0, "seconds": 0.0})
+            c["files"] += 1
+            c["seconds"] += len(chunk) / RATE
     return counts
 
 

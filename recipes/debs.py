@@ -6,12 +6,13 @@ Only packages the zoo's recipes name are fetched; the packages kept for independ
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["EVALUATION_ONLY", "extract", "package_files", "training_packages"]
+__all__ = ["EVALUATION_ONLY", "distinct_files", "extract", "package_files", "training_packages"]
 
 #: kept for independent evaluation: never trained or tuned on
 EVALUATION_ONLY = frozenset({
@@ -66,3 +67,16 @@ def package_files(root: Path, suffixes: tuple[str, ...]) -> Iterator[tuple[str, 
                 for inner in sorted(z.namelist()):
                     if inner.lower().endswith(suffixes):
                         yield f"{rel}/{inner}", z.read(inner)
+
+
+def distinct_files(roots: Iterable[tuple[str, Path]], suffixes: tuple[str, ...]) -> Iterator[tuple[str, str, bytes]]:
+    """``(package, path, bytes)`` of :func:`package_files` over extracted packages ``(name,
+    root)``, each distinct file once: the same file shipped twice (sizes, themes, packages)
+    counts once."""
+    seen: set[str] = set()
+    for package, root in roots:
+        for rel, data in package_files(root, suffixes):
+            digest = hashlib.sha256(data).hexdigest()
+            if digest not in seen:
+                seen.add(digest)
+                yield package, rel, data

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from recipes.debs import extract, package_files, training_packages
+from recipes.debs import distinct_files, extract, training_packages
 
 __all__ = ["PACKAGES", "collect"]
 
@@ -61,22 +61,16 @@ def heldout(key: str) -> bool:
 
 def collect(cache: Path, out: Path) -> dict[str, int]:
     counts = {"train": 0, "heldout": 0}
-    seen: set[str] = set()
-    for package in PACKAGES:
-        for rel, data in package_files(extract(package, cache), _SUFFIXES):
-            digest = hashlib.sha256(data).hexdigest()
-            if digest in seen:  # the same photo shipped twice (sizes, themes) counts once
-                continue
-            seen.add(digest)
-            img = _photo(data)
-            if img is None:
-                continue
-            key = f"{package}/{rel}"
-            split = "heldout" if heldout(key) else "train"
-            name = hashlib.sha256(key.encode()).hexdigest()[:12] + "-" + Path(rel).stem[:40] + ".png"
-            (out / split).mkdir(parents=True, exist_ok=True)
-            img.save(out / split / name)
-            counts[split] += 1
+    for package, rel, data in distinct_files(((p, extract(p, cache)) for p in PACKAGES), _SUFFIXES):
+        img = _photo(data)
+        if img is None:
+            continue
+        key = f"{package}/{rel}"
+        split = "heldout" if heldout(key) else "train"
+        name = hashlib.sha256(key.encode()).hexdigest()[:12] + "-" + Path(rel).stem[:40] + ".png"
+        (out / split).mkdir(parents=True, exist_ok=True)
+        img.save(out / split / name)
+        counts[split] += 1
     return counts
 
 
