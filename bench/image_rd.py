@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +101,10 @@ def classic_points(images: list[np.ndarray]) -> dict[str, dict[int, list[dict[st
     return out
 
 
-def aec_points(blob: bytes, images: list[np.ndarray], payloads: dict) -> tuple[dict, dict]:
-    """aec's real payloads at each rate point; ``payloads`` collects them for the determinism check."""
+def aec_points(blob: bytes, images: list[np.ndarray], payloads: dict,
+               also: Callable[[np.ndarray, np.ndarray], dict[str, float]] | None = None) -> tuple[dict, dict]:
+    """aec's real payloads at each rate point; ``payloads`` collects them for the determinism check;
+    ``also(original, restored)`` adds figures of its own to each point."""
     points: dict[float, list[dict[str, float]]] = {}
     timing = {"encode_s": 0.0, "decode_s": 0.0, "pixels": 0}
     for q in RATE_POINTS:
@@ -118,7 +121,8 @@ def aec_points(blob: bytes, images: list[np.ndarray], payloads: dict) -> tuple[d
             timing["decode_s"] += t2 - t1
             timing["pixels"] += a.shape[0] * a.shape[1]
             with Image.open(io.BytesIO(restored)) as dec:
-                points[q].append(_measure(a, np.asarray(dec.convert("RGB")), len(payload)))
+                dec_rgb = np.asarray(dec.convert("RGB"))
+            points[q].append({**_measure(a, dec_rgb, len(payload)), **(also(a, dec_rgb) if also else {})})
             payloads[(q, k)] = (payload, hashlib.sha256(restored).hexdigest())
     return points, timing
 
@@ -263,15 +267,10 @@ def why_lossless(blob: bytes, images: list[np.ndarray]) -> dict[str, float]:
     its latents and the order-0 entropy of what its reconstruction leaves (x - x_hat), against
     the order-0 entropy of a classic predictor's residual (MED); means over the images."""
     out = {"x - MED predictor": float(np.mean([_order0(a.astype(np.int64) - _med(a)) for a in images]))}
-    for q in RATE_POINTS:
-        comp = load_bundle(blob, rate_point=q)
-        latents, left = [], []
-        for a in images:
-            payload = comp.encode([comp.load(_png(a))])[0].payload
-            with Image.open(io.BytesIO(comp.decode(payload)[0])) as dec:
-                left.append(_order0(a.astype(np.int64) - np.asarray(dec.convert("RGB"), np.int64)))
-            latents.append(8 * len(payload) / (a.shape[0] * a.shape[1]))
-        out[f"q{q:g} latents"], out[f"q{q:g} x - x_hat"] = float(np.mean(latents)), float(np.mean(left))
+    points, _ = aec_points(blob, images, {}, also=lambda a, dec: {"left": _order0(a.astype(np.int64) - dec)})
+    for q, rows in points.items():
+        out[f"q{q:g} latents"] = float(np.mean([r["bpp"] for r in rows]))
+        out[f"q{q:g} x - x_hat"] = float(np.mean([r["left"] for r in rows]))
     return out
 
 
