@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pds
 from deltalake import Schema, write_deltalake
-from deltalake.exceptions import CommitFailedError
+from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction, CommitProperties, Transaction, create_table_with_add_actions
 
 from cluster.clock import utc_now
@@ -144,6 +144,13 @@ class DatasetCommitter:
 
     def _check_metadata(self) -> None:
         old = read_properties(self._table)
+        for key, what in _DECODE_SETTINGS.items():
+            if key in old and old.get(key) != self.metadata.get(key):
+                # rows of both settings would sit under one table that says only one of them
+                raise StorageError(
+                    f"{self._where()} was written with {key}={_show(old.get(key))}, this job has "
+                    f"{key}={_show(self.metadata.get(key))} ({what}); set {key}: {_show(old.get(key))} in the spec, "
+                    "choose another output, or pass --overwrite")
         if old.get("model_ref") != self.metadata["model_ref"]:
             raise StorageError(
                 f"{self._where()} holds a dataset of model {old.get('model_ref')}, not "
@@ -272,9 +279,19 @@ class DatasetCommitter:
                  "stage": e.get("stage") or "read", "reason": e.get("reason") or "", "run_id": self.run_id, "at": at}
                 for e in errors]
         table = pa.Table.from_pylist(rows, schema=ERROR_SCHEMA)
-        # A blind append: delta-rs re-bases it past other writers' commits by itself.
-        with_retries(write_deltalake, table_uri(self._errors_location()), table, mode="append",
-                     storage_options=delta_options(self.output), what=self._where())
+        # A blind append: delta-rs re-bases it past other writers' commits by itself, except when
+        # the errors table is being created by several jobs at once: then a conflict, tried again.
+        for attempt in range(MAX_CONFLICTS):
+            try:
+                with_retries(write_deltalake, table_uri(self._errors_location()), table, mode="append",
+                             storage_options=delta_options(self.output), what=self._where())
+                return
+            except (CommitFailedError, DeltaError) as exc:
+                if isinstance(exc, DeltaError) and not isinstance(exc, CommitFailedError) and not _conflict(exc):
+                    raise
+                time.sleep(random.uniform(0.05, 0.2) * min(attempt + 1, 10))
+        raise StorageError(f"{self._where()}: {MAX_CONFLICTS} appends of error rows in a row lost to other writers; "
+                           "re-run the job: committed rows are kept")
 
     def finish(self, status: str, **extra: Any) -> dict[str, Any]:
         """Record the run's outcome in the table's history (an empty commit); the table's summary."""
@@ -288,6 +305,18 @@ class DatasetCommitter:
                          "aec.run_id": self.run_id, "aec.run": json.dumps(record, sort_keys=True, default=str)}),
                      what=self._where())
         return {**open_dataset(self.output).totals(), "run": dict(self.run)}
+
+
+#: dataset properties that change what decode gives back: an append must match them
+_DECODE_SETTINGS = {
+    "lossless": "lossless rows restore the very files, lossy rows other bytes",
+    "rate_point": "the rate point sets the quality of every row",
+    "modality": "rows of one modality per table",
+}
+
+
+def _show(value: Any) -> str:
+    return "null" if value is None else json.dumps(value)
 
 
 def _utf8(text: str) -> bool:
@@ -307,6 +336,12 @@ def _unfinished_create(table: Any) -> bool:
 
 def _add_action(d: dict[str, Any]) -> AddAction:
     return AddAction(d["file"], d["size"], {}, int(time.time() * 1000), True, d["stats"])
+
+
+def _conflict(exc: BaseException) -> bool:
+    """A delta-rs error that says another writer got there first (a racing create or commit)."""
+    text = str(exc).lower()
+    return any(s in text for s in ("concurrent", "conflict", "already exists", "version already"))
 
 
 def _transient(exc: BaseException) -> bool:

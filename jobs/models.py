@@ -38,7 +38,9 @@ def dataset_model(metadata: dict[str, Any], dataset: str, registry: str | None =
 
 
 def load_model(ref: str, registry: ModelRegistry) -> tuple[ModelVersion, bytes]:
-    """``(version record, bundle)`` of a reference; zoo models carry their rate point in ``info``."""
+    """``(version record, bundle)`` of a reference; zoo models carry their rate point in ``info``.
+    Every reference a dataset records (``ModelVersion.ref``: ``zoo:NAME@1``, ``NAME@3``) loads here:
+    compress and decode go through this one function."""
     if ref.startswith("zoo:"):
         try:
             entry = zoo_entry(ref)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from aecore.errors import UserError
 
-__all__ = ["ZOO", "ZooEntry", "ZooError", "default_entry", "zoo_bundle", "zoo_entry"]
+__all__ = ["ZOO", "ZooEntry", "ZooError", "default_entry", "split_zoo_ref", "zoo_bundle", "zoo_entry"]
 
 WEIGHTS = Path(__file__).parent / "weights"
 
@@ -66,13 +66,29 @@ ZOO: dict[str, ZooEntry] = {
 }
 
 
-def zoo_entry(name: str) -> ZooEntry:
-    name = name.removeprefix("zoo:")
+def split_zoo_ref(ref: str) -> tuple[str, int | None]:
+    """``zoo:NAME`` or ``zoo:NAME@VERSION`` (what a dataset records) -> ``(NAME, VERSION or None)``.
+    The one parser of zoo references: compress writes what this reads."""
+    name, at, tag = ref.removeprefix("zoo:").partition("@")
+    if not at:
+        return name, None
+    if not tag.isdigit():
+        raise ZooError(f"zoo model reference {ref!r}: the version after @ must be a number, e.g. zoo:{name}@1")
+    return name, int(tag)
+
+
+def zoo_entry(ref: str) -> ZooEntry:
+    """The entry a zoo reference names (``zoo:NAME``, ``NAME`` or ``zoo:NAME@VERSION``); a version
+    must be the one this installation ships."""
+    name, version = split_zoo_ref(ref)
     if name not in ZOO:
         near = difflib.get_close_matches(name, ZOO, n=1)
         hint = f"did you mean zoo:{near[0]}? " if near else ""
         raise ZooError(f"no zoo model {name!r}; {hint}`aec models zoo` lists them")
     entry = ZOO[name]
+    if version is not None and version != entry.version:
+        raise ZooError(f"zoo model {name!r} version {version} is not in this installation (it ships version "
+                       f"{entry.version}); install the aec release that wrote the dataset")
     if not entry.available:
         raise ZooError(f"zoo model {name!r} has no weights in this installation ({entry.path}); reinstall aec")
     return entry

@@ -187,3 +187,41 @@ def test_optimize_keeps_the_rows_and_vacuum_removes_only_old_unreferenced_files(
     vacuum(loc, dry_run=False)
     assert not (out / orphan).exists() and (out / "_aec" / "report.json").exists()
     assert _ids(out) == ["a", "b"] and len(open_dataset(loc).errors()) == 1
+
+
+@pytest.mark.parametrize("setting, first, then", [("lossless", True, False), ("rate_point", 3.0, 1.0)])
+def test_an_append_with_another_decode_setting_is_refused(tmp_path, setting, first, then):
+    """Issue 27, item 1: a lossless table must not take lossy rows (or rows of another rate point)."""
+    out = tmp_path / "latents"
+    c = _open(out, **{setting: first})
+    c.commit([_stage(c, ["a"])])
+    c.finish("completed")
+    with pytest.raises(StorageError, match=f"written with {setting}=.*this job has {setting}="):
+        _open(out, "run2", **{setting: then})
+    again = _open(out, "run3", **{setting: first})  # the same settings append as before
+    again.commit([_stage(again, ["b"])])
+    assert _ids(out) == ["a", "b"]
+
+
+def test_simultaneous_first_error_appends_all_land(tmp_path):
+    """Issue 27, item 5: jobs whose first error rows create the errors table at once all commit them."""
+    out = tmp_path / "latents"
+    committers = [_open(out, f"run{i}") for i in range(6)]
+    barrier = threading.Barrier(len(committers))
+    failures: list[BaseException] = []
+
+    def first_errors(c: DatasetCommitter, i: int) -> None:
+        barrier.wait()
+        try:
+            c.commit([_stage(c, [], errors=[{"uri": f"file:///in/bad{i}.png", "reason": "bad"}])])
+        except BaseException as exc:  # noqa: BLE001 - collected, asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=first_errors, args=(c, i)) for i, c in enumerate(committers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures
+    uris = DeltaTable(str(out / "_aec" / "errors")).to_pyarrow_table(columns=["uri"]).column("uri").to_pylist()
+    assert sorted(uris) == [f"file:///in/bad{i}.png" for i in range(6)]
