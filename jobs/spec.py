@@ -26,7 +26,8 @@ from aecore.registry import MODALITIES, MODELS, REGULARIZERS
 
 __all__ = ["CompressJobSpec", "JobSpec", "SpecError", "TrainJobSpec", "load_spec", "parse_spec"]
 
-_MODEL_REF = re.compile(r"^(zoo:[A-Za-z0-9][A-Za-z0-9_.-]*(@[0-9]+)?|[A-Za-z0-9][A-Za-z0-9_.-]*(@([0-9]+|[A-Za-z][A-Za-z0-9_-]*))?)$")
+_MODEL_REF = re.compile(r"^(zoo:[A-Za-z0-9][A-Za-z0-9_.-]*(@[0-9]+)?"
+                        r"|[A-Za-z0-9][A-Za-z0-9_.-]*(@([0-9]+|[A-Za-z][A-Za-z0-9_-]*))?)$")
 #: ``init:`` values that are not model references
 INIT_NONE, INIT_CONTINUE = "none", "continue"
 
