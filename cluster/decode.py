@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from aecore.errors import UserError
 from cluster.dataset import LatentDataset
 from cluster.storage import Location
 
-__all__ = ["RESULT_SCHEMA", "RestoreBatch", "WhereError", "decode_dataset", "plan_restore", "restore_one",
+__all__ = ["RESULT_SCHEMA", "RestoreBatch", "WhereError", "check_restore_target", "decode_dataset", "plan_restore", "restore_one",
            "restore_path", "select_ids"]
 
 _COLUMNS = ["id", "uri", "key", "bytes", "shape", "payload"]
@@ -78,8 +79,10 @@ def select_ids(ds: LatentDataset, where: str) -> set[str]:
     return {r[0] for r in ids}
 
 
-def _write(out: Path, rel: str | None, data: bytes, written: set[str]) -> None:
-    """Write ``data`` at ``out/rel``, refusing anything that would land outside ``out``."""
+def _write(out: Path, rel: str | None, data: bytes, written: set[str], overwrite: bool = False) -> None:
+    """Write ``data`` at ``out/rel``, refusing anything that would land outside ``out`` and (unless
+    ``overwrite``) any file already there. The bytes go to a temporary name in the same folder and
+    are renamed when whole: a full disk or a kill leaves no truncated file at the key."""
     if rel is None:
         raise ValueError("its key is not a relative path inside the collection; not written")
     target = out / rel
@@ -90,7 +93,16 @@ def _write(out: Path, rel: str | None, data: bytes, written: set[str]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if out not in target.resolve().parents:
         raise ValueError(f"{rel} resolves outside {out} (through a link); not written")
-    target.write_bytes(data)
+    if not overwrite and (target.exists() or target.is_symlink()):
+        raise FileExistsError(f"{rel} exists in {out}; not overwritten (pass --overwrite to replace it)")
+    tmp = target.with_name(f".{target.name}.aec-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     written.add(rel)
 
 
@@ -105,7 +117,7 @@ class RestoreBatch:
 
     def __init__(self, bundle: bytes | Any, out: str, originals: str | None = None,
                  storage_options: dict[str, Any] | None = None, selected: pa.Array | Any | None = None,
-                 threads: int = 1) -> None:
+                 threads: int = 1, overwrite: bool = False) -> None:
         import ray
         import torch
 
@@ -114,6 +126,7 @@ class RestoreBatch:
         torch.set_num_threads(max(1, threads))
         self.compressor = load_bundle(ray.get(bundle) if isinstance(bundle, ray.ObjectRef) else bundle)
         self.out = Path(out)
+        self.overwrite = overwrite
         self.originals = Location.of(originals, storage_options) if originals else None
         self.selected = ray.get(selected) if isinstance(selected, ray.ObjectRef) else selected
 
@@ -134,7 +147,7 @@ class RestoreBatch:
             data, info = result
             try:
                 _write(self.out, restore_path(row.get("key"), info.lossless, modality.output_suffix),
-                       data, written)
+                       data, written, self.overwrite)
             except (OSError, ValueError) as exc:
                 done["reason"] = f"{type(exc).__name__}: {exc}"[:300]
                 continue
@@ -173,7 +186,7 @@ def plan_restore(ds: LatentDataset, output_suffix: str, where: str | None = None
 
 def decode_dataset(ds: LatentDataset, bundle: bytes, out_dir: str | os.PathLike, originals: Location | None = None,
                    progress: Callable[[int], None] | None = None, where: str | None = None,
-                   workers: int = 0, batch_size: int = 32) -> dict[str, Any]:
+                   workers: int = 0, batch_size: int = 32, overwrite: bool = False) -> dict[str, Any]:
     """Write every restorable row's file under ``out_dir`` at its key (only the rows ``where``
     selects, if given); quality against the originals under ``originals`` when given. Bad rows
     are listed in ``failures``, never fatal. ``workers`` > 0: a Ray Data job — the committed parts
@@ -181,6 +194,7 @@ def decode_dataset(ds: LatentDataset, bundle: bytes, out_dir: str | os.PathLike,
     from aecore import get_modality, read_bundle
 
     out = Path(out_dir).resolve()
+    check_restore_target(ds, out)
     out.mkdir(parents=True, exist_ok=True)
     suffix = get_modality(read_bundle(bundle)["modality"]).output_suffix  # the header only: no model built here
     selected, failures = plan_restore(ds, suffix, where)
@@ -189,9 +203,10 @@ def decode_dataset(ds: LatentDataset, bundle: bytes, out_dir: str | os.PathLike,
     originals_url = originals.url if originals is not None else None
     options = dict(originals.storage_options) if originals is not None else {}
     if workers:
-        batches = _restore_on_ray(ds, bundle, out, originals_url, options, selected, workers, batch_size)
+        batches = _restore_on_ray(ds, bundle, out, originals_url, options, selected, workers, batch_size, overwrite)
     else:
-        restore = RestoreBatch(bundle, str(out), originals_url, options, selected, threads=os.cpu_count() or 1)
+        restore = RestoreBatch(bundle, str(out), originals_url, options, selected, threads=os.cpu_count() or 1,
+                               overwrite=overwrite)
         batches = (restore(pa.Table.from_batches([b])) for b in ds.batches(_COLUMNS, batch_size=batch_size))
     rows, unreachable, quality = 0, 0, []
     for result in batches:
@@ -217,6 +232,24 @@ def decode_dataset(ds: LatentDataset, bundle: bytes, out_dir: str | os.PathLike,
     }
 
 
+def check_restore_target(ds: LatentDataset, out: Path) -> None:
+    """Refuse an output folder that is the collection the dataset was made from, or inside it:
+    a restore there would put reconstructions where the originals are."""
+    recorded = ds.metadata.get("input")
+    if not recorded:
+        return
+    try:
+        source = Location.of(recorded)
+    except Exception:  # noqa: BLE001 - an unparsable record names no folder to protect
+        return
+    if not source.is_local:
+        return
+    relation = Location.of(str(out)).overlaps(source)
+    if relation in ("is", "is inside"):
+        raise UserError(f"--out {out} {relation} the collection {recorded} this dataset was made from; "
+                        "restore into another folder")
+
+
 def restore_one(ds: LatentDataset, bundle: bytes, key: str) -> bytes:
     """The restored bytes of the row at ``key`` (for standard output)."""
     from aecore import load_bundle
@@ -238,7 +271,7 @@ def _read_parts(batch: pa.Table, url: str, storage_options: dict[str, Any]) -> p
 
 
 def _restore_on_ray(ds: LatentDataset, bundle: bytes, out: Path, originals: str | None, options: dict[str, Any],
-                    selected: pa.Array, workers: int, batch_size: int) -> Iterator[pa.Table]:
+                    selected: pa.Array, workers: int, batch_size: int, overwrite: bool) -> Iterator[pa.Table]:
     import ray
 
     from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
@@ -257,7 +290,7 @@ def _restore_on_ray(ds: LatentDataset, bundle: bytes, out: Path, originals: str 
         RestoreBatch,
         fn_constructor_kwargs={"bundle": ray.put(bundle), "out": str(out), "originals": originals,
                                "storage_options": options, "selected": ray.put(selected),
-                               "threads": max(1, int(cpus))},
+                               "threads": max(1, int(cpus)), "overwrite": overwrite},
         compute=ray.data.ActorPoolStrategy(size=workers), batch_size=batch_size, batch_format="pyarrow",
         num_cpus=cpus)
     return restored.iter_batches(batch_size=None, batch_format="pyarrow")

@@ -125,6 +125,8 @@ def decode(
     version: Annotated[int | None, typer.Option(help="Restore the dataset as it was at this table version.")] = None,
     workers: Annotated[int, typer.Option(help="Restoring actors (a Ray Data job on the embedded instance or "
                                               "RAY_ADDRESS); 0: in this process, without Ray.")] = 2,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files already in --out (by default a "
+                                                               "restore never overwrites a file).")] = False,
 ) -> None:
     """Restore a dataset's rows as the archive was: each file at its path relative to the
     collection root (lossy rows in the modality's output format); with --originals, report quality.
@@ -166,7 +168,8 @@ def decode(
                   console=console, transient=True) as bar:
         task = bar.add_task("decode", total=total)
         summary = decode_dataset(ds, bundle, out, originals=Location.of(originals) if originals else None,
-                                 progress=lambda n: bar.advance(task, n), where=where, workers=workers)
+                                 progress=lambda n: bar.advance(task, n), where=where, workers=workers,
+                                 overwrite=overwrite)
     fields = {"out": summary["out"], "rows restored": summary["rows"], "rows failed": summary["failed"]}
     if originals:
         fields.update({"compared with originals": summary["compared"],

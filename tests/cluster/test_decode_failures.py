@@ -76,7 +76,7 @@ def test_a_dataset_whose_every_input_failed_is_inspected_and_decoded(tmp_path):
     from cluster.compress import dataset_metadata
     from cluster.schema import latent_schema
 
-    meta = {**dataset_metadata(load_bundle(tiny_bundle()), "tiny", 1, Location.of(str(tmp_path)), None),
+    meta = {**dataset_metadata(load_bundle(tiny_bundle()), "tiny", 1, Location.of(str(tmp_path / "in")), None),
             "registry": str(tmp_path / "reg")}
     committer = DatasetCommitter(Location.of(str(tmp_path / "ds")), meta, latent_schema(meta), run_id="r")
     committer.open()

@@ -32,3 +32,20 @@ def test_a_link_out_of_the_folder_is_not_followed(tmp_path):
     assert (out / "a/b/x.png").read_bytes() == b"data"
     with pytest.raises(ValueError, match="already restored"):
         _write(out.resolve(), "a/b/x.png", b"other", written)
+
+
+def test_a_write_that_fails_midway_leaves_no_file_at_the_key(tmp_path, monkeypatch):
+    """Issue 27, item 6: a full disk during a restore leaves neither a truncated file nor a temporary one."""
+    import errno
+    import os
+
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError, match="No space left"):
+        _write(out.resolve(), "a/x.png", b"data" * 1000, set())
+    assert [p for p in out.rglob("*") if p.is_file()] == []

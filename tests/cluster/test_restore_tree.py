@@ -65,3 +65,22 @@ def test_hostile_keys_are_error_rows_and_nothing_lands_outside_out(tree):
     assert result.exit_code == 1 and "2 of 6 rows could not be restored" in result.output, result.output
     assert _restored(root / "deep/out") == sorted(TREE)
     assert not (root / "escape.png").exists() and not (root / "deep/escape.png").exists()
+
+
+def test_a_restore_never_overwrites_the_originals_or_an_existing_file(tree):
+    """Issue 27, item 3: --out onto the collection is refused; existing files stay unless --overwrite."""
+    root = tree["root"]
+    before = {k: (root / "in" / k).read_bytes() for k in TREE}
+    for target in (root / "in", root / "in" / "a"):
+        onto = CliRunner().invoke(app, ["decode", "--workers", "0", tree["good"], "--out", str(target)])
+        assert onto.exit_code == 2 and "this dataset was made from" in onto.output, onto.output
+    assert {k: (root / "in" / k).read_bytes() for k in TREE} == before
+    (root / "again").mkdir()
+    (root / "again" / "p3.png").write_bytes(b"mine")
+    kept = CliRunner().invoke(app, ["decode", "--workers", "0", tree["good"], "--out", str(root / "again")])
+    assert kept.exit_code == 1 and "not overwritten" in kept.output
+    assert (root / "again" / "p3.png").read_bytes() == b"mine"
+    replaced = CliRunner().invoke(app, ["decode", "--workers", "0", tree["good"], "--out", str(root / "again"),
+                                        "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    assert (root / "again" / "p3.png").read_bytes() != b"mine"
