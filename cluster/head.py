@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from aecore.errors import UserError
+from cluster.runtime import ensure_auth_token
 
 __all__ = ["HeadError", "LocalHead", "free_port", "head_status", "session_processes", "start_head", "stop_head"]
 
@@ -80,22 +80,6 @@ def session_processes(temp_dir: str) -> list[int]:
             if mine and _alive(int(entry)):
                 pids.append(int(entry))
     return pids
-
-
-def ensure_auth_token() -> Path:
-    """The cluster token at ``~/.ray/auth_token`` (where Ray looks), created if missing; readable
-    by its owner only (Ray's own generator leaves it world-readable)."""
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o600)
-    return path
 
 
 _WORKER_RANGES = ((10002, 19999), (20000, 29999), (30000, 32767), (61000, 65535))

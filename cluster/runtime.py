@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from pathlib import Path
 
 import ray
 
-__all__ = ["IO_TASK_CPUS", "io_tasks", "actor_cpus", "auth_headers", "auth_token", "ensure_ray", "in_ray_job",
-           "public_storage_env"]
+__all__ = ["IO_TASK_CPUS", "io_tasks", "actor_cpus", "auth_headers", "auth_token", "ensure_auth_token", "ensure_ray",
+           "in_ray_job", "public_storage_env"]
 
 #: where object storage is, never who may read it: the only AWS_* variables aec hands to Ray
 _PUBLIC_STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ALLOW_HTTP")
@@ -62,6 +63,22 @@ def auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def ensure_auth_token() -> Path:
+    """The cluster token at ``~/.ray/auth_token`` (where Ray looks), created if missing; readable
+    by its owner only (Ray's own generator leaves it world-readable)."""
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path
+
+
 def ensure_ray(address: str | None = None, num_cpus: int | None = None, log_to_driver: bool = True) -> None:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local instance."""
     if ray.is_initialized():
@@ -77,7 +94,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, log_to_d
         runtime_env = {"env_vars": env} if env and not in_ray_job() else None
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=log_to_driver, runtime_env=runtime_env)
     else:
-        # The embedded default stays on loopback: nothing of it is reachable from outside.
+        # The embedded default stays on loopback: nothing of it is reachable from outside; its
+        # token is made here, owner-only, before Ray would write one anyone on the machine can read.
+        ensure_auth_token()
         ray.init(num_cpus=num_cpus or os.cpu_count(), logging_level=logging.WARNING, log_to_driver=log_to_driver,
                  _node_ip_address="127.0.0.1")
 

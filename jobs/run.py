@@ -27,7 +27,7 @@ from jobs.catalog import JobCatalog, JobRun
 from jobs.models import load_model, starting_point
 from jobs.registry import ModelRegistry
 from jobs.spec import CompressJobSpec, SpecError, TrainJobSpec, load_spec
-from jobs.ui import console, err_console, kv_table, user_errors
+from jobs.ui import console, err_console, error_line, kv_table, user_errors
 
 if TYPE_CHECKING:
     from cluster.compress import CompressRequest
@@ -87,7 +87,7 @@ def run_train(job: TrainJobSpec, *, verbose: bool = False, announce: Announce = 
     run_name = f"{job.model}-{utc_text(fmt=STAMP)}"
     budget = f"{job.steps} steps" if job.steps else f"{job.epochs} epochs"
     origin = f"from {start.ref}" if start.ref else f"from scratch ({cfg.model}/{cfg.preset})"
-    announce(f"training [bold]{job.model}[/] {origin} on {len(files)} files from "
+    announce(f"training {job.model} {origin} on {len(files)} files from "
              f"{job.input} with {job.workers} Ray Train worker(s), {budget}")
     started = time.perf_counter()
     with JobRun(JobCatalog(job.registry, job.storage_options), "train", job.model_dump()) as run:
@@ -194,7 +194,7 @@ def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error
     files = list_collection(input_loc, get_modality(job.modality).extensions)
     check_writable(output, META_DIR)
     _ray(verbose)
-    announce(f"compressing {job.input} with [bold]{mv.ref}[/] on {job.workers} encoder actor(s)")
+    announce(f"compressing {job.input} with {mv.ref} on {job.workers} encoder actor(s)")
     catalog = JobCatalog(job.registry, job.storage_options)
     with JobRun(catalog, "compress", job.model_dump()) as run:
         summary = compress_collection(compress_request(
@@ -236,7 +236,7 @@ def show(outcome: TrainOutcome | CompressOutcome) -> int:
     for line in [outcome.gate] if isinstance(outcome, TrainOutcome) else outcome.notes:
         console.print(line, highlight=False)
     if outcome.failed:
-        err_console.print(f"[bold red]error:[/] {outcome.failed}", highlight=False, soft_wrap=True)
+        err_console.print(error_line(outcome.failed), highlight=False, soft_wrap=True)
         return 1
     return 0
 

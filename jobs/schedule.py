@@ -18,6 +18,7 @@ Cron expressions have 5 fields (minute hour day month weekday), or 6 with second
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import sqlite3
 import time
@@ -33,6 +34,8 @@ from croniter import croniter
 from aecore.errors import UserError
 from jobs.catalog import TERMINAL, JobCatalog
 from jobs.spec import INIT_CONTINUE, JobSpec, TrainJobSpec, parse_spec
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Event", "ScheduleError", "ScheduleStore", "Scheduler", "SchedulerBusy"]
 
@@ -159,7 +162,12 @@ class Scheduler:
         now = time.time() if now is None else now
         events: list[Event] = []
         for row in self.store.schedules():
-            events += self._settle(row)
+            try:
+                events += self._settle(row)
+            except Exception as exc:  # noqa: BLE001 - one schedule's bad record must not stop the others
+                log.warning("schedule %s: its runs could not be settled (%s: %s); the others go on",
+                            row["name"], type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+                events.append(Event(row["name"], "SETTLE_FAILED", f"{type(exc).__name__}: {exc}"[:300]))
             due = []
             it = croniter(row["cron"], row["last_fire"])
             while (t := it.get_next(float)) <= now:

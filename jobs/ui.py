@@ -10,14 +10,22 @@ from typing import Any, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from aecore.errors import UserError
 
-__all__ = ["console", "err_console", "fmt", "kv_table", "user_errors"]
+__all__ = ["console", "err_console", "error_line", "fmt", "kv_table", "user_errors"]
 
 # Piped or captured output (job logs, CI) gets room for ids and URLs instead of 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 140)
-err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+# No markup: file names, uris and reasons print literally (``[red]x.png`` is a name, not a colour);
+# styling goes through ``error_line`` and Text styles.
+console = Console(width=None if sys.stdout.isatty() else 140, markup=False)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 140, markup=False)
+
+
+def error_line(message: str) -> Text:
+    """``error: MESSAGE`` with the prefix in bold red and the message as it is."""
+    return Text.assemble(("error:", "bold red"), " ", message)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,7 +39,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(error_line(str(exc)), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -239,11 +239,12 @@ class PngContainer(Container):
         return None
 
     def bits(self, recipe: bytes) -> int:
-        bits, *_ = _HEAD.unpack_from(zlib.decompress(recipe))
+        bits, *_ = _HEAD.unpack_from(_inflate(recipe, _HEAD.size, whole=False))
         return bits
 
     def build(self, values: np.ndarray, recipe: bytes) -> bytes:
-        body = zlib.decompress(recipe)
+        # the recipe holds the file's chunks around its pixels: never more than a bounded multiple of them
+        body = _inflate(recipe, RECIPE_SLACK + RECIPE_PER_VALUE * int(np.asarray(values).size))
         bits, c, w, h, level, mem, strategy, wbits = _HEAD.unpack_from(body)
         n_prefix, n_suffix, n_sizes = struct.unpack_from("<III", body, _HEAD.size)
         pos = _HEAD.size + 12
@@ -261,3 +262,18 @@ class PngContainer(Container):
         if start != len(stream):
             raise ValueError("PNG recipe does not match the pixels")
         return b"".join(out) + suffix
+
+
+#: a recipe (header, ancillary chunks, IDAT sizes, filter kinds) inflates to at most this plus
+#: this many bytes per pixel value: a deflate bomb in a payload stops there, not at 1000:1
+RECIPE_SLACK = 1 << 20
+RECIPE_PER_VALUE = 4
+
+
+def _inflate(data: bytes, limit: int, whole: bool = True) -> bytes:
+    """zlib-inflate at most ``limit`` bytes; ``whole``: the stream must end within them."""
+    d = zlib.decompressobj()
+    out = d.decompress(data, limit)
+    if whole and (d.unconsumed_tail or not d.eof):
+        raise ValueError(f"PNG recipe inflates past {limit:,} bytes; the payload is corrupt")
+    return out

@@ -35,6 +35,8 @@ MODEL_RATE = 16_000
 OPUS_KBPS = (6, 8, 12, 16, 24, 32, 64)
 #: runs of digital silence (exact zeros at the model rate) this long or longer are kept silent
 SILENCE_MIN = 160
+#: sample rates a file may have, in both directions (encode and a payload's claim at decode)
+MIN_RATE, MAX_RATE = 1_000, 384_000
 _INFO = struct.Struct("<QIHQ")  # frames, rate, channels, resampled frames per channel
 
 
@@ -77,6 +79,8 @@ class AudioInfo(Info):
     @classmethod
     def unpack(cls, data: bytes, version: int) -> tuple[AudioInfo, int]:
         n, rate, c, resampled = _INFO.unpack_from(data)
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise ValueError(f"payload claims a sample rate of {rate} Hz, outside {MIN_RATE}-{MAX_RATE} Hz")
         pos = _INFO.size
         if version < 4:  # no silence runs before version 4
             return cls(shape=(n, c), rate=rate, resampled=resampled), pos
@@ -124,6 +128,8 @@ class AudioModality(SequenceModality):
         n, c = frames.shape
         if c == 0:
             raise UnreadableInput("audio file with no channels")
+        if not MIN_RATE <= rate <= MAX_RATE:  # resampling an odd rate costs minutes and gigabytes
+            raise UnreadableInput(f"sample rate {rate} Hz is outside {MIN_RATE:,}-{MAX_RATE:,} Hz; not encoded")
         per_channel = _resample(frames.T, rate, MODEL_RATE)  # [C, T']
         x = np.clip(per_channel.reshape(1, -1), -1.0, 1.0)
         return Sample(x=x, info=AudioInfo(shape=(n, c), rate=int(rate), resampled=int(per_channel.shape[1]),

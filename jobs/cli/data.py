@@ -15,7 +15,7 @@ from jobs.cli.options import (
 )
 from jobs.models import dataset_model
 from jobs.spec import CompressJobSpec, SpecError, TrainJobSpec, load_spec
-from jobs.ui import console, err_console, fmt, kv_table, user_errors
+from jobs.ui import console, err_console, error_line, fmt, kv_table, user_errors
 
 app = typer.Typer()
 
@@ -158,7 +158,7 @@ def decode(
         try:
             import duckdb  # noqa: F401
         except ImportError:
-            raise UserError("--where needs DuckDB: pip install 'aec[readers]'") from None
+            raise UserError("--where needs DuckDB (an aec dependency): pip install --force-reinstall aec") from None
     if workers:
         from cluster.runtime import ensure_ray
 
@@ -179,9 +179,9 @@ def decode(
         for f in summary["failures"][:20]:
             err_console.print(f"failed: {f['uri']} ({f['id']}): {f['reason']}", highlight=False, soft_wrap=True)
         more = len(summary["failures"]) - 20
-        err_console.print(f"[bold red]error:[/] {summary['failed']} of {summary['rows'] + summary['failed']} rows could "
-                          f"not be restored{f' ({more} more not shown)' if more > 0 else ''}; the others are in {out}",
-                          highlight=False, soft_wrap=True)
+        err_console.print(error_line(f"{summary['failed']} of {summary['rows'] + summary['failed']} rows could "
+                                     f"not be restored{f' ({more} more not shown)' if more > 0 else ''}; "
+                                     f"the others are in {out}"), highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -199,7 +199,7 @@ def query(
     try:
         import duckdb
     except ImportError:
-        raise UserError("`aec query` needs DuckDB: pip install 'aec[readers]'") from None
+        raise UserError("`aec query` needs DuckDB (an aec dependency): pip install --force-reinstall aec") from None
     import pyarrow as pa
 
     from cluster.dataset import open_dataset

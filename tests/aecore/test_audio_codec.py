@@ -72,3 +72,25 @@ def test_each_modality_model_learns(model_name, modality):
         opt.step()
         losses.append(terms["loss"].item())
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5]), losses[::5]
+
+
+def test_an_odd_sample_rate_is_refused_on_both_sides():
+    """Issue 27, item 15: a 2 KB WAV at 9,999,991 Hz is an unreadable input, not minutes of resampling;
+    a payload claiming such a rate is refused at decode."""
+    import io
+
+    import numpy as np
+    import pytest
+    import soundfile as sf
+
+    from aecore import get_modality
+    from aecore.modalities import UnreadableInput
+    from aecore.modalities.audio import AudioInfo
+
+    buf = io.BytesIO()
+    sf.write(buf, np.zeros((1000, 1), np.float32), 9_999_991, format="WAV", subtype="PCM_16")
+    with pytest.raises(UnreadableInput, match="sample rate 9999991 Hz is outside"):
+        get_modality("audio").load(buf.getvalue())
+    claimed = AudioInfo(shape=(1000, 1), rate=9_999_991, resampled=10).pack()
+    with pytest.raises(ValueError, match="sample rate"):
+        AudioInfo.unpack(claimed, 4)

@@ -267,3 +267,17 @@ def test_full_scale_values_against_the_worst_prediction_stay_exact():
     square = np.kron(RNG.integers(0, 2, (3, 8, 8)) * 65535, np.ones((1, 4, 4), np.int64)).astype(np.int32)
     data = codec.compress(square, 65535.0 - square, square.shape)
     assert np.array_equal(codec.decompress(data, 65535.0 - square, square.shape), square.reshape(-1))
+
+
+def test_a_deflate_bomb_in_a_png_recipe_stops_at_its_bound():
+    """Issue 27, item 12: a 300 KB recipe that inflates to 300 MB is refused, not inflated."""
+    from aecore.containers import get_container
+    from aecore.containers.png import _HEAD
+
+    head = _HEAD.pack(8, 3, 4, 4, 9, 9, 0, 15) + struct.pack("<III", 300 * 2**20, 0, 0)
+    bomb = zlib.compress(head + bytes(300 * 2**20), 9)
+    assert len(bomb) < 400_000
+    png = get_container("png")
+    assert png.bits(bomb) == 8  # the header alone is read
+    with pytest.raises(ValueError, match="inflates past"):
+        png.build(np.zeros((4, 4, 3), np.uint8), bomb)

@@ -99,3 +99,24 @@ def test_a_scheduled_train_continues_from_production_unless_its_spec_names_a_sta
     store.add("scratch", "0 2 * * *", parse_spec({**base, "init": "none"}), None)
     assert store.spec(store.get("plain")).init == "continue"
     assert store.spec(store.get("scratch")).init == "none"
+
+
+def test_one_schedule_with_a_bad_catalog_record_does_not_stop_the_others(setup, tmp_path):
+    """Issue 27, item 16: a run whose catalog record is not JSON is logged each tick; the healthy
+    schedule still fires."""
+    from pathlib import Path
+
+    from jobs.catalog import JobCatalog
+
+    store, cluster, scheduler = setup
+    healthy = parse_spec({"kind": "compress", "name": "h", "input": str(tmp_path / "in2"),
+                          "output": str(tmp_path / "out2"), "registry": str(tmp_path / "reg2"), "model": "m"})
+    store.add("healthy", "*/2 * * * *", healthy, "127.0.0.1:8265", now=T0)
+    scheduler.tick(T0 + 60)  # every-minute submits job-0
+    cluster.status["job-0"] = "SUCCEEDED"
+    record = Path(JobCatalog(str(tmp_path / "reg"))._path("jobs", "job-0"))
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text("{not json")
+    events = scheduler.tick(T0 + 125)
+    assert "SETTLE_FAILED" in [e.status for e in events]
+    assert any(e.schedule == "healthy" and e.status == "SUBMITTED" for e in events)

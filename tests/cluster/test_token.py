@@ -1,0 +1,19 @@
+"""The embedded default's cluster token is owner-only (issue 27, item 9): aec makes it, 0600,
+before Ray starts (Ray's own generator writes it 0644, and `aec cluster up` reuses it)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_a_plain_local_ray_start_leaves_the_token_owner_only(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_"))}
+    env.update(HOME=str(tmp_path), PYTHONPATH=str(Path(__file__).parents[2]))
+    code = "import ray\nfrom cluster.runtime import ensure_ray\nensure_ray(num_cpus=1)\nray.shutdown()\n"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300, capture_output=True)
+    token = tmp_path / ".ray" / "auth_token"
+    assert token.read_text().strip()
+    assert token.stat().st_mode & 0o777 == 0o600
