@@ -239,12 +239,12 @@ class PngContainer(Container):
         return None
 
     def bits(self, recipe: bytes) -> int:
-        bits, *_ = _HEAD.unpack_from(_inflate(recipe, _HEAD.size, whole=False))
+        bits, *_ = _HEAD.unpack_from(_inflate_recipe(recipe, _HEAD.size, whole=False))
         return bits
 
     def build(self, values: np.ndarray, recipe: bytes) -> bytes:
         # the recipe holds the file's chunks around its pixels: never more than a bounded multiple of them
-        body = _inflate(recipe, RECIPE_SLACK + RECIPE_PER_VALUE * int(np.asarray(values).size))
+        body = _inflate_recipe(recipe, RECIPE_SLACK + RECIPE_PER_VALUE * int(np.asarray(values).size))
         bits, c, w, h, level, mem, strategy, wbits = _HEAD.unpack_from(body)
         n_prefix, n_suffix, n_sizes = struct.unpack_from("<III", body, _HEAD.size)
         pos = _HEAD.size + 12
@@ -270,7 +270,7 @@ RECIPE_SLACK = 1 << 20
 RECIPE_PER_VALUE = 4
 
 
-def _inflate(data: bytes, limit: int, whole: bool = True) -> bytes:
+def _inflate_recipe(data: bytes, limit: int, whole: bool = True) -> bytes:
     """zlib-inflate at most ``limit`` bytes; ``whole``: the stream must end within them."""
     d = zlib.decompressobj()
     out = d.decompress(data, limit)
