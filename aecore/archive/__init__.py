@@ -1,0 +1,35 @@
+"""Archiving any file exactly, each by the best codec for it: the codec contract, the classic
+codecs (bytes and media), the learned codecs behind the same contract, routing by content, and
+the per-file choice. ``decode_payload`` restores any row from its codec id alone."""
+
+from __future__ import annotations
+
+from aecore.archive import classic, learned, media  # noqa: F401 - registers the codecs
+from aecore.archive.choose import EFFORTS, Choice, candidates, choose
+from aecore.archive.codec import (
+    CLASSIC_MAGIC,
+    FILE_CODECS,
+    CodecContext,
+    CodecUnavailable,
+    FileCodec,
+    get_file_codec,
+    payload_codec,
+    register_file_codec,
+)
+from aecore.archive.dictionary import train_dictionary
+from aecore.archive.learned import learned_codec_id
+from aecore.archive.route import KINDS, route
+
+__all__ = ["CLASSIC_MAGIC", "EFFORTS", "FILE_CODECS", "KINDS", "Choice", "CodecContext", "CodecUnavailable", "FileCodec",
+           "candidates", "choose", "codec_libraries", "decode_payload", "get_file_codec", "learned_codec_id",
+           "payload_codec", "register_file_codec", "route", "train_dictionary"]
+
+
+def decode_payload(codec_id: str, payload: bytes, ctx: CodecContext, size: int | None = None) -> bytes:
+    """The file bytes of a row written by ``codec_id``."""
+    return get_file_codec(codec_id).decode(payload, ctx, size)
+
+
+def codec_libraries() -> dict[str, str]:
+    """``codec id -> library and version`` of every codec (the table's properties record them)."""
+    return {cid: cls.library() for cid, cls in FILE_CODECS.items()}

@@ -1,0 +1,175 @@
+"""Classic codecs for any file: stored, zstd (with the collection's dictionary), brotli, xz, PPMd.
+
+Each wraps a well-kept library (``zstandard``, ``brotli``, ``lzma``, ``pyppmd``). Decoders
+never give back more than the row's recorded size (``size``): a payload that inflates past it
+is refused, not inflated (a bomb stops at the size the row says).
+"""
+
+from __future__ import annotations
+
+import lzma
+import struct
+from importlib.metadata import version
+
+from aecore.archive.codec import CodecContext, FileCodec, classic_payload, register_file_codec, split_classic
+
+__all__ = ["ClassicCodec", "PayloadTooLarge"]
+
+
+class PayloadTooLarge(ValueError):
+    """A payload that decodes past the size its row records."""
+
+
+def _bounded(out: bytes, size: int | None) -> bytes:
+    if size is not None and len(out) > size:
+        raise PayloadTooLarge(f"payload decodes past the row's {size:,} bytes; the row is corrupt")
+    return out
+
+
+class ClassicCodec(FileCodec):
+    """A codec whose payload is its id and one stream (``aecore.archive.codec``)."""
+
+    def encode(self, data: bytes, ctx: CodecContext) -> bytes | None:
+        stream = self.compress(data, ctx)
+        return None if stream is None else classic_payload(self.codec_id, stream)
+
+    def decode(self, payload: bytes, ctx: CodecContext, size: int | None = None) -> bytes:
+        found = split_classic(payload)
+        if found is None or found[0] != self.codec_id:
+            raise ValueError(f"not a {self.codec_id} payload; the row is corrupt")
+        return _bounded(self.decompress(found[1], ctx, size), size)
+
+    def compress(self, data: bytes, ctx: CodecContext) -> bytes | None:
+        raise NotImplementedError
+
+    def decompress(self, stream: bytes, ctx: CodecContext, size: int | None) -> bytes:
+        raise NotImplementedError
+
+
+@register_file_codec("stored")
+class StoredCodec(ClassicCodec):
+    """The file as it is: the floor no row is ever stored above (plus a few header bytes)."""
+
+    def compress(self, data: bytes, ctx: CodecContext) -> bytes:
+        return data
+
+    def decompress(self, stream: bytes, ctx: CodecContext, size: int | None) -> bytes:
+        return stream
+
+
+@register_file_codec("zstd")
+class ZstdCodec(ClassicCodec):
+    """zstd -19 (fast effort: -9), with the collection's trained dictionary when the job has one
+    (then the id is ``zstd-dict``, and decode needs the table's dictionary)."""
+
+    dictionary = False
+
+    @classmethod
+    def library(cls) -> str:
+        return f"zstandard {version('zstandard')}"
+
+    def _dict(self, ctx: CodecContext):  # noqa: ANN202
+        import zstandard
+
+        return zstandard.ZstdCompressionDict(ctx.zstd_dictionary) if self.dictionary else None
+
+    def compress(self, data: bytes, ctx: CodecContext) -> bytes | None:
+        import zstandard
+
+        if self.dictionary and not ctx.zstd_dictionary:
+            return None
+        level = 9 if ctx.effort == "fast" else 19
+        kwargs = {"dict_data": self._dict(ctx)} if self.dictionary else {}
+        return zstandard.ZstdCompressor(level=level, write_content_size=True, **kwargs).compress(data)
+
+    def decompress(self, stream: bytes, ctx: CodecContext, size: int | None) -> bytes:
+        import zstandard
+
+        if self.dictionary and not ctx.zstd_dictionary:
+            raise ValueError("this row is coded with the collection's zstd dictionary, which the table lacks")
+        kwargs = {"dict_data": self._dict(ctx)} if self.dictionary else {}
+        reader = zstandard.ZstdDecompressor(**kwargs).decompressobj()
+        out = reader.decompress(stream)
+        return _bounded(out, size)
+
+
+@register_file_codec("zstd-dict")
+class ZstdDictCodec(ZstdCodec):
+    dictionary = True
+
+
+@register_file_codec("brotli")
+class BrotliCodec(ClassicCodec):
+    """brotli -11 with a 16 MB window."""
+
+    efforts = ("default", "max")
+
+    @classmethod
+    def library(cls) -> str:
+        return f"brotli {version('brotli')}"
+
+    def compress(self, data: bytes, ctx: CodecContext) -> bytes:
+        import brotli
+
+        return brotli.compress(data, quality=11, lgwin=24)
+
+    def decompress(self, stream: bytes, ctx: CodecContext, size: int | None) -> bytes:
+        import brotli
+
+        d = brotli.Decompressor()
+        out = d.process(stream, output_buffer_limit=(size + 1) if size is not None else 1 << 62)
+        if not d.is_finished():
+            raise PayloadTooLarge("brotli payload decodes past the row's size (or is cut short); the row is corrupt")
+        return out
+
+
+@register_file_codec("xz")
+class XzCodec(ClassicCodec):
+    """xz -9e (LZMA2)."""
+
+    efforts = ("default", "max")
+
+    @classmethod
+    def library(cls) -> str:
+        return f"liblzma {lzma.LZMA_VERSION if hasattr(lzma, 'LZMA_VERSION') else 'python'}"
+
+    def compress(self, data: bytes, ctx: CodecContext) -> bytes:
+        return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE, preset=9 | lzma.PRESET_EXTREME)
+
+    def decompress(self, stream: bytes, ctx: CodecContext, size: int | None) -> bytes:
+        d = lzma.LZMADecompressor()
+        out = d.decompress(stream, max_length=(size + 1) if size is not None else -1)
+        if not d.eof:
+            raise PayloadTooLarge("xz payload decodes past the row's size (or is cut short); the row is corrupt")
+        return out
+
+
+_PPMD = struct.Struct("<QBI")  # length, order, memory (bytes)
+
+
+@register_file_codec("ppmd")
+class PpmdCodec(ClassicCodec):
+    """PPMd var. H (7-Zip's), order 6 with 16 MB (max effort: order 8, 64 MB): strong on text."""
+
+    efforts = ("default", "max")
+
+    @classmethod
+    def library(cls) -> str:
+        return f"pyppmd {version('pyppmd')}"
+
+    def compress(self, data: bytes, ctx: CodecContext) -> bytes:
+        import pyppmd
+
+        order, mem = (8, 64 << 20) if ctx.effort == "max" else (6, 16 << 20)
+        enc = pyppmd.Ppmd7Encoder(order, mem)
+        return _PPMD.pack(len(data), order, mem) + enc.encode(data) + enc.flush(endmark=False)
+
+    def decompress(self, stream: bytes, ctx: CodecContext, size: int | None) -> bytes:
+        import pyppmd
+
+        length, order, mem = _PPMD.unpack_from(stream)
+        if size is not None and length > size:
+            raise PayloadTooLarge(f"ppmd payload claims {length:,} bytes, the row {size:,}; the row is corrupt")
+        if not 2 <= order <= 64 or not 1 << 11 <= mem <= 1 << 28:
+            raise ValueError("ppmd payload with impossible settings; the row is corrupt")
+        return pyppmd.Ppmd7Decoder(order, mem).decode(stream[_PPMD.size :], length)
