@@ -64,7 +64,7 @@ def main() -> None:
     for name, workers in (("single process (--workers 0)", 0), (f"Ray Data, {args.workers} actors", args.workers)):
         target = args.work / f"restored-{workers}"
         t0 = time.perf_counter()
-        summary = decode_dataset(ds, bundle, target, workers=workers)
+        summary = decode_dataset(ds, {"image": bundle}, target, workers=workers)
         seconds = time.perf_counter() - t0
         assert summary["failed"] == 0, summary["failures"][:3]
         runs[name] = {"seconds": round(seconds, 2), "files_per_s": round(summary["rows"] / seconds, 2),

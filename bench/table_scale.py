@@ -40,6 +40,7 @@ def _part(c, start: int, n: int, rng: np.random.Generator) -> dict:
     table = pa.table({
         "id": ids, "uri": [f"s3://bucket/photos/{k}" for k in keys], "key": keys, "sha256": ids,
         "modality": ["image"] * n, "model": ["synthetic"] * n, "model_version": pa.array([1] * n, pa.int32()),
+        "codec": ["aec-image"] * n,
         "bytes": rng.integers(10_000, 100_000, n), "shape": [[64, 64, 3]] * n,
         "payload": [rng.bytes(32) for _ in range(n)], "payload_bytes": [32] * n,
         "latent": rng.standard_normal((n, 8)).astype(np.float32).tolist(), "quality": [None] * n,

@@ -312,6 +312,7 @@ _DECODE_SETTINGS = {
     "lossless": "lossless rows restore the very files, lossy rows other bytes",
     "rate_point": "the rate point sets the quality of every row",
     "modality": "rows of one modality per table",
+    "zstd_dictionary": "rows coded with the table's zstd dictionary decode only with it",
 }
 
 

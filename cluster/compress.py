@@ -11,6 +11,7 @@ commit their inputs exactly once between them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -22,23 +23,25 @@ from typing import Any
 import pyarrow as pa
 import ray
 
-from aecore import load_bundle
+from aecore import get_modality, load_bundle, read_bundle
+from aecore.archive import AUTO
 from aecore.payload import PAYLOAD_VERSION
 from cluster.commit import DatasetCommitter
-from cluster.encode import EncodeBatch
+from cluster.encode import ArchiveSettings, EncodeBatch, LearnedModel
 from cluster.metrics import ProcessMetrics
 from cluster.read import printable, read_inputs, unencodable_name
 from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
 from cluster.schema import latent_schema
 from cluster.stage import stage_part
-from cluster.storage import InputFile, Location, StorageError, list_collection
+from cluster.storage import InputFile, Location, StorageError, list_collection, with_retries
 
-__all__ = ["CompressRequest", "check_locations", "compress_collection", "dataset_metadata"]
+__all__ = ["CompressRequest", "archive_metadata", "check_locations", "collection_dictionary", "compress_collection",
+           "dataset_metadata", "load_dictionary", "models_ref", "store_dictionary"]
 
 
 @dataclass(frozen=True)
 class CompressRequest:
-    bundle: bytes
+    bundle: bytes | None  # the job's model (None: an archive whose every file is coded by classic codecs)
     model_name: str
     model_version: int
     input: Location
@@ -58,26 +61,140 @@ class CompressRequest:
     metadata: dict[str, Any] | None = None  # extra dataset-level metadata (job name, registry, ...)
     files: tuple[InputFile, ...] | None = None  # the input listing, if the caller made it already
     job_name: str = ""  # tag of the job's metrics
+    modality: str | None = None  # "auto": every file, routed by content; None: the model's modality
+    effort: str = "default"  # how many codecs each file tries in an exact archive (aecore.archive.EFFORTS)
+    models: tuple[LearnedModel, ...] = ()  # the learned models of an exact archive, by modality
+
+    @property
+    def archive(self) -> bool:
+        """Exact, each file by the best codec for it: every auto job, and every lossless one."""
+        return self.modality == AUTO or bool(self.lossless)
 
 
 def compress_collection(req: CompressRequest, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run the job; return the committed dataset's summary. ``progress(done, total)`` is
     called as inputs are committed."""
     started = time.perf_counter()
-    compressor = load_bundle(req.bundle, lossless=req.lossless, rate_point=req.rate_point)
-    modality = compressor.modality
-    files = list(req.files) if req.files is not None else list_collection(req.input, modality.extensions)
-    metadata = {**dataset_metadata(compressor, req.model_name, req.model_version, req.input, req.rate_point),
-                **(req.metadata or {})}
-    schema = latent_schema(metadata)
     check_locations(req.input, req.output)
+    if req.archive:
+        files = list(req.files) if req.files is not None else list_collection(
+            req.input, None if req.modality == AUTO else get_modality(_modality_of(req)).extensions)
+        dictionary = collection_dictionary(req, files)
+        settings = ArchiveSettings(modality=req.modality or _modality_of(req), effort=req.effort,
+                                   dictionary=dictionary, models=req.models)
+        metadata = {**archive_metadata(req, settings), **(req.metadata or {})}
+        compressor: Any = None
+    else:
+        compressor = load_bundle(req.bundle, lossless=req.lossless, rate_point=req.rate_point)
+        files = list(req.files) if req.files is not None else list_collection(req.input, compressor.modality.extensions)
+        metadata = {**dataset_metadata(compressor, req.model_name, req.model_version, req.input, req.rate_point),
+                    **(req.metadata or {})}
+        settings = None
+    schema = latent_schema(metadata)
     committer = DatasetCommitter(req.output, metadata, schema, run_id=uuid.uuid4().hex[:12])
     committer.open(overwrite=req.overwrite)
-    return _compress(req, compressor, files, committer, started, progress)
+    if settings is not None and settings.dictionary is not None:
+        store_dictionary(req.output, settings.dictionary)
+    return _compress(req, compressor, files, committer, started, progress, settings)
+
+
+def _modality_of(req: CompressRequest) -> str:
+    if req.modality and req.modality != AUTO:
+        return req.modality
+    if req.bundle is None:
+        raise ValueError("a compress request without a model must be modality auto")
+    return read_bundle(req.bundle)["modality"]
+
+
+def models_ref(models: tuple[LearnedModel, ...]) -> str:
+    """What an archive's models are, as one comparable string (``image=zoo:image-small@1,...``)."""
+    return ",".join(f"{m.modality}={m.name}@{m.version}" for m in sorted(models, key=lambda m: m.modality)) or "none"
+
+
+def archive_metadata(req: CompressRequest, settings: ArchiveSettings) -> dict[str, Any]:
+    """What an exact archive records: its models by modality, its dictionary, its codecs' libraries."""
+    from aecore.archive import codec_libraries
+    from aecore.bundle import bundle_sha256
+
+    models = {m.modality: {"ref": f"{m.name}@{m.version}", "bundle_sha256": bundle_sha256(m.bundle)}
+              for m in settings.models}
+    return {
+        "format": "aec-dataset/2",
+        "modality": settings.modality,
+        "models": models,
+        "model_ref": models_ref(settings.models),
+        "bundle_sha256": hashlib.sha256("".join(sorted(v["bundle_sha256"] for v in models.values())).encode()).hexdigest(),
+        "codec": "best per file",
+        "codecs": codec_libraries(),
+        "effort": settings.effort,
+        "zstd_dictionary": hashlib.sha256(settings.dictionary).hexdigest() if settings.dictionary else None,
+        "rate_point": None,
+        "input": req.input.url,
+        "payload_version": PAYLOAD_VERSION,
+        "latent_shape": [0],
+        "lossless": True,
+        "latent": "none yet in an exact archive",
+    }
+
+
+#: files sampled for the collection's zstd dictionary (small ones: where a dictionary pays)
+DICTIONARY_SAMPLE_FILES, DICTIONARY_SAMPLE_MAX = 400, 64 * 1024
+
+
+def collection_dictionary(req: CompressRequest, files: list[InputFile]) -> bytes | None:
+    """The table's zstd dictionary: the one an earlier run of this table trained (an append keeps
+    it: its rows decode with it), else one trained now on a sample of the collection's small files."""
+    from aecore.archive import train_dictionary
+    from cluster.table import load_table, read_properties
+
+    table = load_table(req.output) if not req.overwrite else None
+    if table is not None:
+        recorded = read_properties(table).get("zstd_dictionary")
+        return load_dictionary(req.output, recorded) if recorded else None
+    small = [f for f in files if 0 < f.size <= DICTIONARY_SAMPLE_MAX]
+    step = max(1, len(small) // DICTIONARY_SAMPLE_FILES)
+    samples = []
+    for f in small[::step][:DICTIONARY_SAMPLE_FILES]:
+        try:
+            with req.input.fs.open(f.path, "rb") as fh:
+                samples.append(fh.read(DICTIONARY_SAMPLE_MAX))
+        except OSError:
+            continue  # read again (and reported) by the job itself
+    return train_dictionary(samples)
+
+
+def _dictionary_path(output: Location, sha: str) -> str:
+    import posixpath
+
+    from cluster.table import META_DIR
+
+    return posixpath.join(output.path, META_DIR, "dictionaries", f"{sha}.zdict")
+
+
+def store_dictionary(output: Location, dictionary: bytes) -> None:
+    """Write the dictionary beside the table (once: its name is its sha256)."""
+    import posixpath
+
+    path = _dictionary_path(output, hashlib.sha256(dictionary).hexdigest())
+    if not with_retries(output.fs.exists, path, what=f"output {output.url!r}"):
+        with_retries(output.fs.makedirs, posixpath.dirname(path), exist_ok=True, what=f"output {output.url!r}")
+        with_retries(output.fs.pipe_file, path, dictionary, what=f"output {output.url!r}")
+
+
+def load_dictionary(output: Location, sha: str) -> bytes:
+    path = _dictionary_path(output, sha)
+    try:
+        data = with_retries(output.fs.cat_file, path, what=f"dataset {output.url!r}")
+    except FileNotFoundError:
+        raise StorageError(f"dataset {output.url!r} lacks its zstd dictionary {path}; restore it from a backup") from None
+    if hashlib.sha256(data).hexdigest() != sha:
+        raise StorageError(f"dataset {output.url!r}: its zstd dictionary {path} is not the one recorded; restore it")
+    return data
 
 
 def _compress(req: CompressRequest, compressor: Any, files: list[InputFile], committer: DatasetCommitter,
-              started: float, progress: Callable[[int, int], None] | None) -> dict[str, Any]:
+              started: float, progress: Callable[[int, int], None] | None,
+              settings: ArchiveSettings | None = None) -> dict[str, Any]:
     committed = committer.committed([req.input.uri(f.path) for f in files])
     todo = [f for f, done in zip(files, committed) if not done]
     committer.run["skipped"] = skipped = len(files) - len(todo)
@@ -112,7 +229,8 @@ def _compress(req: CompressRequest, compressor: Any, files: list[InputFile], com
     stream = _CommitStream()
     try:
         if readable:
-            for batch in _pipeline(req, readable, committer).iter_batches(batch_size=None, batch_format="pyarrow"):
+            for batch in _pipeline(req, readable, committer, settings).iter_batches(batch_size=None,
+                                                                                    batch_format="pyarrow"):
                 stream.buffer.extend(batch.to_pylist())
                 if len(stream.buffer) >= req.commit_every or time.monotonic() - stream.last >= req.commit_seconds:
                     done += stream.flush(committer)
@@ -133,7 +251,7 @@ def _compress(req: CompressRequest, compressor: Any, files: list[InputFile], com
                            f"({type(exc).__name__}); re-run it to finish the rest") from exc
     metrics.close()
     summary = committer.finish("completed", seconds=round(time.perf_counter() - started, 3), timeline=timeline)
-    summary["report"] = _report(req, files, compressor, committer.run)
+    summary["report"] = _report(req, files, compressor, committer.run) if compressor is not None else None
     summary.update(inputs=len(files), skipped=skipped, encoded=summary["run"]["rows"],
                    seconds=time.perf_counter() - started, output=req.output.url)
     return summary
@@ -204,7 +322,8 @@ class _CommitStream:
         return sum(len(d["ids"]) + len(json.loads(d["errors"])) for d in pending)
 
 
-def _pipeline(req: CompressRequest, files: list, committer: DatasetCommitter) -> ray.data.Dataset:
+def _pipeline(req: CompressRequest, files: list, committer: DatasetCommitter,
+              settings: ArchiveSettings | None) -> ray.data.Dataset:
     cpus = actor_cpus(req.workers, req.cpus_per_worker)
     # Paths in blocks of one encoder batch; each read task reads its files one by one (cluster.read).
     paths = [f.path for f in files]
@@ -221,7 +340,8 @@ def _pipeline(req: CompressRequest, files: list, committer: DatasetCommitter) ->
     data = data.map_batches(
         EncodeBatch,
         fn_constructor_kwargs={
-            "bundle": ray.put(req.bundle),
+            "bundle": ray.put(req.bundle) if req.bundle is not None else None,
+            "archive": ray.put(settings) if settings is not None else None,
             "model_name": req.model_name,
             "model_version": req.model_version,
             "root": req.input.path,

@@ -25,6 +25,7 @@ import os
 import posixpath
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,47 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aecore import Compressor, UnreadableInput
+from aecore.archive import CodecContext, decode_payload, learned_codec_id, payload_codec
 from aecore.errors import UserError
 from cluster.dataset import LatentDataset
 from cluster.storage import Location
 
-__all__ = ["RESULT_SCHEMA", "RestoreBatch", "WhereError", "check_restore_target", "decode_dataset", "plan_restore", "restore_one",
-           "restore_path", "select_ids"]
+__all__ = [
+    "DatasetDecoders", "RESULT_SCHEMA", "RestoreBatch", "WhereError", "check_restore_target", "dataset_decoders",
+    "decode_dataset", "decode_rows", "plan_restore", "restore_one", "restore_path", "select_ids"
+]
 
-_COLUMNS = ["id", "uri", "key", "bytes", "shape", "payload"]
+_COLUMNS = ["id", "uri", "key", "bytes", "shape", "payload", "modality", "codec"]
+
+
+@dataclass(frozen=True)
+class DatasetDecoders:
+    """What decodes a dataset's rows: its models' bundles by modality and its zstd dictionary."""
+
+    bundles: dict[str, bytes]
+    dictionary: bytes | None = None
+
+    def context(self, threads: int = 1) -> CodecContext:
+        from aecore import load_bundle
+
+        return CodecContext(zstd_dictionary=self.dictionary,
+                            compressors={m: load_bundle(b) for m, b in self.bundles.items()})
+
+    @property
+    def output_suffix(self) -> str:
+        """Where a lossy row of a single-model dataset lands (an exact archive's rows keep their keys)."""
+        from aecore import get_modality, read_bundle
+
+        if len(self.bundles) != 1:
+            return ""
+        return get_modality(read_bundle(next(iter(self.bundles.values())))["modality"]).output_suffix
+
+
+def dataset_decoders(ds: LatentDataset, bundles: dict[str, bytes]) -> DatasetDecoders:
+    from cluster.compress import load_dictionary
+
+    sha = ds.metadata.get("zstd_dictionary")
+    return DatasetDecoders(bundles, load_dictionary(ds.location, sha) if sha else None)
 
 
 def _plain_key(key: str | None) -> bool:
@@ -115,16 +149,15 @@ class RestoreBatch:
     as an encoder is) or a plain call. One result row per input row: ``reason`` is null when the
     file was written; ``quality`` (JSON) when it was compared with its original."""
 
-    def __init__(self, bundle: bytes | Any, out: str, originals: str | None = None,
+    def __init__(self, decoders: DatasetDecoders | Any, out: str, originals: str | None = None,
                  storage_options: dict[str, Any] | None = None, selected: pa.Array | Any | None = None,
                  threads: int = 1, overwrite: bool = False) -> None:
         import ray
         import torch
 
-        from aecore import load_bundle
-
         torch.set_num_threads(max(1, threads))
-        self.compressor = load_bundle(ray.get(bundle) if isinstance(bundle, ray.ObjectRef) else bundle)
+        decoders = ray.get(decoders) if isinstance(decoders, ray.ObjectRef) else decoders
+        self.ctx = decoders.context()
         self.out = Path(out)
         self.overwrite = overwrite
         self.originals = Location.of(originals, storage_options) if originals else None
@@ -133,21 +166,22 @@ class RestoreBatch:
     def __call__(self, batch: pa.Table) -> pa.Table:
         if self.selected is not None:
             batch = batch.filter(pc.is_in(batch.column("id"), value_set=self.selected))
-        modality = self.compressor.modality
         rows = batch.to_pylist()
         results: list[dict[str, Any]] = []
         written: set[str] = set()
-        for row, result in zip(rows, _decode_rows(self.compressor, rows)):
+        for row, result in zip(rows, decode_rows(self.ctx, rows)):
             done = {"id": row["id"], "uri": row["uri"], "reason": None, "quality": None, "unreachable": False}
             results.append(done)
             if isinstance(result, Exception):  # one bad row must not stop the restore
                 reason = str(result).splitlines()[0] if str(result) else type(result).__name__
                 done["reason"] = f"{type(result).__name__}: {reason}"[:300]
                 continue
-            data, info = result
+            data, lossless = result
+            compressor = self.ctx.compressors.get(row.get("modality") or "")
+            modality = compressor.modality if compressor is not None else None
+            suffix = modality.output_suffix if modality is not None else ""
             try:
-                _write(self.out, restore_path(row.get("key"), info.lossless, modality.output_suffix),
-                       data, written, self.overwrite)
+                _write(self.out, restore_path(row.get("key"), lossless, suffix), data, written, self.overwrite)
             except (OSError, ValueError) as exc:
                 done["reason"] = f"{type(exc).__name__}: {exc}"[:300]
                 continue
@@ -156,7 +190,10 @@ class RestoreBatch:
                 try:
                     if original is None:
                         raise UnreadableInput("unreachable")
-                    done["quality"] = json.dumps(modality.quality(modality.load(original).x, modality.load(data).x))
+                    if lossless or modality is None:
+                        done["quality"] = json.dumps({"exact": float(original == data)})
+                    else:
+                        done["quality"] = json.dumps(modality.quality(modality.load(original).x, modality.load(data).x))
                 except UnreadableInput:
                     done["unreachable"] = True
         return pa.Table.from_pylist(results, schema=RESULT_SCHEMA)
@@ -184,28 +221,27 @@ def plan_restore(ds: LatentDataset, output_suffix: str, where: str | None = None
     return pa.array(keep, pa.string()), failures
 
 
-def decode_dataset(ds: LatentDataset, bundle: bytes, out_dir: str | os.PathLike, originals: Location | None = None,
+def decode_dataset(ds: LatentDataset, bundles: dict[str, bytes], out_dir: str | os.PathLike,
+                   originals: Location | None = None,
                    progress: Callable[[int], None] | None = None, where: str | None = None,
                    workers: int = 0, batch_size: int = 32, overwrite: bool = False) -> dict[str, Any]:
     """Write every restorable row's file under ``out_dir`` at its key (only the rows ``where``
     selects, if given); quality against the originals under ``originals`` when given. Bad rows
     are listed in ``failures``, never fatal. ``workers`` > 0: a Ray Data job — the committed parts
     read in parallel, rows restored by an actor pool of that size; 0: in this process."""
-    from aecore import get_modality, read_bundle
-
     out = Path(out_dir).resolve()
     check_restore_target(ds, out)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = get_modality(read_bundle(bundle)["modality"]).output_suffix  # the header only: no model built here
-    selected, failures = plan_restore(ds, suffix, where)
+    decoders = dataset_decoders(ds, bundles)
+    selected, failures = plan_restore(ds, decoders.output_suffix, where)
     if progress and failures:
         progress(len(failures))
     originals_url = originals.url if originals is not None else None
     options = dict(originals.storage_options) if originals is not None else {}
     if workers:
-        batches = _restore_on_ray(ds, bundle, out, originals_url, options, selected, workers, batch_size, overwrite)
+        batches = _restore_on_ray(ds, decoders, out, originals_url, options, selected, workers, batch_size, overwrite)
     else:
-        restore = RestoreBatch(bundle, str(out), originals_url, options, selected, threads=os.cpu_count() or 1,
+        restore = RestoreBatch(decoders, str(out), originals_url, options, selected, threads=os.cpu_count() or 1,
                                overwrite=overwrite)
         batches = (restore(pa.Table.from_batches([b])) for b in ds.batches(_COLUMNS, batch_size=batch_size))
     rows, unreachable, quality = 0, 0, []
@@ -250,16 +286,19 @@ def check_restore_target(ds: LatentDataset, out: Path) -> None:
                         "restore into another folder")
 
 
-def restore_one(ds: LatentDataset, bundle: bytes, key: str) -> bytes:
-    """The restored bytes of the row at ``key`` (for standard output)."""
-    from aecore import load_bundle
-
-    rows = ds.dataset.to_table(columns=_COLUMNS, filter=pc.field("key") == key).to_pylist()
+def restore_one(ds: LatentDataset, bundles: dict[str, bytes], key: str) -> bytes:
+    """The restored bytes of the row at ``key`` (for standard output); a row that cannot be
+    decoded is a one-line error."""
+    columns = [c for c in _COLUMNS if c in ds.dataset.schema.names]
+    rows = ds.dataset.to_table(columns=columns, filter=pc.field("key") == key).to_pylist()
     if len(rows) != 1:
         raise UserError(f"{len(rows)} rows have key {key!r} in {ds.location.url}; "
                         "`aec query DATASET \"SELECT key FROM latents\"` lists the keys")
-    data, _, _ = load_bundle(bundle).decode(rows[0]["payload"], rows[0]["shape"])
-    return data
+    [result] = decode_rows(dataset_decoders(ds, bundles).context(), rows)
+    if isinstance(result, Exception):
+        raise UserError(f"the row at {key!r} cannot be restored ({type(result).__name__}: "
+                        f"{str(result).splitlines()[0] if str(result) else ''}); the dataset is damaged there")
+    return result[0]
 
 
 def _read_parts(batch: pa.Table, url: str, storage_options: dict[str, Any]) -> pa.Table:
@@ -267,10 +306,14 @@ def _read_parts(batch: pa.Table, url: str, storage_options: dict[str, Any]) -> p
     import pyarrow.parquet as pq
 
     fs = Location.of(url, storage_options).pyarrow_fs()
-    return pa.concat_tables([pq.read_table(p, columns=_COLUMNS, filesystem=fs) for p in batch.column("path").to_pylist()])
+    tables = []
+    for p in batch.column("path").to_pylist():
+        names = pq.read_schema(p, filesystem=fs).names
+        tables.append(pq.read_table(p, columns=[c for c in _COLUMNS if c in names], filesystem=fs))
+    return pa.concat_tables(tables, promote_options="default")
 
 
-def _restore_on_ray(ds: LatentDataset, bundle: bytes, out: Path, originals: str | None, options: dict[str, Any],
+def _restore_on_ray(ds: LatentDataset, decoders: DatasetDecoders, out: Path, originals: str | None, options: dict[str, Any],
                     selected: pa.Array, workers: int, batch_size: int, overwrite: bool) -> Iterator[pa.Table]:
     import ray
 
@@ -288,7 +331,7 @@ def _restore_on_ray(ds: LatentDataset, bundle: bytes, out: Path, originals: str 
         fn_kwargs={"url": ds.location.url, "storage_options": dict(ds.location.storage_options)})
     restored = data.map_batches(
         RestoreBatch,
-        fn_constructor_kwargs={"bundle": ray.put(bundle), "out": str(out), "originals": originals,
+        fn_constructor_kwargs={"decoders": ray.put(decoders), "out": str(out), "originals": originals,
                                "storage_options": options, "selected": ray.put(selected),
                                "threads": max(1, int(cpus)), "overwrite": overwrite},
         compute=ray.data.ActorPoolStrategy(size=workers), batch_size=batch_size, batch_format="pyarrow",
@@ -296,18 +339,47 @@ def _restore_on_ray(ds: LatentDataset, bundle: bytes, out: Path, originals: str 
     return restored.iter_batches(batch_size=None, batch_format="pyarrow")
 
 
-def _decode_rows(compressor: Compressor, rows: list[dict[str, Any]]) -> list[tuple[bytes, dict[str, Any]] | Exception]:
-    """Rows decoded together (a causal text coder steps the pieces of every row at once); if the
+def decode_rows(ctx: CodecContext, rows: list[dict[str, Any]]) -> list[tuple[bytes, bool] | Exception]:
+    """``(file bytes, exact?)`` of each row, or the exception that stopped it. A row's ``codec``
+    says what wrote it: a classic codec decodes it alone; the learned rows of one modality are
+    decoded together (a causal text coder steps the pieces of every row at once), and if that
     batch fails, row by row, so a bad row costs only itself."""
+    out: list[tuple[bytes, bool] | Exception | None] = [None] * len(rows)
+    learned: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        codec = r.get("codec") or learned_codec_id(r.get("modality") or "")
+        if payload_codec(r["payload"]) is not None or not codec.startswith("aec-"):
+            try:
+                out[i] = (decode_payload(codec, r["payload"], ctx, r.get("bytes")), True)
+            except Exception as exc:  # noqa: BLE001 - an error row of the restore
+                out[i] = exc
+        else:
+            learned.setdefault(codec.removeprefix("aec-"), []).append(i)
+    for modality, idx in learned.items():
+        compressor = ctx.compressors.get(modality)
+        if compressor is None:
+            for i in idx:
+                out[i] = ValueError(f"row coded by a {modality} model the dataset does not record; not restored")
+            continue
+        for i, result in zip(idx, _decode_learned(compressor, [rows[i] for i in idx])):
+            out[i] = result
+    return [r if r is not None else ValueError("not decoded") for r in out]
+
+
+def _shape(r: dict[str, Any]) -> list[int] | None:
+    return list(r["shape"]) if r.get("shape") else None
+
+
+def _decode_learned(compressor: Compressor, rows: list[dict[str, Any]]) -> list[tuple[bytes, bool] | Exception]:
     try:
-        return [(data, info) for data, _, info in
-                compressor.decode_many([r["payload"] for r in rows], [r["shape"] for r in rows])]
+        return [(data, info.lossless) for data, _, info in
+                compressor.decode_many([r["payload"] for r in rows], [_shape(r) for r in rows])]
     except Exception:  # noqa: BLE001 - find the bad row(s) one by one
-        out: list[tuple[bytes, dict[str, Any]] | Exception] = []
+        out: list[tuple[bytes, bool] | Exception] = []
         for r in rows:
             try:
-                data, _, info = compressor.decode(r["payload"], r["shape"])
-                out.append((data, info))
+                data, _, info = compressor.decode(r["payload"], _shape(r))
+                out.append((data, info.lossless))
             except Exception as exc:  # noqa: BLE001
                 out.append(exc)
         return out

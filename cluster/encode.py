@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -18,13 +19,35 @@ import ray
 import torch
 
 from aecore import Sample, UnreadableInput, load_bundle
+from aecore.archive import AUTO, CodecContext, choose, learned_codec_id, route
 from cluster.metrics import ActorMetrics
 from cluster.storage import relative_key
 
-__all__ = ["EncodeBatch", "ERROR_COLUMN", "QUALITY_COLUMN", "row_id"]
+__all__ = ["AUTO", "ArchiveSettings", "EncodeBatch", "ERROR_COLUMN", "LearnedModel", "QUALITY_COLUMN", "row_id"]
 
 ERROR_COLUMN = "error"
 QUALITY_COLUMN = "quality"
+
+
+@dataclass(frozen=True)
+class LearnedModel:
+    """A model that joins the codecs for files of its modality."""
+
+    modality: str
+    name: str
+    version: int
+    bundle: bytes
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """An exact archive: each file by the best codec for it (aecore.archive). ``modality``
+    ``auto``: each file's kind from its content; a modality's name: every file is of that kind."""
+
+    modality: str
+    effort: str = "default"
+    dictionary: bytes | None = None
+    models: tuple[LearnedModel, ...] = ()
 
 
 def row_id(key: str, sha256: str) -> str:
@@ -33,15 +56,26 @@ def row_id(key: str, sha256: str) -> str:
 
 
 class EncodeBatch:
-    def __init__(self, bundle: bytes | ray.ObjectRef, model_name: str, model_version: int, root: str, uri_prefix: str,
-                 quality_every: int = 8, threads: int = 1, lossless: bool | None = None, job_name: str = "",
-                 rate_point: float | None = None, max_elements: int = 48 * 2**20) -> None:
+    def __init__(self, bundle: bytes | ray.ObjectRef | None, model_name: str, model_version: int, root: str,
+                 uri_prefix: str, quality_every: int = 8, threads: int = 1, lossless: bool | None = None,
+                 job_name: str = "", rate_point: float | None = None, max_elements: int = 48 * 2**20,
+                 archive: ArchiveSettings | ray.ObjectRef | None = None) -> None:
         torch.set_num_threads(max(1, threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         if isinstance(bundle, ray.ObjectRef):  # shared once through the object store
             bundle = ray.get(bundle)
-        self.compressor = load_bundle(bundle, device=device, lossless=lossless, rate_point=rate_point)
-        self.modality = self.compressor.modality
+        if isinstance(archive, ray.ObjectRef):
+            archive = ray.get(archive)
+        self.archive = archive
+        if archive is not None:  # exact: the learned models compete with the classic codecs file by file
+            self.compressor = None
+            self.models = {m.modality: m for m in archive.models}
+            self.ctx = CodecContext(zstd_dictionary=archive.dictionary, effort=archive.effort, compressors={
+                m.modality: load_bundle(m.bundle, lossless=True) for m in archive.models})
+            self.kind = None if archive.modality == AUTO else archive.modality
+        else:
+            self.compressor = load_bundle(bundle, device=device, lossless=lossless, rate_point=rate_point)
+            self.modality = self.compressor.modality
         self.model_name = model_name
         self.model_version = model_version
         self.root = root
@@ -53,7 +87,7 @@ class EncodeBatch:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         started = time.perf_counter()
-        table = self._encode(batch)
+        table = self._archive(batch) if self.archive is not None else self._encode(batch)
         encoded = table.column(ERROR_COLUMN).null_count  # rows without an error
         self.metrics.inc("aec_encoder_items", encoded)
         self.metrics.inc("aec_encoder_errors", table.num_rows - encoded)
@@ -62,6 +96,50 @@ class EncodeBatch:
         self.metrics.inc("aec_encoder_bytes_out", float(out_bytes or 0))
         self.metrics.observe("aec_encoder_batch_seconds", time.perf_counter() - started)
         return table
+
+    def _archive(self, batch: pa.Table) -> pa.Table:
+        """Rows of a batch in an exact archive: each file routed to its kind and coded by the
+        smallest codec whose decode gives back its very bytes."""
+        rows: list[dict] = []
+        errors = batch.column("read_error").to_pylist() if "read_error" in batch.column_names else None
+        for k, (path, data) in enumerate(zip(batch.column("path").to_pylist(), batch.column("bytes").to_pylist())):
+            key = relative_key(path, self.root)
+            if data is None:
+                rows.append({"id": row_id(key, ""), "uri": self.uri_prefix + path, "key": key, "sha256": None, "bytes": 0,
+                             ERROR_COLUMN: errors[k] if errors else "read: no data", QUALITY_COLUMN: None})
+                continue
+            digest = hashlib.sha256(data).hexdigest()
+            kind = self.kind or route(key, data)
+            row = {"id": row_id(key, digest), "uri": self.uri_prefix + path, "key": key, "sha256": digest,
+                   "bytes": len(data), "modality": kind, ERROR_COLUMN: None, QUALITY_COLUMN: None}
+            rows.append(row)
+            try:
+                choice = choose(data, kind, self.ctx)
+            except Exception as exc:  # noqa: BLE001 - becomes an error row
+                row[ERROR_COLUMN] = f"encode: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                continue
+            model = self.models.get(kind) if choice.learned else None
+            row.update(codec=choice.codec, payload=choice.payload, model=model.name if model else "",
+                       model_version=model.version if model else 0)
+            if int(row["id"][:8], 16) % self.quality_every == 0:
+                row[QUALITY_COLUMN] = json.dumps({"exact": 1.0, "bits_per_byte": 8.0 * len(choice.payload) / max(1, len(data)),
+                                                  "learned": float(choice.learned)})
+        return pa.table({
+            "id": [r["id"] for r in rows],
+            "uri": [r["uri"] for r in rows],
+            "key": [r["key"] for r in rows],
+            "sha256": [r["sha256"] for r in rows],
+            "modality": [r.get("modality", "bytes") for r in rows],
+            "model": [r.get("model", "") for r in rows],
+            "model_version": pa.array([r.get("model_version", 0) for r in rows], pa.int32()),
+            "codec": [r.get("codec", "") for r in rows],
+            "bytes": pa.array([r["bytes"] for r in rows], pa.int64()),
+            "shape": pa.array([[] for _ in rows], pa.list_(pa.int32())),
+            "payload": pa.array([r.get("payload", b"") for r in rows], pa.binary()),
+            "latent": pa.array([[] for _ in rows], pa.list_(pa.float32())),
+            ERROR_COLUMN: pa.array([r[ERROR_COLUMN] for r in rows], pa.string()),
+            QUALITY_COLUMN: pa.array([r[QUALITY_COLUMN] for r in rows], pa.string()),
+        })
 
     def _encode(self, batch: pa.Table) -> pa.Table:
         """Rows of a batch; samples are decoded and encoded in groups of at most ``max_elements``
@@ -128,6 +206,7 @@ class EncodeBatch:
             "modality": [self.modality.name] * len(rows),
             "model": [self.model_name] * len(rows),
             "model_version": pa.array([self.model_version] * len(rows), pa.int32()),
+            "codec": [learned_codec_id(self.modality.name)] * len(rows),
             "bytes": pa.array([r["bytes"] for r in rows], pa.int64()),
             "shape": pa.array([r.get("shape", []) for r in rows], pa.list_(pa.int32())),
             "payload": pa.array([r.get("payload", b"") for r in rows], pa.binary()),

@@ -24,7 +24,9 @@ def latent_schema(metadata: dict[str, Any] | None = None) -> pa.Schema:
         pa.field("sha256", pa.string(), nullable=False),  # of the source bytes
         pa.field("modality", pa.string(), nullable=False),
         pa.field("model", pa.string(), nullable=False),
-        pa.field("model_version", pa.int32(), nullable=False),
+        pa.field("model_version", pa.int32(), nullable=False),  # 0 where no model coded the row
+        # the codec that wrote the payload (aecore.archive: "jxl-jpeg", "zstd-dict", "aec-image", ...)
+        pa.field("codec", pa.string(), nullable=False),
         pa.field("bytes", pa.int64(), nullable=False),  # original file size
         pa.field("shape", pa.list_(pa.int32()), nullable=False),  # original shape, e.g. [H, W, C]
         pa.field("payload", pa.binary(), nullable=False),  # everything decode needs besides the model

@@ -246,9 +246,10 @@ def relative_key(path: str, root: str) -> str:
     return path[len(root):] if path.startswith(root) else path
 
 
-def list_collection(loc: Location, extensions: Iterable[str]) -> list[InputFile]:
-    """The files under ``loc`` whose suffix is one of ``extensions``, sorted by path."""
-    exts = tuple(e.lower() for e in extensions)
+def list_collection(loc: Location, extensions: Iterable[str] | None) -> list[InputFile]:
+    """The files under ``loc`` whose suffix is one of ``extensions``, sorted by path; with
+    ``extensions`` None, every file, dotfiles included (an archive takes them all)."""
+    exts = tuple(e.lower() for e in extensions) if extensions is not None else None
     what = f"input {loc.url!r}"
     try:
         if not with_retries(loc.fs.exists, loc.path, what=what):
@@ -261,14 +262,16 @@ def list_collection(loc: Location, extensions: Iterable[str]) -> list[InputFile]
         raise
     except Exception as exc:  # noqa: BLE001 - translated into one line without secrets
         raise storage_error(exc, loc.url, "input", loc) from None
-    files = sorted(
-        (InputFile(p, int(info.get("size") or 0)) for p, info in found.items()
-         if p.lower().endswith(exts) and not posixpath.basename(p).startswith(".")),
-        key=lambda f: f.path,
-    )
+    def wanted(p: str) -> bool:
+        if exts is None:
+            return True
+        return p.lower().endswith(exts) and not posixpath.basename(p).startswith(".")
+
+    files = sorted((InputFile(p, int(info.get("size") or 0)) for p, info in found.items()
+                    if info.get("type", "file") != "directory" and wanted(p)), key=lambda f: f.path)
     if not files:
-        raise StorageError(f"input {loc.url!r} holds no files ending in {', '.join(exts)}; "
-                           "point input at a folder of such files")
+        which = "files" if exts is None else f"files ending in {', '.join(exts)}"
+        raise StorageError(f"input {loc.url!r} holds no {which}; point input at a folder of such files")
     return files
 
 

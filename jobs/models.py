@@ -19,22 +19,41 @@ from aecore.zoo import ZooError, default_entry, zoo_entry
 from jobs.registry import ModelRegistry, ModelVersion, RegistryError
 from jobs.spec import INIT_CONTINUE, INIT_NONE, TrainJobSpec
 
-__all__ = ["StartingPoint", "dataset_model", "load_model", "starting_point"]
+__all__ = ["StartingPoint", "dataset_model", "dataset_models", "load_model", "starting_point"]
 
 
-def dataset_model(metadata: dict[str, Any], dataset: str, registry: str | None = None) -> tuple[ModelVersion, bytes]:
-    """The model a dataset was encoded with: from ``registry`` if given; else from the registry the
-    dataset records only if it is a local path (a dataset is untrusted: a URL in it is never
-    fetched); else the default registry. Its bundle must be the one the dataset records."""
+def _dataset_registry(metadata: dict[str, Any], registry: str | None) -> ModelRegistry:
+    """``registry`` if given; else the registry the dataset records only if it is a local path (a
+    dataset is untrusted: a URL in it is never fetched); else the default registry."""
     if not registry:
         recorded = metadata.get("registry") or ""
         registry = recorded if recorded and "://" not in recorded else TrainJobSpec.model_fields["registry"].default
-    mv, bundle = load_model(metadata["model_ref"], ModelRegistry(registry))
-    expected = metadata.get("bundle_sha256")
+    return ModelRegistry(registry)
+
+
+def _checked(ref: str, expected: str | None, registry: ModelRegistry, dataset: str) -> tuple[ModelVersion, bytes]:
+    mv, bundle = load_model(ref, registry)
     if expected and bundle_sha256(bundle) != expected:
         raise RegistryError(f"{mv.ref} in this registry is not the bundle {dataset} was encoded with (sha256 "
                             f"{expected[:12]}…); pass --registry with the registry that encoded it")
     return mv, bundle
+
+
+def dataset_model(metadata: dict[str, Any], dataset: str, registry: str | None = None) -> tuple[ModelVersion, bytes]:
+    """The model a single-model dataset was encoded with; its bundle must be the one it records."""
+    return _checked(metadata["model_ref"], metadata.get("bundle_sha256"), _dataset_registry(metadata, registry), dataset)
+
+
+def dataset_models(metadata: dict[str, Any], dataset: str, registry: str | None = None) -> tuple[str, dict[str, bytes]]:
+    """``(what to call them, bundle by modality)``: every model a dataset's rows may need — an
+    exact archive's models by modality (none: classic codecs only), or a dataset's one model."""
+    if "models" in metadata:
+        reg = _dataset_registry(metadata, registry)
+        bundles = {modality: _checked(m["ref"], m.get("bundle_sha256"), reg, dataset)[1]
+                   for modality, m in (metadata.get("models") or {}).items()}
+        return metadata.get("model_ref") or "none", bundles
+    mv, bundle = dataset_model(metadata, dataset, registry)
+    return mv.ref, {read_bundle(bundle)["modality"]: bundle}
 
 
 def load_model(ref: str, registry: ModelRegistry) -> tuple[ModelVersion, bytes]:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from aecore.archive.route import AUTO
 from aecore.registry import MODELS
 from cluster.clock import STAMP, utc_text
 from jobs.catalog import JobCatalog, JobRun
@@ -141,9 +142,38 @@ def train_config(job: TrainJobSpec, architecture: str, preset: str | None, init:
     )
 
 
-def compress_request(job: CompressJobSpec, bundle: bytes, name: str, version: int, *, overwrite: bool = False,
+def archive_models(job: CompressJobSpec, registry: ModelRegistry) -> tuple[Any, ...]:
+    """The learned models that join the classic codecs in an exact archive, one per modality:
+    the spec's ``model`` (for its own modality), its ``models`` map, and with effort ``max`` each
+    remaining modality's zoo model."""
+    from aecore import read_bundle
+    from aecore.registry import MODALITIES
+    from aecore.zoo import default_entry
+    from cluster.encode import LearnedModel
+
+    refs: dict[str, str] = {}
+    if job.model is not None:
+        mv, bundle = load_model(job.model, registry)
+        refs[read_bundle(bundle)["modality"]] = job.model
+    refs.update(job.models)
+    if job.effort == "max":
+        for modality in MODALITIES:
+            entry = default_entry(modality)
+            if entry is not None and modality not in refs:
+                refs[modality] = f"zoo:{entry.name}"
+    models = []
+    for modality, ref in sorted(refs.items()):
+        mv, bundle = load_model(ref, registry)
+        trained_for = read_bundle(bundle)["modality"]
+        if trained_for != modality:
+            raise SpecError(f"spec {job.name!r}: models.{modality} is {mv.ref}, a {trained_for} model; fix `models`")
+        models.append(LearnedModel(modality, mv.name, mv.version, bundle))
+    return tuple(models)
+
+
+def compress_request(job: CompressJobSpec, bundle: bytes | None, name: str, version: int, *, overwrite: bool = False,
                      rate_point: float | None = None, metadata: dict[str, Any] | None = None,
-                     files: tuple[Any, ...] | None = None) -> CompressRequest:
+                     files: tuple[Any, ...] | None = None, models: tuple[Any, ...] = ()) -> CompressRequest:
     """The request a compress spec makes of ``cluster.compress``."""
     from cluster.compress import CompressRequest
     from cluster.storage import Location
@@ -155,7 +185,7 @@ def compress_request(job: CompressJobSpec, bundle: bytes, name: str, version: in
         overwrite=overwrite, quality_every=job.quality_every, max_file_bytes=job.max_file_bytes,
         commit_every=job.commit_every, commit_seconds=job.commit_seconds, lossless=job.lossless,
         rate_point=job.rate_point if job.rate_point is not None else rate_point,
-        metadata=metadata, files=files, job_name=job.name,
+        metadata=metadata, files=files, job_name=job.name, modality=job.modality, effort=job.effort, models=models,
     )
 
 
@@ -186,25 +216,36 @@ def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error
     output = Location.of(job.output, job.storage_options)
     check_locations(input_loc, output)
     registry = ModelRegistry(job.registry, job.storage_options)
-    mv, bundle = load_model(job.model, registry)
-    trained_for = read_bundle(bundle)["modality"]
-    if trained_for != job.modality:
-        raise SpecError(f"spec {job.name!r}: model {mv.ref} was trained for {trained_for!r}, not {job.modality!r}; "
-                        f"fix `modality` or `model`")
-    files = list_collection(input_loc, get_modality(job.modality).extensions)
+    mv, bundle = load_model(job.model, registry) if job.model is not None else (None, None)
+    if mv is not None and job.modality != AUTO:
+        trained_for = read_bundle(bundle)["modality"]
+        if trained_for != job.modality:
+            raise SpecError(f"spec {job.name!r}: model {mv.ref} was trained for {trained_for!r}, not {job.modality!r}; "
+                            f"fix `modality` or `model`")
+    archive = job.modality == AUTO or bool(job.lossless)
+    models = archive_models(job, registry) if archive else ()
+    files = list_collection(input_loc, None if job.modality == AUTO else get_modality(job.modality).extensions)
     check_writable(output, META_DIR)
     _ray(verbose)
-    announce(f"compressing {job.input} with {mv.ref} on {job.workers} encoder actor(s)")
+    model_ref = mv.ref if mv is not None else "classic codecs only"
+    if archive:
+        learned = ", ".join(f"{m.modality}: {m.name}@{m.version}" for m in models) or "none"
+        announce(f"archiving {job.input} exactly, each file by the best codec (effort {job.effort}; models: {learned}) "
+                 f"on {job.workers} encoder actor(s)")
+    else:
+        announce(f"compressing {job.input} with {model_ref} on {job.workers} encoder actor(s)")
     catalog = JobCatalog(job.registry, job.storage_options)
     with JobRun(catalog, "compress", job.model_dump()) as run:
         summary = compress_collection(compress_request(
-            job, bundle, mv.name, mv.version, overwrite=overwrite, rate_point=mv.info.get("rate_point"),
+            job, bundle, mv.name if mv else "", mv.version if mv else 0, overwrite=overwrite,
+            rate_point=mv.info.get("rate_point") if mv else None,
             metadata={"job": job.name, "registry": registry.loc.url, "job_id": run.job_id}, files=tuple(files),
+            models=models,
         ), progress=progress)
         counts = {k: summary[k] for k in ("inputs", "skipped", "encoded", "rows", "errors", "input_bytes",
                                           "payload_bytes", "ratio", "quality")}
-        run.finish(model_version=mv.ref, **counts)
-        catalog.record_dataset(summary["output"], modality=job.modality, model=mv.ref, last_job=run.job_id,
+        run.finish(model_version=model_ref, **counts)
+        catalog.record_dataset(summary["output"], modality=job.modality, model=model_ref, last_job=run.job_id,
                                **{k: counts[k] for k in ("rows", "errors", "input_bytes", "payload_bytes", "ratio")})
         errors, inputs = summary["errors"], summary["inputs"]
         rate = errors / inputs if inputs else 0.0

@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import aecore  # noqa: F401  - fills the registries
+from aecore.archive.route import AUTO
 from aecore.errors import UserError
 from aecore.registry import MODALITIES, MODELS, REGULARIZERS
 
@@ -187,6 +188,16 @@ class TrainJobSpec(JobSpec):
 
 class CompressJobSpec(JobSpec):
     kind: Literal["compress"] = "compress"
+    #: `auto` (default): every file under `input`, each routed by its content to image, audio,
+    #: text or bytes and archived exactly by the best codec for it; a modality's name: only its files
+    modality: str = AUTO
+    #: the model of a named modality; with `auto`, optional (the model of its own modality)
+    model: str | None = None
+    #: auto: a model per modality that joins the classic codecs for files of its kind
+    #: (`{image: zoo:image-small, text: NAME@production}`); effort `max` adds each modality's zoo model
+    models: dict[str, str] = Field(default_factory=dict)
+    #: how many codecs each file tries in an exact archive: fast | default | max
+    effort: Literal["fast", "default", "max"] = "default"
     output: str = Field(min_length=1)
     #: the rate point of a variable-rate model (image-hyperprior: 1 .. 5, fractions between;
     #: higher: more bits, better quality); default: the model's own (zoo:NAME-qK entries set K)
@@ -208,10 +219,38 @@ class CompressJobSpec(JobSpec):
 
     @field_validator("model")
     @classmethod
-    def _model_ref(cls, v: str) -> str:
-        if not _MODEL_REF.fullmatch(v):
+    def _model_ref(cls, v: str | None) -> str | None:
+        if v is not None and not _MODEL_REF.fullmatch(v):
             raise ValueError(f"{v!r} is not a model reference; use NAME, NAME@VERSION, NAME@production or zoo:NAME")
         return v
+
+    @field_validator("models")
+    @classmethod
+    def _model_refs(cls, v: dict[str, str]) -> dict[str, str]:
+        for modality, ref in v.items():
+            if modality not in MODALITIES:
+                raise ValueError(f"models: unknown modality {modality!r}; use one of: {', '.join(sorted(MODALITIES))}")
+            if not isinstance(ref, str) or not _MODEL_REF.fullmatch(ref):
+                raise ValueError(f"models.{modality}: {ref!r} is not a model reference; use NAME@VERSION or zoo:NAME")
+        return v
+
+    @field_validator("modality")
+    @classmethod
+    def _known_modality(cls, v: str) -> str:
+        if v != AUTO and v not in MODALITIES:
+            raise ValueError(f"unknown modality {v!r}; use auto or one of: {', '.join(sorted(MODALITIES))}")
+        return v
+
+    @model_validator(mode="after")
+    def _fits(self) -> CompressJobSpec:
+        if self.modality != AUTO and self.model is None:
+            raise ValueError(f"modality {self.modality} needs a model; set model: (e.g. zoo:NAME), or modality: auto")
+        if self.modality == AUTO and self.lossless is False:
+            raise ValueError("modality auto archives every file exactly; lossy coding needs a named modality "
+                             "(modality: image, audio or text) with lossless: false")
+        if self.models and self.modality != AUTO:
+            raise ValueError("models: is for modality auto; a named modality takes one model:")
+        return self
 
 
 _KINDS: dict[str, type[JobSpec]] = {"train": TrainJobSpec, "compress": CompressJobSpec}

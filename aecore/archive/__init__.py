@@ -18,9 +18,9 @@ from aecore.archive.codec import (
 )
 from aecore.archive.dictionary import train_dictionary
 from aecore.archive.learned import learned_codec_id
-from aecore.archive.route import KINDS, route
+from aecore.archive.route import AUTO, KINDS, route
 
-__all__ = ["CLASSIC_MAGIC", "EFFORTS", "FILE_CODECS", "KINDS", "Choice", "CodecContext", "CodecUnavailable", "FileCodec",
+__all__ = ["AUTO", "CLASSIC_MAGIC", "EFFORTS", "FILE_CODECS", "KINDS", "Choice", "CodecContext", "CodecUnavailable", "FileCodec",
            "candidates", "choose", "codec_libraries", "decode_payload", "get_file_codec", "learned_codec_id",
            "payload_codec", "register_file_codec", "route", "train_dictionary"]
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import posixpath
 
-__all__ = ["KINDS", "route"]
+__all__ = ["AUTO", "KINDS", "route"]
 
 KINDS = ("image", "audio", "text", "bytes")
+#: what a compress job names as its modality to route each file by its content
+AUTO = "auto"
 
 _MAGIC: tuple[tuple[bytes, int, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", 0, "image"), (b"\xff\xd8\xff", 0, "image"), (b"GIF87a", 0, "image"),

@@ -13,7 +13,7 @@ from aecore.errors import UserError
 from jobs.cli.options import (
     SetOption,
 )
-from jobs.models import dataset_model
+from jobs.models import dataset_models
 from jobs.spec import CompressJobSpec, SpecError, TrainJobSpec, load_spec
 from jobs.ui import console, err_console, error_line, fmt, kv_table, user_errors
 
@@ -144,11 +144,11 @@ def decode(
 
     ds = open_dataset(Location.of(dataset), version=version)
     meta = ds.metadata
-    mv, bundle = dataset_model(meta, dataset, registry)
+    models_label, bundles = dataset_models(meta, dataset, registry)
     if out == "-":
         if not key:
             raise UserError("--out - writes one file to standard output: name it with --key")
-        sys.stdout.buffer.write(restore_one(ds, bundle, key))
+        sys.stdout.buffer.write(restore_one(ds, bundles, key))
         sys.stdout.buffer.flush()
         return
     if key:
@@ -167,14 +167,14 @@ def decode(
     with Progress(TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("decode", total=total)
-        summary = decode_dataset(ds, bundle, out, originals=Location.of(originals) if originals else None,
+        summary = decode_dataset(ds, bundles, out, originals=Location.of(originals) if originals else None,
                                  progress=lambda n: bar.advance(task, n), where=where, workers=workers,
                                  overwrite=overwrite)
     fields = {"out": summary["out"], "rows restored": summary["rows"], "rows failed": summary["failed"]}
     if originals:
         fields.update({"compared with originals": summary["compared"],
                        "originals unreachable": summary["originals_unreachable"], "quality": summary["quality"]})
-    console.print(kv_table(f"restored {summary['rows']} files with {mv.ref}", fields))
+    console.print(kv_table(f"restored {summary['rows']} files (models: {models_label})", fields))
     if summary["failures"]:
         for f in summary["failures"][:20]:
             err_console.print(f"failed: {f['uri']} ({f['id']}): {f['reason']}", highlight=False, soft_wrap=True)

@@ -40,7 +40,7 @@ def _stage(c: DatasetCommitter, ids: list[str], errors: list[dict] | None = None
     n = len(ids)
     table = pa.table({"id": ids, "uri": [f"file:///in/{i}.png" for i in ids], "key": [f"{i}.png" for i in ids],
                       "sha256": ["0" * 64] * n, "modality": ["image"] * n, "model": ["m"] * n,
-                      "model_version": [1] * n, "bytes": [100] * n, "shape": [[2, 2, 3]] * n,
+                      "model_version": [1] * n, "codec": ["aec-image"] * n, "bytes": [100] * n, "shape": [[2, 2, 3]] * n,
                       "payload": [b"xy"] * n, "payload_bytes": [2] * n, "latent": [[0.0, 1.0]] * n,
                       "quality": [json.dumps({"psnr": 30.0})] * n}).cast(c.schema)
     name = part_name(c.run_id, ids)

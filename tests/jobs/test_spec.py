@@ -25,7 +25,16 @@ def test_every_shipped_spec_loads_and_names_its_command(path):
 def test_defaults_and_kinds():
     spec = parse_spec(BASE)
     assert isinstance(spec, CompressJobSpec)
-    assert (spec.epochs, spec.batch_size, spec.workers, spec.gpus, spec.modality) == (10, 32, 2, 0.0, "image")
+    assert (spec.epochs, spec.batch_size, spec.workers, spec.gpus, spec.modality) == (10, 32, 2, 0.0, "auto")
+    assert spec.effort == "default" and spec.models == {}
+    archive = parse_spec({"kind": "compress", "name": "a", "input": "in", "output": "out"})  # no model: classic codecs
+    assert archive.model is None and archive.modality == "auto"
+    with pytest.raises(SpecError, match="modality image needs a model"):
+        parse_spec({"kind": "compress", "name": "a", "input": "in", "output": "out", "modality": "image"})
+    with pytest.raises(SpecError, match="modality auto archives every file exactly"):
+        parse_spec({"kind": "compress", "name": "a", "input": "in", "output": "out", "lossless": False})
+    with pytest.raises(SpecError, match="models: unknown modality 'video'"):
+        parse_spec({"kind": "compress", "name": "a", "input": "in", "output": "out", "models": {"video": "zoo:x"}})
     train = parse_spec({"kind": "train", "name": "t", "input": "in", "model": "m"})
     assert isinstance(train, TrainJobSpec)
     # lmbda, learning_rate, preset and init left unset: the architecture and the zoo decide (jobs.models)
