@@ -44,6 +44,7 @@ def _part(c, start: int, n: int, rng: np.random.Generator) -> dict:
         "bytes": rng.integers(10_000, 100_000, n), "shape": [[64, 64, 3]] * n,
         "payload": [rng.bytes(32) for _ in range(n)], "payload_bytes": [32] * n,
         "latent": rng.standard_normal((n, 8)).astype(np.float32).tolist(), "quality": [None] * n,
+        "entry": ["file"] * n, "link": [None] * n, "mode": [None] * n, "mtime_ns": [None] * n,
     }).cast(c.schema)
     name = part_name(c.run_id, ids)
     return {**describe_part(name, table, write_part(c.output, name, table)), "errors": "[]"}

@@ -29,11 +29,11 @@ from aecore.payload import PAYLOAD_VERSION
 from cluster.commit import DatasetCommitter
 from cluster.encode import ArchiveSettings, EncodeBatch, LearnedModel
 from cluster.metrics import ProcessMetrics
-from cluster.read import printable, read_inputs, unencodable_name
+from cluster.read import printable, read_inputs, read_tree, unencodable_name
 from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
 from cluster.schema import latent_schema
 from cluster.stage import stage_part
-from cluster.storage import InputFile, Location, StorageError, list_collection, with_retries
+from cluster.storage import InputFile, Location, StorageError, list_collection, list_tree, with_retries
 
 __all__ = ["CompressRequest", "archive_metadata", "check_locations", "collection_dictionary", "compress_collection",
            "dataset_metadata", "load_dictionary", "models_ref", "store_dictionary"]
@@ -77,8 +77,9 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
     started = time.perf_counter()
     check_locations(req.input, req.output)
     if req.archive:
-        files = list(req.files) if req.files is not None else list_collection(
-            req.input, None if req.modality == AUTO else get_modality(_modality_of(req)).extensions)
+        files = list(req.files) if req.files is not None else (list_tree(req.input) if req.modality == AUTO else
+                                                                 list_collection(req.input, get_modality(
+                                                                     _modality_of(req)).extensions))
         dictionary = collection_dictionary(req, files)
         settings = ArchiveSettings(modality=req.modality or _modality_of(req), effort=req.effort,
                                    dictionary=dictionary, models=req.models)
@@ -329,7 +330,7 @@ def _pipeline(req: CompressRequest, files: list, committer: DatasetCommitter,
     paths = [f.path for f in files]
     blocks = [pa.table({"path": paths[i : i + req.batch_size]}) for i in range(0, len(paths), req.batch_size)]
     data = ray.data.from_arrow(blocks).map_batches(
-        read_inputs,
+        read_tree if settings is not None and settings.modality == AUTO else read_inputs,
         num_cpus=IO_TASK_CPUS,
         compute=ray.data.TaskPoolStrategy(size=io_tasks(req.workers)),
         batch_size=None,

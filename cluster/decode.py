@@ -44,7 +44,7 @@ __all__ = [
     "decode_dataset", "decode_rows", "plan_restore", "restore_one", "restore_path", "select_ids"
 ]
 
-_COLUMNS = ["id", "uri", "key", "bytes", "shape", "payload", "modality", "codec"]
+_COLUMNS = ["id", "uri", "key", "bytes", "shape", "payload", "modality", "codec", "entry", "link", "mode", "mtime_ns"]
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def select_ids(ds: LatentDataset, where: str) -> set[str]:
     return {r[0] for r in ids}
 
 
-def _write(out: Path, rel: str | None, data: bytes, written: set[str], overwrite: bool = False) -> None:
+def _write(out: Path, rel: str | None, data: bytes, written: set[str], overwrite: bool = False) -> Path:
     """Write ``data`` at ``out/rel``, refusing anything that would land outside ``out`` and (unless
     ``overwrite``) any file already there. The bytes go to a temporary name in the same folder and
     are renamed when whole: a full disk or a kill leaves no truncated file at the key."""
@@ -138,6 +138,56 @@ def _write(out: Path, rel: str | None, data: bytes, written: set[str], overwrite
         tmp.unlink(missing_ok=True)
         raise
     written.add(rel)
+    return target
+
+
+def _place(out: Path, row: dict[str, Any], written: set[str], overwrite: bool) -> None:
+    """A link row as a link (its target as it was, never followed), a folder row as a folder."""
+    rel = restore_path(row.get("key"), True, "")
+    if rel is None:
+        raise ValueError("its key is not a relative path inside the collection; not written")
+    target = out / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if out not in target.parent.resolve().parents and target.parent.resolve() != out:
+        raise ValueError(f"{rel} resolves outside {out} (through a link); not written")
+    if row["entry"] == "dir":
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            raise FileExistsError(f"{rel} exists in {out} and is not a folder; not replaced")
+        target.mkdir(exist_ok=True)
+        return
+    if row["entry"] != "symlink" or row.get("link") is None:
+        raise ValueError(f"entry {row['entry']!r} is not one aec restores; the row is corrupt")
+    if target.is_symlink() or target.exists():
+        if not overwrite or target.is_dir() and not target.is_symlink():
+            raise FileExistsError(f"{rel} exists in {out}; not overwritten (pass --overwrite to replace it)")
+        target.unlink()
+    os.symlink(row["link"], target)
+    written.add(rel)
+    _set_times(target, row)
+
+
+def _set_times(target: Path, row: dict[str, Any]) -> None:
+    """The entry's mode and mtime as the archive recorded them (where it did)."""
+    link = target.is_symlink()
+    if row.get("mode") is not None and not link:
+        os.chmod(target, row["mode"] & 0o7777)
+    if row.get("mtime_ns") is not None:
+        os.utime(target, ns=(row["mtime_ns"], row["mtime_ns"]), follow_symlinks=not link)
+
+
+def _finish_folders(ds: LatentDataset, out: Path, selected: pa.Array) -> None:
+    """Folders' modes and mtimes, deepest first, once everything inside them is written."""
+    if "entry" not in ds.dataset.schema.names:
+        return
+    rows = ds.dataset.to_table(columns=["id", "key", "entry", "mode", "mtime_ns"], filter=pc.field("entry") == "dir")
+    rows = rows.filter(pc.is_in(rows.column("id"), value_set=selected))
+    for r in sorted(rows.to_pylist(), key=lambda r: -r["key"].count("/")):
+        rel = restore_path(r["key"], True, "")
+        if rel is None:
+            continue
+        target = out / rel
+        if target.is_dir() and not target.is_symlink() and out in target.resolve().parents:
+            _set_times(target, r)
 
 
 RESULT_SCHEMA = pa.schema([("id", pa.string()), ("uri", pa.string()), ("reason", pa.string()),
@@ -176,12 +226,20 @@ class RestoreBatch:
                 reason = str(result).splitlines()[0] if str(result) else type(result).__name__
                 done["reason"] = f"{type(result).__name__}: {reason}"[:300]
                 continue
+            if (row.get("entry") or "file") != "file":
+                try:
+                    _place(self.out, row, written, self.overwrite)
+                except (OSError, ValueError) as exc:
+                    done["reason"] = f"{type(exc).__name__}: {exc}"[:300]
+                continue
             data, lossless = result
             compressor = self.ctx.compressors.get(row.get("modality") or "")
             modality = compressor.modality if compressor is not None else None
             suffix = modality.output_suffix if modality is not None else ""
             try:
-                _write(self.out, restore_path(row.get("key"), lossless, suffix), data, written, self.overwrite)
+                target = _write(self.out, restore_path(row.get("key"), lossless, suffix), data, written, self.overwrite)
+                if lossless:
+                    _set_times(target, row)
             except (OSError, ValueError) as exc:
                 done["reason"] = f"{type(exc).__name__}: {exc}"[:300]
                 continue
@@ -256,6 +314,7 @@ def decode_dataset(ds: LatentDataset, bundles: dict[str, bytes], out_dir: str | 
                     quality.append(json.loads(r["quality"]))
         if progress:
             progress(result.num_rows)
+    _finish_folders(ds, out, selected)
     keys = sorted({k for q in quality for k in q})
     return {
         "rows": rows,
@@ -347,6 +406,9 @@ def decode_rows(ctx: CodecContext, rows: list[dict[str, Any]]) -> list[tuple[byt
     out: list[tuple[bytes, bool] | Exception | None] = [None] * len(rows)
     learned: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
+        if (r.get("entry") or "file") != "file":  # links and folders: nothing to decode
+            out[i] = (b"", True)
+            continue
         codec = r.get("codec") or learned_codec_id(r.get("modality") or "")
         if payload_codec(r["payload"]) is not None or not codec.startswith("aec-"):
             try:

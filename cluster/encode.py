@@ -102,16 +102,27 @@ class EncodeBatch:
         smallest codec whose decode gives back its very bytes."""
         rows: list[dict] = []
         errors = batch.column("read_error").to_pylist() if "read_error" in batch.column_names else None
+        n = batch.num_rows
+        tree = {c: batch.column(c).to_pylist() if c in batch.column_names else [None] * n
+                for c in ("entry", "link", "mode", "mtime_ns")}
         for k, (path, data) in enumerate(zip(batch.column("path").to_pylist(), batch.column("bytes").to_pylist())):
             key = relative_key(path, self.root)
+            entry = {"entry": tree["entry"][k] or "file", "link": tree["link"][k], "mode": tree["mode"][k],
+                     "mtime_ns": tree["mtime_ns"][k]}
             if data is None:
                 rows.append({"id": row_id(key, ""), "uri": self.uri_prefix + path, "key": key, "sha256": None, "bytes": 0,
-                             ERROR_COLUMN: errors[k] if errors else "read: no data", QUALITY_COLUMN: None})
+                             ERROR_COLUMN: errors[k] if errors else "read: no data", QUALITY_COLUMN: None, **entry})
+                continue
+            if entry["entry"] != "file":  # a link (its target) or a folder: nothing to code
+                digest = hashlib.sha256(f"{entry['entry']}:{entry['link'] or ''}".encode()).hexdigest()
+                rows.append({"id": row_id(key, digest), "uri": self.uri_prefix + path, "key": key, "sha256": digest,
+                             "bytes": 0, "modality": "bytes", "codec": entry["entry"], "payload": b"",
+                             ERROR_COLUMN: None, QUALITY_COLUMN: None, **entry})
                 continue
             digest = hashlib.sha256(data).hexdigest()
             kind = self.kind or route(key, data)
             row = {"id": row_id(key, digest), "uri": self.uri_prefix + path, "key": key, "sha256": digest,
-                   "bytes": len(data), "modality": kind, ERROR_COLUMN: None, QUALITY_COLUMN: None}
+                   "bytes": len(data), "modality": kind, ERROR_COLUMN: None, QUALITY_COLUMN: None, **entry}
             rows.append(row)
             try:
                 choice = choose(data, kind, self.ctx)
@@ -139,6 +150,10 @@ class EncodeBatch:
             "latent": pa.array([[] for _ in rows], pa.list_(pa.float32())),
             ERROR_COLUMN: pa.array([r[ERROR_COLUMN] for r in rows], pa.string()),
             QUALITY_COLUMN: pa.array([r[QUALITY_COLUMN] for r in rows], pa.string()),
+            "entry": [r["entry"] for r in rows],
+            "link": pa.array([r["link"] for r in rows], pa.string()),
+            "mode": pa.array([r["mode"] for r in rows], pa.int32()),
+            "mtime_ns": pa.array([r["mtime_ns"] for r in rows], pa.int64()),
         })
 
     def _encode(self, batch: pa.Table) -> pa.Table:
@@ -214,4 +229,8 @@ class EncodeBatch:
                                                pa.array(latent.reshape(-1))),
             ERROR_COLUMN: pa.array([r[ERROR_COLUMN] for r in rows], pa.string()),
             QUALITY_COLUMN: pa.array([r[QUALITY_COLUMN] for r in rows], pa.string()),
+            "entry": ["file"] * len(rows),
+            "link": pa.nulls(len(rows), pa.string()),
+            "mode": pa.nulls(len(rows), pa.int32()),
+            "mtime_ns": pa.nulls(len(rows), pa.int64()),
         })

@@ -17,9 +17,12 @@ import pyarrow as pa
 
 from cluster.storage import Location
 
-__all__ = ["READ_SCHEMA", "read_inputs", "unencodable_name"]
+__all__ = ["READ_SCHEMA", "TREE_SCHEMA", "read_inputs", "read_tree", "unencodable_name"]
 
 READ_SCHEMA = pa.schema([("path", pa.string()), ("bytes", pa.binary()), ("read_error", pa.string())])
+#: what a tree read adds: the entry's kind (file, symlink, dir), a link's target, mode and mtime
+TREE_SCHEMA = pa.schema([*READ_SCHEMA, ("entry", pa.string()), ("link", pa.string()), ("mode", pa.int32()),
+                         ("mtime_ns", pa.int64())])
 
 
 def unencodable_name(path: str) -> str | None:
@@ -53,6 +56,42 @@ def _read_local(path: str, root: str, max_bytes: int) -> bytes:
             return f.read(max_bytes + 1)
     finally:
         os.close(fd)
+
+
+def _entry(path: str, root: str) -> tuple[str, str | None, int | None, int | None]:
+    """``(entry, link target, mode, mtime_ns)`` of a local path, links not followed."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink", os.readlink(path), stat.S_IMODE(st.st_mode), st.st_mtime_ns
+    if stat.S_ISDIR(st.st_mode):
+        return "dir", None, stat.S_IMODE(st.st_mode), st.st_mtime_ns
+    return "file", None, stat.S_IMODE(st.st_mode), st.st_mtime_ns
+
+
+def read_tree(batch: pa.Table, root: str, storage_options: dict[str, Any], max_bytes: int) -> pa.Table:
+    """Ray Data task of an archive: ``read_inputs``, and each entry as tar keeps it — links as
+    links (their target, never followed), folders as folders, modes and mtimes of every entry."""
+    loc = Location.of(root, storage_options)
+    paths = batch.column("path").to_pylist()
+    if not loc.is_local:
+        read = read_inputs(batch, root, storage_options, max_bytes)
+        n = read.num_rows
+        return pa.table([*read.columns, pa.array(["file"] * n), pa.nulls(n, pa.string()), pa.nulls(n, pa.int32()),
+                         pa.nulls(n, pa.int64())], schema=TREE_SCHEMA)
+    entries: list[tuple[str, str | None, int | None, int | None]] = []
+    for path in paths:
+        try:
+            entries.append(_entry(path, loc.path))
+        except OSError:
+            entries.append(("file", None, None, None))  # vanished: the read says so in its error row
+    files = [p for p, e in zip(paths, entries) if e[0] == "file"]
+    read = read_inputs(pa.table({"path": pa.array(files, pa.string())}), root, storage_options, max_bytes).to_pylist()
+    by_path = {r["path"]: r for r in read}
+    rows = []
+    for path, (entry, link, mode, mtime) in zip(paths, entries):
+        r = by_path.get(path) if entry == "file" else {"path": path, "bytes": b"", "read_error": None}
+        rows.append({**r, "entry": entry, "link": link, "mode": mode, "mtime_ns": mtime})
+    return pa.Table.from_pylist(rows, schema=TREE_SCHEMA)
 
 
 def read_inputs(batch: pa.Table, root: str, storage_options: dict[str, Any], max_bytes: int) -> pa.Table:

@@ -35,6 +35,12 @@ def latent_schema(metadata: dict[str, Any] | None = None) -> pa.Schema:
         # fixed-size type and Polars' scan_delta refuses files that hold one.
         pa.field("latent", pa.list_(pa.float32()), nullable=False),
         pa.field("quality", pa.string()),  # JSON of the metrics measured on this row (every few rows)
+        # the entry as tar keeps it: "file", "symlink" (target in `link`) or "dir"; its mode and mtime
+        # (null where the store has none, e.g. object storage)
+        pa.field("entry", pa.string(), nullable=False),
+        pa.field("link", pa.string()),
+        pa.field("mode", pa.int32()),
+        pa.field("mtime_ns", pa.int64()),
     ]
     meta = {METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()} if metadata else None
     return pa.schema(fields, metadata=meta)

@@ -246,6 +246,32 @@ def relative_key(path: str, root: str) -> str:
     return path[len(root):] if path.startswith(root) else path
 
 
+def list_tree(loc: Location) -> list[InputFile]:
+    """Every entry under ``loc`` as tar sees it: regular files and anything else that is not a
+    folder or a link (read later, where a FIFO or device becomes an error row), symbolic links (as
+    links, never followed) and folders (their modes and times are restored too). Object storage has
+    only objects: its listing is :func:`list_collection`'s."""
+    if not loc.is_local or os.path.isfile(loc.path):
+        return list_collection(loc, None)
+    if not os.path.isdir(loc.path):
+        raise StorageError(f"input {loc.url!r} does not exist; check the path or URL (and credentials for object storage)")
+    found: list[InputFile] = []
+    for top, dirs, files in os.walk(loc.path, followlinks=False):
+        for name in dirs:
+            path = os.path.join(top, name)
+            found.append(InputFile(path, 0))  # a folder, or a link to one (listed, not followed)
+        for name in files:
+            path = os.path.join(top, name)
+            try:
+                size = os.lstat(path).st_size
+            except OSError:
+                size = 0
+            found.append(InputFile(path, size))
+    if not found:
+        raise StorageError(f"input {loc.url!r} holds no files; point input at a folder of such files")
+    return sorted(found, key=lambda f: f.path)
+
+
 def list_collection(loc: Location, extensions: Iterable[str] | None) -> list[InputFile]:
     """The files under ``loc`` whose suffix is one of ``extensions``, sorted by path; with
     ``extensions`` None, every file, dotfiles included (an archive takes them all)."""

@@ -209,7 +209,7 @@ def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error
     already committed are skipped), and apply the spec's error-rate policy."""
     from aecore import get_modality, read_bundle
     from cluster.compress import check_locations, compress_collection
-    from cluster.storage import Location, check_writable, list_collection
+    from cluster.storage import Location, check_writable, list_collection, list_tree
     from cluster.table import META_DIR
 
     input_loc = Location.of(job.input, job.storage_options)
@@ -224,7 +224,8 @@ def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error
                             f"fix `modality` or `model`")
     archive = job.modality == AUTO or bool(job.lossless)
     models = archive_models(job, registry) if archive else ()
-    files = list_collection(input_loc, None if job.modality == AUTO else get_modality(job.modality).extensions)
+    files = list_tree(input_loc) if job.modality == AUTO else list_collection(input_loc,
+                                                                             get_modality(job.modality).extensions)
     check_writable(output, META_DIR)
     _ray(verbose)
     model_ref = mv.ref if mv is not None else "classic codecs only"

@@ -120,7 +120,7 @@ print(json.dumps({{"rows": t.num_rows, "names": s.names, "meta": meta, "ids": le
     out = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
     assert out["rows"] == 36 and out["ids"] == 36 and out["latent"] == 512 and out["duckdb"] == out["polars"] == 36
     assert out["names"] == ["id", "uri", "key", "sha256", "modality", "model", "model_version", "codec", "bytes", "shape",
-                            "payload", "payload_bytes", "latent", "quality"]
+                            "payload", "payload_bytes", "latent", "quality", "entry", "link", "mode", "mtime_ns"]
     assert out["meta"]["model_ref"] == "photos@1"
     assert out["meta"]["codec"] == "mean-scale-hyperprior+checkerboard"  # the image zoo family
     assert out["meta"]["latent_shape"] == [128, 2, 2]  # the zoo model: 128 channels of a 32-px thumbnail
