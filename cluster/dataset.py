@@ -55,10 +55,31 @@ class LatentDataset:
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
         sizes = pa.table(self.table.get_add_actions(flatten=True)).column("size_bytes")
+        stored = self.stored_bytes()
         return {"rows": table.num_rows, "errors": len(self.errors() if errors is None else errors), "input_bytes": input_bytes,
                 "payload_bytes": payload_bytes, "parquet_bytes": int(pc.sum(sizes).as_py() or 0),
-                "ratio": input_bytes / payload_bytes if payload_bytes else None,
+                "stored_bytes": stored, "ratio": input_bytes / stored if stored else None,
+                "payload_ratio": input_bytes / payload_bytes if payload_bytes else None,
                 "quality": {k: sums[k] / counts[k] for k in sums}}
+
+    def stored_bytes(self) -> int:
+        """Every byte the dataset holds on storage: its parts (old versions' and uncommitted ones
+        too, until vacuum), the transaction log, the errors table, dictionaries and the report."""
+        found = with_retries(self.location.fs.find, self.location.path, detail=True, what=f"dataset {self.location.url!r}")
+        return int(sum(int(info.get("size") or 0) for info in found.values() if info.get("type", "file") == "file"))
+
+    def breakdown(self) -> list[dict[str, Any]]:
+        """Files and bytes per modality and codec: what each codec won, in files and in bytes."""
+        names = self.dataset.schema.names
+        columns = [c for c in ("modality", "codec", "bytes", "payload_bytes") if c in names]
+        table = self.dataset.to_table(columns=columns)
+        if "codec" not in names:
+            table = table.append_column("codec", pa.array([self.metadata.get("codec") or ""] * table.num_rows))
+        grouped = table.group_by(["modality", "codec"]).aggregate([("bytes", "count"), ("bytes", "sum"),
+                                                                  ("payload_bytes", "sum")])
+        rows = [{"modality": r["modality"], "codec": r["codec"], "files": r["bytes_count"], "bytes": r["bytes_sum"],
+                 "payload_bytes": r["payload_bytes_sum"]} for r in grouped.to_pylist()]
+        return sorted(rows, key=lambda r: (r["modality"], -r["bytes"]))
 
     def errors(self) -> list[dict[str, Any]]:
         """Inputs that could not be encoded and are not committed since: the latest error per uri."""
@@ -107,7 +128,9 @@ class LatentDataset:
             "model": self.metadata.get("model_ref"),
             "codec": self.metadata.get("codec"),
             "latent_shape": self.metadata.get("latent_shape"),
-            **{k: totals[k] for k in ("input_bytes", "payload_bytes", "parquet_bytes", "ratio", "quality")},
+            **{k: totals[k] for k in ("input_bytes", "payload_bytes", "parquet_bytes", "stored_bytes")},
+            "ratio (input / on disk)": totals["ratio"],
+            "quality": totals["quality"],
             **self.report_summary(),
         }
 

@@ -266,7 +266,8 @@ def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error
         "output": summary["output"], "inputs": inputs, "skipped (already committed)": summary["skipped"],
         "encoded now": summary["encoded"], "rows in dataset": summary["rows"], "errors": errors,
         "input bytes": summary["input_bytes"], "payload bytes": summary["payload_bytes"],
-        "parquet bytes": summary["parquet_bytes"], "ratio (input/payload)": summary["ratio"],
+        "parquet bytes": summary["parquet_bytes"], "bytes on disk": summary["stored_bytes"],
+        "ratio (input / on disk)": summary["ratio"],
         "quality (sample)": summary["quality"], "seconds": summary["seconds"],
         "encoded rows/s": summary["encoded"] / summary["seconds"] if summary["seconds"] else None,
     })

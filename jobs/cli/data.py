@@ -105,6 +105,14 @@ def inspect(
         console.print(table)
     else:
         console.print(kv_table(f"dataset {dataset}", ds.summary()))
+        rows = ds.breakdown()
+        total_files, total_bytes = sum(r["files"] for r in rows) or 1, sum(r["bytes"] for r in rows) or 1
+        table = Table("modality", "codec", "files", "share of files", "bytes in", "share of bytes", "payload bytes",
+                      title="files and bytes by modality and codec", title_justify="left")
+        for r in rows:
+            table.add_row(r["modality"], r["codec"], fmt(r["files"]), f"{r['files'] / total_files:.1%}", fmt(r["bytes"]),
+                          f"{r['bytes'] / total_bytes:.1%}", fmt(r["payload_bytes"]))
+        console.print(table)
 
 
 @app.command()
