@@ -8,6 +8,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.aec-installed
 DEMO   ?= demo-output
 PYTEST_ARGS ?=
+# the demo's mixed folder: a package tree the set-up installs
+FOLDER ?= $(shell test -x $(BIN)/python && $(BIN)/python -c "import os, scipy.io; print(os.path.dirname(scipy.io.__file__))" 2>/dev/null)
 
 .PHONY: setup demo test bench zoo-data clean
 
@@ -36,6 +38,13 @@ demo: setup
 	$(BIN)/aec query $(DEMO)/latents \
 	  "SELECT modality, count(*) AS files, sum(bytes) AS bytes_in, sum(payload_bytes) AS bytes_out, sum(bytes) / sum(payload_bytes) AS ratio FROM latents GROUP BY 1"
 	$(BIN)/aec decode $(DEMO)/latents --out $(DEMO)/restored --originals $(DEMO)/photos
+	# the whole archive: a real mixed folder the set-up installed (scipy's io package: code, binaries,
+	# WAV sounds, MATLAB data), every file by its best codec, restored identical, beside tar | xz -9e
+	$(BIN)/aec compress jobs/specs/archive.yaml --set input=$(FOLDER)
+	$(BIN)/aec inspect $(DEMO)/archive
+	$(BIN)/aec decode $(DEMO)/archive --out $(DEMO)/archive-restored
+	diff -r --no-dereference $(FOLDER) $(DEMO)/archive-restored && echo "restored: identical to $(FOLDER)"
+	@echo "on disk: aec $$(du -sb $(DEMO)/archive | cut -f1) bytes; tar | xz -9e $$(tar -C $(FOLDER)/.. -cf - $$(basename $(FOLDER)) | xz -9e -T2 | wc -c) bytes; folder $$(du -sb --apparent-size $(FOLDER) | cut -f1) bytes"
 
 test: setup
 	$(BIN)/ruff check .

@@ -133,8 +133,10 @@ class EncodeBatch:
             row.update(codec=choice.codec, payload=choice.payload, model=model.name if model else "",
                        model_version=model.version if model else 0)
             if int(row["id"][:8], 16) % self.quality_every == 0:
+                # the file's best classic codec on its own (no collection dictionary): what aec is measured against
+                alone = min(v for k, v in choice.sizes.items() if k != "zstd-dict" and not k.startswith("aec-"))
                 row[QUALITY_COLUMN] = json.dumps({"exact": 1.0, "bits_per_byte": 8.0 * len(choice.payload) / max(1, len(data)),
-                                                  "learned": float(choice.learned)})
+                                                  "learned": float(choice.learned), "classic_alone_bytes": alone})
         return pa.table({
             "id": [r["id"] for r in rows],
             "uri": [r["uri"] for r in rows],

@@ -41,6 +41,7 @@ def extract(package: str, cache: Path) -> Path:
         subprocess.run(["apt-get", "download", package], cwd=debs, check=True, capture_output=True)
         found = sorted(debs.glob(f"{package}_*.deb"))
     tmp = target.with_suffix(".part")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["dpkg", "-x", str(found[-1]), str(tmp)], check=True)
     tmp.rename(target)
     return target

@@ -102,6 +102,7 @@ class ZstdDictCodec(ZstdCodec):
 class BrotliCodec(ClassicCodec):
     """brotli -11 with a 16 MB window."""
 
+    kinds = ("text", "bytes")  # media files are compressed already: JPEG XL / FLAC (or zstd) take them
     efforts = ("default", "max")
 
     @classmethod
@@ -125,9 +126,12 @@ class BrotliCodec(ClassicCodec):
 
 @register_file_codec("xz")
 class XzCodec(ClassicCodec):
-    """xz -9e (LZMA2)."""
+    """xz -9e (LZMA2): strongest on binaries; on text PPMd and brotli win (tried there at max effort)."""
 
     efforts = ("default", "max")
+
+    def tried(self, kind: str, effort: str) -> bool:
+        return effort == "max" or (effort == "default" and kind in ("bytes", "image", "audio"))
 
     @classmethod
     def library(cls) -> str:
@@ -152,6 +156,9 @@ class PpmdCodec(ClassicCodec):
     """PPMd var. H (7-Zip's), order 6 with 16 MB (max effort: order 8, 64 MB): strong on text."""
 
     efforts = ("default", "max")
+
+    def tried(self, kind: str, effort: str) -> bool:
+        return effort == "max" or (effort == "default" and kind in ("text", "bytes"))
 
     @classmethod
     def library(cls) -> str:

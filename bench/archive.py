@@ -1,0 +1,171 @@
+"""Whole folders archived exactly: aec (each file by the best codec) against solid archivers.
+
+Two real folders, each a package's own tree as it ships (neither used to train a shipped model):
+
+- ``scipy``: the installed scipy package (Python sources, compiled extensions, test data: WAV,
+  MATLAB, text);
+- ``hedgewars``: Debian's ``hedgewars-data`` (PNG artwork, Ogg sounds, Lua scripts, configs,
+  translations), fetched with ``apt-get download`` + ``dpkg -x`` (recipes.debs).
+
+For each: ``aec compress`` (``modality: auto``, no learned model, effort default) then
+``aec decode``, a walk comparing bytes, modes, mtimes and links; bytes on disk of the whole table
+(parts, log, dictionary); encode and decode MB/s. In the same run, on the same cores:
+``tar | zstd -19 --long=27``, ``tar | xz -9e``, 7-Zip ``-mx=9`` (``7zz``, Debian's 7zip), and the
+per-file best classic codec alone (each file by the smallest of aec's classic candidates, no
+dictionary: the encoder records it per row; payloads summed, no container). Per codec: the share of files and bytes it won.
+
+    python -m bench.archive [--folders scipy hedgewars] [--effort default]
+
+Writes docs/bench/archive.json; the figures go to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import BENCH_DIR, WORK, machine
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def folder(name: str) -> Path:
+    if Path(name).is_dir():  # any other folder, for a quick look
+        return Path(name).resolve()
+    if name == "scipy":
+        import scipy
+
+        return Path(scipy.__file__).parent
+    if name == "hedgewars":
+        from recipes.debs import extract
+
+        return extract("hedgewars-data", ROOT / "build" / "debs")
+    raise SystemExit(f"unknown folder {name!r}")
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _walk(root: Path) -> dict[str, tuple]:
+    out = {}
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = Path(top) / name
+            st = p.lstat()
+            body = os.readlink(p) if p.is_symlink() else (p.read_bytes() if p.is_file() else None)
+            out[str(p.relative_to(root))] = (p.is_symlink(), p.is_dir(), st.st_mode, st.st_mtime_ns, body)
+    return out
+
+
+def _timed(cmd: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(["bash", "-o", "pipefail", "-c", cmd], check=True)
+    return time.perf_counter() - started
+
+
+def solid(src: Path, work: Path) -> dict[str, Any]:
+    """The solid archivers a user would reach for, on the same tree."""
+    out: dict[str, Any] = {}
+    parent, name = src.parent, src.name
+    for label, ext, cmd in [
+        ("tar | zstd -19 --long=27", "tar.zst", "tar -C {p} -cf - {n} | zstd -q -19 --long=27 -T2 -o {o}"),
+        ("tar | xz -9e", "tar.xz", "tar -C {p} -cf - {n} | xz -9e -T2 > {o}"),
+        ("7-Zip -mx=9", "7z", "cd {p} && 7zz a -bd -mx=9 -mmt=2 {o} {n} > /dev/null"),
+    ]:
+        target = work / f"{name}.{ext}"
+        target.unlink(missing_ok=True)
+        seconds = _timed(cmd.format(p=parent, n=name, o=target))
+        out[label] = {"bytes": target.stat().st_size, "encode_seconds": round(seconds, 1)}
+        target.unlink()
+    return out
+
+
+def per_file_best_classic(ds: Any) -> dict[str, Any]:
+    """Each file by the smallest classic candidate on its own (no collection dictionary), summed:
+    the encoder records it per row (``classic_alone_bytes``, every row with ``quality_every: 1``)."""
+    import pyarrow.compute as pc
+
+    measured = ds.dataset.to_table(columns=["quality"], filter=pc.field("quality").is_valid())
+    total = sum(json.loads(q)["classic_alone_bytes"] for q in measured.column("quality").to_pylist())
+    return {"bytes": int(total), "rows": measured.num_rows}
+
+
+def aec_archive(src: Path, work: Path, effort: str) -> dict[str, Any]:
+    from cluster.dataset import open_dataset
+    from cluster.storage import Location
+
+    out, restored = work / "table", work / "restored"
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(restored, ignore_errors=True)
+    spec = work / "archive.yaml"
+    spec.write_text(f"kind: compress\nname: bench-archive\ninput: {src}\noutput: {out}\nregistry: {work}/registry\n"
+                    f"effort: {effort}\nworkers: 2\nbatch_size: 16\nquality_every: 1\n")
+    aec = [sys.executable, "-m", "jobs.cli"]
+    started = time.perf_counter()
+    subprocess.run([*aec, "compress", str(spec)], check=True, stdout=subprocess.DEVNULL)
+    encode = time.perf_counter() - started
+    started = time.perf_counter()
+    subprocess.run([*aec, "decode", str(out), "--out", str(restored)], check=True, stdout=subprocess.DEVNULL)
+    decode = time.perf_counter() - started
+    identical = _walk(src) == _walk(restored)
+    ds = open_dataset(Location.of(str(out)))
+    totals = ds.totals()
+    rows = ds.breakdown()
+    files = sum(r["files"] for r in rows if r["codec"] not in ("dir", "symlink")) or 1
+    size = sum(r["bytes"] for r in rows) or 1
+    winners = {f"{r['modality']}/{r['codec']}": {"files": r["files"], "share_of_files": round(r["files"] / files, 4),
+                                                 "bytes": r["bytes"], "share_of_bytes": round(r["bytes"] / size, 4),
+                                                 "payload_bytes": r["payload_bytes"]} for r in rows}
+    learned = sum(r["bytes"] for r in rows if r["codec"].startswith("aec-"))
+    shutil.rmtree(restored, ignore_errors=True)
+    classic = per_file_best_classic(ds)
+    return {"per-file best classic": classic,
+            "bytes": totals["stored_bytes"], "payload_bytes": totals["payload_bytes"], "rows": totals["rows"],
+            "identical": identical, "encode_seconds": round(encode, 1), "decode_seconds": round(decode, 1),
+            "ratio_on_disk": totals["ratio"], "learned_share_of_bytes": round(learned / size, 4), "codecs": winners}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folders", nargs="+", default=["scipy", "hedgewars"])
+    parser.add_argument("--effort", default="default")
+    parser.add_argument("--no-solid", action="store_true", help="skip the solid archivers")
+    args = parser.parse_args()
+    results: dict[str, Any] = {"machine": machine(), "effort": args.effort, "folders": {}}
+    path = BENCH_DIR / "archive.json"
+    if path.exists():
+        results["folders"] = json.loads(path.read_text()).get("folders", {})
+    for name in args.folders:
+        src = folder(name)
+        work = WORK / f"archive-{name}"
+        work.mkdir(parents=True, exist_ok=True)
+        size = _size(src)
+        entry: dict[str, Any] = {"path": str(src), "bytes": size,
+                                 "files": sum(1 for p in src.rglob("*") if p.is_file() and not p.is_symlink())}
+        entry["aec"] = aec_archive(src, work, args.effort)
+        entry["per-file best classic (payloads alone)"] = entry["aec"].pop("per-file best classic")
+        if not args.no_solid:
+            entry.update(solid(src, work))
+        for v in entry.values():
+            if isinstance(v, dict) and "bytes" in v:
+                v["ratio"] = round(size / v["bytes"], 4)
+                if v.get("encode_seconds"):
+                    v["encode_mb_s"] = round(size / 1e6 / v["encode_seconds"], 3)
+        if entry["aec"].get("decode_seconds"):
+            entry["aec"]["decode_mb_s"] = round(size / 1e6 / entry["aec"]["decode_seconds"], 3)
+        results["folders"][name if not Path(name).is_dir() else src.name] = entry
+        print(json.dumps({name: {k: (v["bytes"] if isinstance(v, dict) and "bytes" in v else v)
+                                 for k, v in entry.items()}}, indent=1), flush=True)
+        path.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
