@@ -45,9 +45,21 @@ def _announce(line: str) -> None:
 
 
 def _ray(verbose: bool) -> None:
+    """Join or start Ray. Unless ``verbose``, Ray Data's own progress lines stay in its log file
+    (``/tmp/ray/session_*/logs/ray-data``) and the CLI shows one progress bar."""
+    import logging
+
+    import ray.data
+
     from cluster.runtime import ensure_ray
 
     ensure_ray(log_to_driver=verbose)
+    if not verbose:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        for handler in logging.getLogger("ray.data").handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                # the console one; its file handler keeps everything
+                handler.setLevel(logging.ERROR)
 
 
 @dataclass

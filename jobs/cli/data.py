@@ -6,7 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from aecore.errors import UserError
@@ -62,7 +70,8 @@ def compress(
     job = load_spec(spec, set_)
     if not isinstance(job, CompressJobSpec):
         raise SpecError(f"spec {spec}: kind is {job.kind!r}; `aec compress` runs kind: compress specs")
-    with Progress(TextColumn("committed"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("files committed"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+                  TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("compress", total=None)
         outcome = run_compress(job, overwrite=overwrite, fail_on_error=fail_on_error, verbose=verbose,
