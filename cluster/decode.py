@@ -103,10 +103,13 @@ def select_ids(ds: LatentDataset, where: str) -> set[str]:
     """The ids of the rows ``where`` (DuckDB SQL over every column but the payload) selects."""
     import duckdb
 
+    from cluster.sql import connect
+
     columns = [c for c in ds.dataset.schema.names if c != "payload"]
-    latents = ds.dataset  # noqa: F841 - DuckDB scans it by name, reading only the columns the query uses
+    con = connect({"latents": ds.dataset})  # scanned lazily: only the columns the condition uses
     try:
-        ids = duckdb.sql(f"SELECT id FROM latents WHERE {where}").fetchall()
+        # one expression, never a statement: a filter of the relation, on a sandboxed connection
+        ids = con.table("latents").filter(where).select("id").fetchall()
     except duckdb.Error as exc:
         raise WhereError(f"--where {where!r}: {str(exc).splitlines()[0]}; fix the condition "
                          f"(columns: {', '.join(columns)})") from None

@@ -242,6 +242,8 @@ class InputFile:
 def relative_key(path: str, root: str) -> str:
     """``path`` relative to ``root``: what ids and digests are made of, so the same collection
     copied elsewhere keeps them."""
+    if path == root.rstrip("/"):  # a single-file input: restored by its own name
+        return posixpath.basename(path)
     root = root.rstrip("/") + "/"
     return path[len(root):] if path.startswith(root) else path
 

@@ -220,15 +220,15 @@ def query(
     import pyarrow as pa
 
     from cluster.dataset import open_dataset
+    from cluster.sql import connect, read_only_statement
     from cluster.storage import Location
     from cluster.table import ERROR_SCHEMA
 
     ds = open_dataset(Location.of(dataset), version=version)
-    con = duckdb.connect()
-    con.register("latents", ds.dataset)  # scanned lazily: only the columns the query names are read
-    con.register("errors", pa.Table.from_pylist(ds.errors(), schema=ERROR_SCHEMA))
+    # scanned lazily: only the columns the query names are read; nothing else is reachable
+    con = connect({"latents": ds.dataset, "errors": pa.Table.from_pylist(ds.errors(), schema=ERROR_SCHEMA)})
     try:
-        rel = con.sql(sql)
+        rel = con.sql(read_only_statement(sql))
     except duckdb.Error as exc:
         raise UserError(f"query failed: {str(exc).splitlines()[0]}; fix the SQL (the views are `latents`, "
                         "`errors`)") from None

@@ -86,3 +86,11 @@ def test_encoding_memory_is_bounded_by_the_group_budget():
                                  timeout=600).stdout.split()[-1])
     print(f"peak RSS {peak_mb} MB")
     assert peak_mb < 2000
+
+
+def test_a_single_file_input_is_keyed_by_its_name():
+    """Issue 27, item 19: a one-file collection restores into a folder, not at its absolute path."""
+    from cluster.storage import relative_key
+
+    assert relative_key("/data/photos/cat.png", "/data/photos/cat.png") == "cat.png"
+    assert relative_key("/data/photos/a/cat.png", "/data/photos") == "a/cat.png"
