@@ -11,14 +11,14 @@ from cluster.sql import SqlError, connect, read_only_statement
 def test_sql_reaches_the_rows_it_was_given_and_nothing_else(tmp_path):
     con = connect({"latents": pa.table({"id": ["a", "b"], "key": ["x.png", "y.txt"]})})
     assert con.table("latents").filter("key LIKE '%.png'").select("id").fetchall() == [("a",)]
-    target = tmp_path / "pwned"
+    target, other = tmp_path / "pwned", tmp_path / "other.db"
     for sql in ["SELECT * FROM read_csv('/etc/passwd')", f"COPY (SELECT 'x') TO '{target}'", "INSTALL httpfs",
-                "SET enable_external_access = true", f"ATTACH '{tmp_path / "other.db"}' AS other"]:
+                "SET enable_external_access = true", f"ATTACH '{other}' AS other"]:
         with pytest.raises(Exception):  # noqa: B017 - DuckDB's permission, parser or configuration error
             con.sql(sql).fetchall()
     with pytest.raises(Exception):  # noqa: B017
         con.table("latents").filter(f"1=1; COPY (SELECT 1) TO '{target}'").fetchall()
-    assert not target.exists()
+    assert not target.exists() and not other.exists()
 
 
 def test_aec_query_takes_one_select():
