@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cluster.storage import Location, StorageError
-from cluster.table import ERRORS_TABLE, load_table
+import pyarrow as pa
+
+from cluster.storage import Location, StorageError, with_retries
+from cluster.table import ERRORS_TABLE, load_table, read_properties
 
 __all__ = ["MIN_RETENTION_HOURS", "optimize", "vacuum"]
 
@@ -46,8 +48,63 @@ def vacuum(loc: Location, retention_hours: int = MIN_RETENTION_HOURS, dry_run: b
     if retention_hours < MIN_RETENTION_HOURS:
         raise StorageError(f"retention {retention_hours} h is below {MIN_RETENTION_HOURS} h: a running job's "
                            "parts wait for their commit and would be deleted; use a longer retention")
+    tables = _tables(loc)
+    if not read_properties(tables[0][1]):
+        raise StorageError(f"{loc.url!r} is a Delta table aec did not write; vacuum it with the tool that wrote it")
     files: list[str] = []
-    for _, table in _tables(loc):
+    for name, table in tables:
+        # only files the log once referenced and then removed (never full=True: that deletes every
+        # file the log does not list — users' files placed in the folder among them)
         files += table.vacuum(retention_hours=retention_hours, dry_run=dry_run, enforce_retention_duration=False,
-                              full=True)
+                              full=False)
+        at = loc if name == "rows" else loc.join(*ERRORS_TABLE.split("/"))
+        files += _orphan_parts(at, table, retention_hours, dry_run)
     return files
+
+
+def _orphan_parts(loc: Location, table: Any, retention_hours: int, dry_run: bool) -> list[str]:
+    """Parts an aec job staged and never committed (``part-*.parquet`` at the table's top that no
+    commit in the log ever added, older than the retention): a killed job's leftovers, nothing else."""
+    import posixpath
+    import time
+
+    added = set(pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()) | _ever_added(loc)
+    try:
+        found = with_retries(loc.fs.ls, loc.path, detail=True, what=f"dataset {loc.url!r}")
+    except FileNotFoundError:
+        return []
+    cutoff = time.time() - retention_hours * 3600
+    gone = []
+    for info in found:
+        name = posixpath.basename(info["name"].rstrip("/"))
+        if info.get("type") != "file" or not (name.startswith("part-") and name.endswith(".parquet")):
+            continue
+        if name in added or _mtime(info) > cutoff:
+            continue
+        if not dry_run:
+            with_retries(loc.fs.rm, info["name"], what=f"dataset {loc.url!r}")
+        gone.append(name)
+    return gone
+
+
+def _ever_added(loc: Location) -> set[str]:
+    """Every path an ``add`` action of a commit still in the log names (removed ones included:
+    they are Delta's to vacuum, after their own retention)."""
+    import json
+    import posixpath
+
+    log = posixpath.join(loc.path, "_delta_log")
+    paths: set[str] = set()
+    for name in with_retries(loc.fs.ls, log, detail=False, what=f"dataset {loc.url!r}"):
+        if not name.endswith(".json"):
+            continue
+        for line in with_retries(loc.fs.cat_file, name, what=f"dataset {loc.url!r}").decode().splitlines():
+            action = json.loads(line) if line.strip() else {}
+            if "add" in action:
+                paths.add(action["add"]["path"])
+    return paths
+
+
+def _mtime(info: dict[str, Any]) -> float:
+    value = info.get("mtime") or info.get("LastModified") or info.get("created") or 0
+    return value.timestamp() if hasattr(value, "timestamp") else float(value)

@@ -227,3 +227,29 @@ def test_simultaneous_first_error_appends_all_land(tmp_path):
     assert not failures, failures
     uris = DeltaTable(str(out / "_aec" / "errors")).to_pyarrow_table(columns=["uri"]).column("uri").to_pylist()
     assert sorted(uris) == [f"file:///in/bad{i}.png" for i in range(6)]
+
+
+def test_vacuum_keeps_users_files_and_refuses_foreign_tables(tmp_path):
+    """Issue 27, item 2: only parts aec staged (or the log removed) may go; users' files stay, and a
+    Delta table aec did not write is refused."""
+    import os
+    import time
+
+    from cluster.maintain import vacuum
+
+    out = tmp_path / "ds"
+    c = _open(out)
+    c.commit([_stage(c, ["a"])])
+    c.finish("completed")
+    week_ago = time.time() - 8 * 24 * 3600
+    (out / "photos").mkdir()
+    for user_file in (out / "notes.txt", out / "photos" / "p0.png", out / "my-part.parquet"):
+        user_file.write_bytes(b"mine")
+        os.utime(user_file, (week_ago, week_ago))
+    vacuum(Location.of(str(out)), dry_run=False)
+    assert all(p.read_bytes() == b"mine" for p in (out / "notes.txt", out / "photos" / "p0.png", out / "my-part.parquet"))
+    assert _ids(out) == ["a"]
+    foreign = tmp_path / "foreign"
+    write_deltalake(str(foreign), pa.table({"x": [1]}))
+    with pytest.raises(StorageError, match="aec did not write"):
+        vacuum(Location.of(str(foreign)), dry_run=False)
