@@ -281,3 +281,12 @@ def test_a_deflate_bomb_in_a_png_recipe_stops_at_its_bound():
     assert png.bits(bomb) == 8  # the header alone is read
     with pytest.raises(ValueError, match="inflates past"):
         png.build(np.zeros((4, 4, 3), np.uint8), bomb)
+
+
+def test_a_large_16_bit_rgb_png_reads_with_a_library_decoder():
+    """Issue 27, item 14: 16-bit RGB PNGs decode in libpng (imagecodecs), not a per-pixel Python loop."""
+    from aecore.containers.png import read_png16, write_png
+
+    values = (np.random.default_rng(0).random((1000, 1000, 3)) * 65535).astype(np.uint16)
+    values[:, :500] = 1234  # a flat half: what made the old loop crawl
+    assert np.array_equal(read_png16(write_png(values, 16)), values)
