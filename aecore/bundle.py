@@ -74,10 +74,28 @@ def _header(blob: bytes) -> dict[str, Any]:
 def build_from_bundle(bundle: dict[str, Any], **overrides: Any) -> ConvAutoEncoder:
     """The model a bundle describes, with its weights and latent prior (config ``overrides`` for
     keys that hold no weights, e.g. the ``rate_point``)."""
-    model = build_model(bundle["model"], **{**bundle["config"], **overrides})
+    config = {**bundle["config"], **overrides}
+    _check_config(bundle, config)
+    model = build_model(bundle["model"], **config)
     model.load_state_dict(bundle["state_dict"])
     model.load_codec_state(bundle["codec"])
     return model
+
+
+def _check_config(bundle: dict[str, Any], config: dict[str, Any]) -> None:
+    """The config must describe the tensors the bundle holds, checked on the meta device (no
+    memory) before the model is built: a few hundred bytes of header must not claim gigabytes."""
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build_model(bundle["model"], **config).named_parameters()}
+    except Exception as exc:  # noqa: BLE001 - a config the model refuses
+        raise BundleError(f"model bundle's config does not build a {bundle['model']} ({type(exc).__name__}); "
+                          "retrain or re-register it") from None
+    held = bundle["state_dict"]
+    wrong = [k for k, shape in shapes.items() if k not in held or tuple(held[k].shape) != shape]
+    if wrong:
+        raise BundleError(f"model bundle's config does not match its weights ({len(wrong)} tensors, e.g. {wrong[0]}); "
+                          "the bundle is damaged or not aec's")
 
 
 def load_bundle(blob: bytes, device: str = "cpu", lossless: bool | None = None,

@@ -9,6 +9,7 @@ and where a train job starts (``init:``): the modality's zoo model by default, `
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,16 +20,29 @@ from aecore.zoo import ZooError, default_entry, zoo_entry
 from jobs.registry import ModelRegistry, ModelVersion, RegistryError
 from jobs.spec import INIT_CONTINUE, INIT_NONE, TrainJobSpec
 
+_REF = re.compile(r"(zoo:)?[A-Za-z0-9][A-Za-z0-9_.-]*(@[A-Za-z0-9_-]+)?")
 __all__ = ["StartingPoint", "dataset_model", "dataset_models", "load_model", "starting_point"]
 
 
-def _dataset_registry(metadata: dict[str, Any], registry: str | None) -> ModelRegistry:
+def _dataset_registry(metadata: dict[str, Any], registry: str | None, dataset: str = "") -> ModelRegistry:
     """``registry`` if given; else the registry the dataset records only if it is a local path (a
     dataset is untrusted: a URL in it is never fetched); else the default registry."""
     if not registry:
-        recorded = metadata.get("registry") or ""
-        registry = recorded if recorded and "://" not in recorded else TrainJobSpec.model_fields["registry"].default
+        recorded = str(metadata.get("registry") or "")
+        # an absolute local path only: a relative one (or one inside the dataset) would be a
+        # registry shipped with the data, choosing its own model
+        trusted = recorded.startswith("/") and "://" not in recorded and not _inside(recorded, dataset)
+        registry = recorded if trusted else TrainJobSpec.model_fields["registry"].default
     return ModelRegistry(registry)
+
+
+def _inside(path: str, dataset: str) -> bool:
+    import os
+
+    if "://" in dataset:
+        return False
+    real, root = os.path.realpath(path), os.path.realpath(dataset)
+    return real == root or real.startswith(root.rstrip("/") + "/")
 
 
 def _checked(ref: str, expected: str | None, registry: ModelRegistry, dataset: str) -> tuple[ModelVersion, bytes]:
@@ -41,14 +55,15 @@ def _checked(ref: str, expected: str | None, registry: ModelRegistry, dataset: s
 
 def dataset_model(metadata: dict[str, Any], dataset: str, registry: str | None = None) -> tuple[ModelVersion, bytes]:
     """The model a single-model dataset was encoded with; its bundle must be the one it records."""
-    return _checked(metadata["model_ref"], metadata.get("bundle_sha256"), _dataset_registry(metadata, registry), dataset)
+    return _checked(metadata["model_ref"], metadata.get("bundle_sha256"), _dataset_registry(metadata, registry, dataset),
+                    dataset)
 
 
 def dataset_models(metadata: dict[str, Any], dataset: str, registry: str | None = None) -> tuple[str, dict[str, bytes]]:
     """``(what to call them, bundle by modality)``: every model a dataset's rows may need — an
     exact archive's models by modality (none: classic codecs only), or a dataset's one model."""
     if "models" in metadata:
-        reg = _dataset_registry(metadata, registry)
+        reg = _dataset_registry(metadata, registry, dataset)
         bundles = {modality: _checked(m["ref"], m.get("bundle_sha256"), reg, dataset)[1]
                    for modality, m in (metadata.get("models") or {}).items()}
         return metadata.get("model_ref") or "none", bundles
@@ -60,6 +75,8 @@ def load_model(ref: str, registry: ModelRegistry) -> tuple[ModelVersion, bytes]:
     """``(version record, bundle)`` of a reference; zoo models carry their rate point in ``info``.
     Every reference a dataset records (``ModelVersion.ref``: ``zoo:NAME@1``, ``NAME@3``) loads here:
     compress and decode go through this one function."""
+    if not _REF.fullmatch(ref):  # a dataset's record is untrusted: no path tricks into the registry
+        raise RegistryError(f"model reference {ref!r} is not NAME@VERSION or zoo:NAME; the dataset is damaged")
     if ref.startswith("zoo:"):
         try:
             entry = zoo_entry(ref)

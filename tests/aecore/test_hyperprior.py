@@ -222,3 +222,19 @@ def test_a_payload_encoded_on_one_thread_decodes_identically_in_another_process_
     there = subprocess.run([sys.executable, "-c", _DECODE, "2", str(tmp_path / "m"), str(tmp_path / "p")],
                            capture_output=True, check=True).stdout
     assert there == here
+
+
+def test_a_bundle_whose_config_claims_more_than_its_tensors_is_refused_before_building():
+    """Issue 27, item 10: a small bundle whose header asks for a huge model is checked on the meta
+    device against the tensors it holds; nothing is allocated."""
+    import json
+
+    from safetensors.torch import save as save_tensors
+
+    from aecore.bundle import FORMAT, BundleError, load_bundle
+
+    header = {"format": FORMAT, "model": "image-hyperprior", "modality": "image", "codec": {}, "extra": {},
+              "config": {"channels": 4096, "latent_channels": 8192, "hyper_channels": 4096}}
+    blob = save_tensors({"x": torch.zeros(1)}, metadata={"aec": json.dumps(header)})
+    with pytest.raises(BundleError):
+        load_bundle(blob)

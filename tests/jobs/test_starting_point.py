@@ -73,3 +73,18 @@ def test_a_new_audio_model_starts_from_the_audio_zoo_model(tmp_path):
     assert start.ref == "zoo:audio-small@1" and start.architecture == "audio-hyperprior" and start.bundle
     mv, _ = load_model("zoo:audio-small-q3", ModelRegistry(str(tmp_path)))
     assert mv.info["rate_point"] == 3.0
+
+
+def test_a_dataset_never_picks_its_own_registry_or_escapes_one(tmp_path):
+    """Issue 27, item 10: a registry recorded relative to (or inside) the dataset is not used, and a
+    recorded model reference cannot climb out of the registry."""
+    from jobs.models import _dataset_registry, dataset_model
+    from jobs.registry import RegistryError
+
+    ds = tmp_path / "ds"
+    inside = str(ds / "_aec" / "reg")
+    for recorded in ("ds/_aec/reg", inside):
+        assert _dataset_registry({"registry": recorded}, None, str(ds)).loc.path != inside
+    assert _dataset_registry({"registry": str(tmp_path / "reg")}, None, str(ds)).loc.path == str(tmp_path / "reg")
+    with pytest.raises(RegistryError, match="is not NAME@VERSION"):
+        dataset_model({"model_ref": "../../etc@1", "registry": str(tmp_path / "reg")}, str(ds))
