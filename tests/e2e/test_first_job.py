@@ -231,21 +231,20 @@ def test_lossless_restores_every_file_byte_for_byte(job, tmp_path):
     run("compress", str(job["compress_spec"]), "--set", f"output={tmp_path}/exact", "--set", "lossless=true")
     run("decode", str(tmp_path / "exact"), "--out", str(tmp_path / "restored"))
     rows = tables.dataset(tmp_path / "exact").dataset.to_table(columns=["id", "uri", "key", "bytes", "payload"]).to_pylist()
-    assert len(rows) == 36
+    assert len(rows) == 38  # an exact archive: the corrupt and the empty file too, as they are
     for r in rows:
         restored = tmp_path / "restored" / r["key"]
         original = Path(r["uri"].removeprefix("file://")).read_bytes()
         assert restored.read_bytes() == original, r["uri"]
         assert restored.suffix == Path(r["uri"]).suffix  # the very file, under its own extension
-    jpegs = sum(r["uri"].endswith(".jpg") for r in rows)
-    assert 0 < jpegs < len(rows)
+    for r in rows:  # each by its best codec: never above the file plus its codec header
+        assert len(r["payload"]) <= r["bytes"] + 16, r["key"]
     quality = tables.totals(tmp_path / "exact")["quality"]
-    assert quality["exact"] == 1.0 and quality["stored"] == jpegs / len(rows)  # quality_every: 1
+    assert quality["exact"] == 1.0  # quality_every: 1
     png_in = sum(r["bytes"] for r in rows if r["uri"].endswith(".png"))
     png_out = sum(len(r["payload"]) for r in rows if r["uri"].endswith(".png"))
     print(f"lossless PNGs: {png_in} -> {png_out} bytes ({png_in / png_out:.2f}x)")
-    report = json.loads((tmp_path / "exact/_aec/report.json").read_text())["rate_distortion"]
-    assert report["metric"] == "bpp" and {"png optimize", "webp lossless"} <= set(report["classic"])
+    assert png_out < png_in
 
 
 def _psnr_from(output: str) -> float:

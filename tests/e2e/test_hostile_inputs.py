@@ -27,7 +27,7 @@ def test_a_hostile_collection_completes_and_so_does_its_rerun(trained, photos, t
     (root / "escape.png").symlink_to("/etc/hostname")
     os.mkfifo(root / "fifo.png")
     spec = tmp_path / "c.yaml"
-    spec.write_text(f"kind: compress\nname: hostile\ninput: {root}\noutput: {tmp_path}/out\n"
+    spec.write_text(f"kind: compress\nname: hostile\nmodality: image\ninput: {root}\noutput: {tmp_path}/out\n"
                     f"registry: {trained['registry']}\nmodel: photos@1\nbatch_size: 4\nworkers: 2\n")
     out = run_cli("compress", str(spec))
     assert "completed with 4 errors" in out, out
@@ -38,6 +38,17 @@ def test_a_hostile_collection_completes_and_so_does_its_rerun(trained, photos, t
     assert errors["fifo.png"]["reason"].startswith("not a regular file (FIFO)")
     again = run_cli("compress", str(spec))
     assert "completed" in again and "skipped (already committed) │ 6" in again, again
+
+    # The whole archive (modality auto) keeps links as links: only the FIFO and the name are errors.
+    archive = tmp_path / "archive.yaml"
+    archive.write_text(f"kind: compress\nname: hostile-archive\ninput: {root}\noutput: {tmp_path}/archive\n"
+                       f"registry: {trained['registry']}\nbatch_size: 4\nworkers: 2\n")
+    out = run_cli("compress", str(archive))
+    assert "completed with 2 errors" in out, out
+    assert {e["uri"].rsplit("/", 1)[-1] for e in tables.errors(tmp_path / "archive")} == {"caf\\xe9.png", "fifo.png"}
+    links = tables.dataset(tmp_path / "archive").dataset.to_table(columns=["key", "entry", "link"]).to_pylist()
+    assert {r["key"]: r["link"] for r in links if r["entry"] == "symlink"} == {
+        "dangling.png": str(tmp_path / "gone.png"), "escape.png": "/etc/hostname"}
 
 
 def test_a_file_that_vanished_after_listing_is_an_error_row(trained, photos, tmp_path, ray_local):

@@ -39,7 +39,8 @@ def test_zoo_archive_restores_byte_for_byte(ray_local, tmp_path, zoo, maker):
     spec.write_text(f"kind: compress\nname: z\nmodality: {modality}\ninput: {files}\noutput: {tmp_path}/out\n"
                     f"registry: {tmp_path}/reg\nmodel: zoo:{zoo}\nlossless: true\nbatch_size: 4\nworkers: 1\n")
     run_cli("compress", str(spec))
-    assert tables.dataset(tmp_path / "out").metadata["model_ref"] == f"zoo:{zoo}@1"
+    meta = tables.dataset(tmp_path / "out").metadata
+    assert meta["models"][modality]["ref"] == f"zoo:{zoo}@1"  # an exact archive: the model joins per modality
     run_cli("decode", str(tmp_path / "out"), "--out", str(tmp_path / "restored"))
     originals = {str(p.relative_to(files)): p.read_bytes() for p in files.rglob("*") if p.is_file()}
     restored = {str(p.relative_to(tmp_path / "restored")): p.read_bytes()
