@@ -328,7 +328,10 @@ def _pipeline(req: CompressRequest, files: list, committer: DatasetCommitter,
     cpus = actor_cpus(req.workers, req.cpus_per_worker)
     # Paths in blocks of one encoder batch; each read task reads its files one by one (cluster.read).
     paths = [f.path for f in files]
-    blocks = [pa.table({"path": paths[i : i + req.batch_size]}) for i in range(0, len(paths), req.batch_size)]
+    if settings is not None:  # an archive: few, large parts (each part costs its footer, stats and a log entry)
+        blocks = [pa.table({"path": chunk}) for chunk in archive_blocks(files)]
+    else:
+        blocks = [pa.table({"path": paths[i : i + req.batch_size]}) for i in range(0, len(paths), req.batch_size)]
     data = ray.data.from_arrow(blocks).map_batches(
         read_tree if settings is not None and settings.modality == AUTO else read_inputs,
         num_cpus=IO_TASK_CPUS,
@@ -354,7 +357,7 @@ def _pipeline(req: CompressRequest, files: list, committer: DatasetCommitter,
             "job_name": req.job_name,
         },
         compute=ray.data.ActorPoolStrategy(size=req.workers),
-        batch_size=req.batch_size,
+        batch_size=req.batch_size if settings is None else None,  # an archive's blocks are sized below
         batch_format="pyarrow",
         num_cpus=cpus,
         num_gpus=req.gpus or None,
@@ -369,6 +372,27 @@ def _pipeline(req: CompressRequest, files: list, committer: DatasetCommitter,
                    "schema_ipc": committer.schema.serialize().to_pybytes(),
                    "storage_options": dict(req.output.storage_options)},
     )
+
+
+#: an archive's encoder batches (one part each): at most this many files or bytes
+ARCHIVE_BLOCK_FILES, ARCHIVE_BLOCK_BYTES = 1024, 64 * 2**20
+
+
+def archive_blocks(files: list[InputFile]) -> list[list[str]]:
+    """Paths in blocks of at most ``ARCHIVE_BLOCK_FILES`` files and ``ARCHIVE_BLOCK_BYTES`` bytes (a
+    larger file alone): the part per block stays large, an actor's memory bounded."""
+    blocks: list[list[str]] = []
+    current: list[str] = []
+    held = 0
+    for f in files:
+        if current and (len(current) >= ARCHIVE_BLOCK_FILES or held + f.size > ARCHIVE_BLOCK_BYTES):
+            blocks.append(current)
+            current, held = [], 0
+        current.append(f.path)
+        held += f.size
+    if current:
+        blocks.append(current)
+    return blocks
 
 
 def _error_descriptor(errors: list[dict[str, Any]]) -> dict[str, Any]:
