@@ -12,10 +12,12 @@ They are never part of a URL, a log line, an error message or any metadata ``aec
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import posixpath
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -47,6 +49,8 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, FileNotFoundError | FileExistsError | PermissionError | IsADirectoryError | NotADirectoryError
                   | StorageError):
         return False
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return False  # a full disk or a read-only store: retrying cannot help, and says so below
     name = type(exc).__name__
     return isinstance(exc, ConnectionError | TimeoutError | OSError) or name in {
         "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ClientConnectorError",
@@ -67,6 +71,9 @@ def with_retries(fn: Callable[..., T], *args: Any, what: str = "storage", **kwar
     try:
         return call(*args, **kwargs)
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageError(f"{what}: no space left on the device; free some space, then re-run: "
+                               "committed work is kept") from None
         if _transient(exc):
             raise StorageError(f"{what} unreachable for {limit:.0f} s ({type(exc).__name__}); "
                                "check the endpoint and network, then re-run: committed work is kept") from None
@@ -202,6 +209,48 @@ def _native_s3(options: Mapping[str, Any]) -> pafs.S3FileSystem:
     kwargs["region"] = (options.get("region") or os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
                         or "us-east-1")
     return pafs.S3FileSystem(**kwargs)
+
+
+def publish(loc: Location, path: str, data: bytes, what: str = "storage") -> None:
+    """Write ``data`` at ``path`` whole or not at all: locally to a temporary name in the same
+    folder, flushed, then renamed over it (readers see the old or the new file, never a torn one);
+    an object store's PUT is atomic by itself."""
+    if not loc.is_local:
+        with_retries(loc.fs.pipe_file, path, data, what=what)
+        return
+    folder = os.path.dirname(path)
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageError(f"{what}: no space left on the device; free some space, then retry") from None
+        raise
+
+
+@contextlib.contextmanager
+def locked(loc: Location, path: str) -> Iterator[None]:
+    """An exclusive lock around a read-modify-write of ``path`` (locally ``flock`` on a lock file
+    beside it; object storage has none: its writers are serialized by the caller's retry)."""
+    if not loc.is_local:
+        yield
+        return
+    import fcntl
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def create_exclusive(loc: Location, path: str, data: bytes) -> bool:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from aecore.errors import UserError
 from cluster.clock import utc_now
-from cluster.storage import Location, StorageError, create_exclusive, storage_error, with_retries
+from cluster.storage import Location, StorageError, create_exclusive, locked, publish, storage_error
 
 __all__ = ["ModelRegistry", "ModelVersion", "RegistryError"]
 
@@ -102,8 +102,12 @@ class ModelRegistry:
         path = self._p(name, ALIASES)
         if not self.loc.fs.exists(path):
             return {}
-        with self.loc.fs.open(path) as f:
-            return json.load(f)
+        try:
+            with self.loc.fs.open(path) as f:
+                return json.load(f)
+        except json.JSONDecodeError:
+            raise RegistryError(f"{path} in registry {self.loc.url!r} is not valid JSON; restore it from a backup "
+                                "or write {} to clear the aliases") from None
 
     def _claimed(self, name: str) -> int:
         """The highest version number with a bundle, committed or not."""
@@ -122,9 +126,9 @@ class ModelRegistry:
                 version += 1  # another process claimed it first
             info = {**info, "name": name, "version": version, "bundle_sha256": hashlib.sha256(bundle).hexdigest(),
                     "registered_at": utc_now()}
-            # version.json last: a version without it is not committed and is never listed
-            with_retries(self.loc.fs.pipe_file, self._p(name, f"v{version}", INFO),
-                         json.dumps(info, indent=2, sort_keys=True).encode(), what=what)
+            # version.json last, published whole: a version without it is not committed and is never listed
+            publish(self.loc, self._p(name, f"v{version}", INFO), json.dumps(info, indent=2, sort_keys=True).encode(),
+                    what=what)
         except PermissionError:
             raise StorageError(f"registry {self.loc.url!r} is not writable; check the path and credentials") from None
         return ModelVersion(name, version, info)
@@ -166,5 +170,7 @@ class ModelRegistry:
     def promote(self, name: str, version: int, alias: str = "production") -> None:
         if version not in self.versions(name):
             raise RegistryError(f"model {name!r} has no version {version}")
-        aliases = {**self.aliases(name), alias: version}
-        self.loc.fs.pipe_file(self._p(name, ALIASES), json.dumps(aliases, indent=2).encode())
+        path = self._p(name, ALIASES)
+        with locked(self.loc, path):  # read-modify-write: concurrent promoters one after another
+            aliases = {**self.aliases(name), alias: version}
+            publish(self.loc, path, json.dumps(aliases, indent=2).encode(), what=f"registry {self.loc.url!r}")

@@ -62,3 +62,54 @@ def test_a_crashed_registration_leaves_its_number_unused(tmp_path):
     (tmp_path / "registry" / "photos" / "v2" / "model.aec").write_bytes(b"half-registered")  # no version.json
     assert registry.register("photos", b"v3", {}).version == 3
     assert registry.versions("photos") == [1, 3]
+
+
+def _promote_many(root: str, name: str, versions: list[int]) -> int:
+    from jobs.registry import ModelRegistry
+
+    registry, failed = ModelRegistry(root), 0
+    for v in versions:
+        try:
+            registry.promote(name, v)
+        except Exception:  # noqa: BLE001 - counted, asserted below
+            failed += 1
+    return failed
+
+
+def test_concurrent_promotions_never_tear_the_aliases(tmp_path):
+    """Issue 27, item 4: two promoters and a reader at once: every promotion lands, every read parses."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    root = str(tmp_path / "reg")
+    registry = ModelRegistry(root)
+    for i in range(3):
+        registry.register("m", f"bundle {i}".encode(), {})
+    registry.promote("m", 1)
+    with ProcessPoolExecutor(2) as pool:
+        jobs = [pool.submit(_promote_many, root, "m", [1 + (k + j) % 3 for k in range(60)]) for j in range(2)]
+        reads = 0
+        while not all(j.done() for j in jobs):
+            assert registry.aliases("m")["production"] in (1, 2, 3)
+            reads += 1
+        assert [j.result() for j in jobs] == [0, 0]
+    assert registry.aliases("m")["production"] in (1, 2, 3) and reads > 0
+
+
+def test_a_full_disk_during_register_leaves_no_committed_version(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from cluster.storage import StorageError
+
+    registry = ModelRegistry(str(tmp_path / "reg"))
+    real_replace = os.replace
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(StorageError, match="no space left"):
+        registry.register("m", b"bundle", {})
+    monkeypatch.setattr(os, "fsync", lambda fd: None)
+    assert registry.versions("m") == [] and real_replace is os.replace
+    assert registry.register("m", b"bundle", {}).version == 2  # the claimed number 1 is skipped, never committed
