@@ -42,7 +42,18 @@ class LocalHead:
     started_at: float
 
     def alive(self) -> bool:
-        return _alive(self.pid)
+        """Running, and the very `ray start` aec launched: a pid from a stale state file (after a
+        crash or a reboot) may belong to any other process now, which is never ours to stop."""
+        return _alive(self.pid) and _is_head(self.pid, self.temp_dir)
+
+
+def _is_head(pid: int, temp_dir: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"start" in args and b"--head" in args and f"--temp-dir={temp_dir}".encode() in args
 
 
 def _alive(pid: int) -> bool:
