@@ -2,8 +2,9 @@
 
 - ``jxl-jpeg``: JPEG XL's lossless JPEG transcode (libjxl through ``imagecodecs``): about 17 %
   smaller, and ``jpegxl_decode_jpeg`` gives back the very JPEG bytes.
-- ``jxl-png``: the PNG's pixels coded by JPEG XL lossless, beside the container recipe
-  (:mod:`aecore.containers.png`) that rebuilds the PNG byte for byte around them.
+- ``jxl-png``: the PNG's pixels (grey, RGB, either with alpha; 8 or 16 bits) coded by JPEG XL
+  lossless, beside the container recipe (:mod:`aecore.containers.png`) that rebuilds the PNG
+  byte for byte around them.
 - ``flac-wav``: the WAV's PCM coded by FLAC -8 (libsndfile through ``soundfile``), beside the WAV
   recipe (:mod:`aecore.containers.wav`) that rebuilds the header and trailing chunks.
 """
@@ -71,22 +72,20 @@ class JxlPngCodec(ClassicCodec):
     def compress(self, data: bytes, ctx: CodecContext) -> bytes | None:
         import imagecodecs
 
-        from aecore.modalities import UnreadableInput, get_modality
-
         if data[:8] != b"\x89PNG\r\n\x1a\n":
             return None
-        image = get_modality("image")
-        try:
-            sample = image.load(data)
-        except UnreadableInput:
+        try:  # libpng: greyscale, RGB and both with alpha, 8 or 16 bits (palette PNGs have no recipe)
+            values = np.asarray(imagecodecs.png_decode(data))
+        except Exception:  # noqa: BLE001 - a PNG libpng refuses: other codecs take it
             return None
-        exact = image.exact(data, sample)
-        if exact is None or exact.container != "png":
+        if values.ndim == 2:
+            values = values[..., None]
+        png = get_container("png")
+        exact = png.parse(data, values)
+        if exact is None or not png.rebuilds(data, values, exact.recipe):
             return None
-        values = image.exact_values(sample)  # [H, W, C] levels
         h, w, c = values.shape
-        dtype = np.uint16 if exact.bits > 8 else np.uint8
-        pixels = values.astype(dtype)
+        pixels = values.astype(np.uint16 if exact.bits > 8 else np.uint8)
         coded = imagecodecs.jpegxl_encode(pixels[..., 0] if c == 1 else pixels, lossless=True, effort=_effort(ctx))
         return _SHAPE.pack(h, w, c, exact.bits) + _U32.pack(len(exact.recipe)) + exact.recipe + bytes(coded)
 

@@ -26,7 +26,7 @@ _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHUNK = struct.Struct(">I4s")
 _IHDR = struct.Struct(">IIBBBBB")
 _HEAD = struct.Struct("<BBIIBBBB")  # bits, channels, width, height, level, mem level, strategy, window bits
-_COLOUR_CHANNELS = {0: 1, 2: 3}  # greyscale, truecolour
+_COLOUR_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}  # greyscale, truecolour, and each with alpha
 _STRATEGIES = (zlib.Z_FILTERED, zlib.Z_DEFAULT_STRATEGY, zlib.Z_RLE, zlib.Z_HUFFMAN_ONLY, zlib.Z_FIXED)
 _FEED = 1 << 16
 # The settings that matched last: files of one collection are usually written alike.

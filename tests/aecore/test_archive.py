@@ -127,11 +127,16 @@ def test_the_collection_dictionary_pays_on_small_similar_files():
         decode_payload("zstd-dict", payload, plain, len(held_out[0]))
 
 
-def test_a_png_no_recipe_rebuilds_is_still_archived_exactly():
-    """RGBA, palette and corrupt PNGs: no jxl-png, but a classic codec stores them byte for byte."""
+def test_rgba_pngs_go_to_jpeg_xl_and_the_rest_are_still_archived_exactly():
+    """RGBA (and grey + alpha) PNGs by JPEG XL with their recipe; palette and corrupt PNGs, which no
+    recipe rebuilds, by a classic codec, byte for byte."""
     rgba = io.BytesIO()
-    Image.fromarray(np.dstack([_photo(size=32), np.full((32, 32), 200, np.uint8)])).save(rgba, format="PNG")
+    Image.fromarray(np.dstack([_photo(size=96), np.full((96, 96), 200, np.uint8)])).save(rgba, format="PNG")
+    choice = choose(rgba.getvalue(), "image", CodecContext())
+    assert choice.codec == "jxl-png" and len(choice.payload) < len(rgba.getvalue())
+    palette = io.BytesIO()
+    Image.fromarray(_photo(size=32)).convert("P").save(palette, format="PNG")
     corrupt = _png(_photo(size=32))[:-40] + zlib.compress(b"junk")
-    for data in (rgba.getvalue(), corrupt):
+    for data in (rgba.getvalue(), palette.getvalue(), corrupt):
         choice = choose(data, "image", CodecContext())
         assert decode_payload(choice.codec, choice.payload, CodecContext(), len(data)) == data
