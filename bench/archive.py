@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -52,17 +51,6 @@ def folder(name: str) -> Path:
 
 def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
-
-
-def _walk(root: Path) -> dict[str, tuple]:
-    out = {}
-    for top, dirs, files in os.walk(root):
-        for name in dirs + files:
-            p = Path(top) / name
-            st = p.lstat()
-            body = os.readlink(p) if p.is_symlink() else (p.read_bytes() if p.is_file() else None)
-            out[str(p.relative_to(root))] = (p.is_symlink(), p.is_dir(), st.st_mode, st.st_mtime_ns, body)
-    return out
 
 
 def _timed(cmd: str) -> float:
@@ -100,7 +88,7 @@ def per_file_best_classic(ds: Any) -> dict[str, Any]:
 
 def aec_archive(src: Path, work: Path, effort: str) -> dict[str, Any]:
     from cluster.dataset import open_dataset
-    from cluster.storage import Location
+    from cluster.storage import Location, describe_tree
 
     out, restored = work / "table", work / "restored"
     shutil.rmtree(out, ignore_errors=True)
@@ -115,7 +103,7 @@ def aec_archive(src: Path, work: Path, effort: str) -> dict[str, Any]:
     started = time.perf_counter()
     subprocess.run([*aec, "decode", str(out), "--out", str(restored)], check=True, stdout=subprocess.DEVNULL)
     decode = time.perf_counter() - started
-    identical = _walk(src) == _walk(restored)
+    identical = describe_tree(src) == describe_tree(restored)
     ds = open_dataset(Location.of(str(out)))
     totals = ds.totals()
     rows = ds.breakdown()

@@ -323,6 +323,27 @@ def list_tree(loc: Location) -> list[InputFile]:
     return sorted(found, key=lambda f: f.path)
 
 
+def describe_tree(root: str | os.PathLike) -> dict[str, tuple]:
+    """What an archive promises to give back of a local tree, entry by entry (as tar keeps it):
+    ``relative path -> (is a link, is a folder, mode, mtime_ns, bytes or link target)``. Two trees
+    restore alike when these are equal."""
+    out = {}
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            st = os.lstat(path)
+            link, folder = os.path.islink(path), os.path.isdir(path) and not os.path.islink(path)
+            if link:
+                body: bytes | str | None = os.readlink(path)
+            elif folder:
+                body = None
+            else:
+                with open(path, "rb") as f:
+                    body = f.read()
+            out[os.path.relpath(path, root)] = (link, folder, st.st_mode, st.st_mtime_ns, body)
+    return out
+
+
 def list_collection(loc: Location, extensions: Iterable[str] | None) -> list[InputFile]:
     """The files under ``loc`` whose suffix is one of ``extensions``, sorted by path; with
     ``extensions`` None, every file, dotfiles included (an archive takes them all)."""

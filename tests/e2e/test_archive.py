@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import aec
+from cluster.storage import describe_tree
 from jobs.sample_data import PHOTOS, _photo_dir, make_audio_collection, make_photo_collection, make_text_collection
 from tests import tables
 from tests.conftest import run_cli
@@ -40,18 +41,6 @@ def _mixed(root: Path) -> Path:
     return root
 
 
-def _walk(root: Path) -> dict[str, tuple]:
-    """What `tar` keeps of each entry: kind, mode, mtime, bytes or link target."""
-    out = {}
-    for top, dirs, files in os.walk(root):
-        for name in dirs + files:
-            p = Path(top) / name
-            st = p.lstat()
-            body = os.readlink(p) if p.is_symlink() else (p.read_bytes() if p.is_file() else None)
-            out[str(p.relative_to(root))] = (p.is_symlink(), p.is_dir(), st.st_mode, st.st_mtime_ns, body)
-    return out
-
-
 def test_a_mixed_folder_restores_identical(ray_local, tmp_path):
     src = _mixed(tmp_path / "in")
     spec = tmp_path / "c.yaml"
@@ -59,7 +48,7 @@ def test_a_mixed_folder_restores_identical(ray_local, tmp_path):
                     "batch_size: 8\nworkers: 1\nquality_every: 1\n")
     out = run_cli("compress", str(spec))
     assert "completed" in out and "completed with" not in out  # corrupt media are files too: archived
-    before = _walk(src)
+    before = describe_tree(src)
     ds = tables.dataset(tmp_path / "out")
     assert ds.metadata["modality"] == "auto" and ds.metadata["lossless"] is True
     assert ds.count_rows() == len(before)
@@ -79,7 +68,7 @@ def test_a_mixed_folder_restores_identical(ray_local, tmp_path):
     assert "ratio (input / on disk)" in inspect and "jxl-jpeg" in inspect
 
     run_cli("decode", str(tmp_path / "out"), "--out", str(tmp_path / "restored"), "--workers", "0")
-    assert _walk(tmp_path / "restored") == before  # bytes, modes, mtimes, links: as they were
+    assert describe_tree(tmp_path / "restored") == before  # bytes, modes, mtimes, links: as they were
 
     archive = aec.open(str(tmp_path / "out"))  # the API decodes what a query picked, codec by codec
     chosen = archive.dataset.to_table(columns=["id", "key", "payload", "entry"]).to_pylist()
