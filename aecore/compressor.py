@@ -53,6 +53,11 @@ from aecore.payload import (
 )
 from aecore.tiling import tiled
 
+#: the least a learned payload spends per value (bits): 1 bit per 10,000 values, far below any rate
+#: point (the zoo's lowest spend ~0.02 bits per pixel value); a claim under it is refused before
+#: anything is allocated. Inputs of up to RATE_FLOOR_FREE values are exempt.
+RATE_FLOOR_BITS, RATE_FLOOR_FREE = 1e-4, 1 << 20
+
 #: output positions per tile of an integer synthesis (float64 im2col buffers are twice float32's):
 #: 512 x 512 pixels of an image, as many samples of a signal
 EXACT_TILE_POSITIONS = 512 * 512
@@ -277,6 +282,10 @@ class Compressor:
         if elements > self.modality.max_elements:
             raise PayloadError(f"payload claims {elements:,} values, over the {self.modality.name} limit of "
                                f"{self.modality.max_elements:,}; not decoded")
+        if elements > RATE_FLOOR_FREE and elements * RATE_FLOOR_BITS > 8 * len(payload):
+            # latents cost bits: a payload this small cannot hold that many values (a decode bomb)
+            raise PayloadError(f"payload of {len(payload):,} bytes claims {elements:,} values, below any rate a "
+                               "model codes at; the row is corrupt")
         return info, 2 + used
 
     def decode(self, payload: bytes, shape: Sequence[int] | None = None) -> tuple[bytes, np.ndarray | None, Info]:

@@ -97,3 +97,15 @@ def test_jpeg_and_webp_inputs_restore_their_size(compressor, fmt):
     restored, _, _ = compressor.decode(compressor.encode([sample])[0].payload)
     with Image.open(io.BytesIO(restored)) as img:
         assert img.size == (34, 21)
+
+
+def test_a_tiny_payload_claiming_a_huge_image_is_refused_before_decoding():
+    """Issue 27, item 13: a 28-byte payload that claims 2000 x 2000 pixels is corrupt, not decoded."""
+    from aecore import dump_bundle, load_bundle
+    from aecore.modalities.image import ImageInfo
+    from aecore.payload import PAYLOAD_VERSION, PayloadError
+
+    compressor = load_bundle(dump_bundle(build_model("image-conv", "tiny").uniform_prior(), "image-conv", "image"))
+    payload = bytes([PAYLOAD_VERSION, 0]) + ImageInfo(shape=(2000, 2000, 3)).pack() + bytes(8)
+    with pytest.raises(PayloadError, match="below any rate"):
+        compressor.check_header(payload)
