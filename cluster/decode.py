@@ -54,7 +54,7 @@ class DatasetDecoders:
     bundles: dict[str, bytes]
     dictionary: bytes | None = None
 
-    def context(self, threads: int = 1) -> CodecContext:
+    def context(self) -> CodecContext:
         from aecore import load_bundle
 
         return CodecContext(zstd_dictionary=self.dictionary,

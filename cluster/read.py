@@ -58,7 +58,7 @@ def _read_local(path: str, root: str, max_bytes: int) -> bytes:
         os.close(fd)
 
 
-def _entry(path: str, root: str) -> tuple[str, str | None, int | None, int | None]:
+def _entry(path: str) -> tuple[str, str | None, int | None, int | None]:
     """``(entry, link target, mode, mtime_ns)`` of a local path, links not followed."""
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode):
@@ -81,7 +81,7 @@ def read_tree(batch: pa.Table, root: str, storage_options: dict[str, Any], max_b
     entries: list[tuple[str, str | None, int | None, int | None]] = []
     for path in paths:
         try:
-            entries.append(_entry(path, loc.path))
+            entries.append(_entry(path))
         except OSError:
             entries.append(("file", None, None, None))  # vanished: the read says so in its error row
     files = [p for p, e in zip(paths, entries) if e[0] == "file"]

@@ -35,7 +35,7 @@ class Choice:
 def candidates(kind: str, effort: str) -> list[FileCodec]:
     if effort not in EFFORTS:
         raise ValueError(f"effort {effort!r} is not one of {', '.join(EFFORTS)}")
-    return [cls() for cls in FILE_CODECS.values() if cls().tried(kind, effort)]
+    return [codec for codec in (cls() for cls in FILE_CODECS.values()) if codec.tried(kind, effort)]
 
 
 def _incompressible(data: bytes) -> bool:
