@@ -41,7 +41,7 @@ class Archive:
     def decode(self, rows: Any) -> list[bytes]:
         """The restored bytes of each row, in order."""
         table = _as_arrow(rows)
-        wanted = {"payload", "shape", "modality", "codec"} & set(self.dataset.schema.names)
+        wanted = {"payload", "shape", "modality", "codec", "solid", "offset", "bytes", "sha256"} & set(self.dataset.schema.names)
         if not wanted <= set(table.column_names) and "id" in table.column_names:
             table = self._by_id(table.column("id"))  # what says how each row decodes, read from the archive
         from cluster.decode import decode_rows
@@ -65,7 +65,8 @@ class Archive:
 
     def _by_id(self, ids: pa.ChunkedArray | pa.Array) -> pa.Table:
         wanted = pa.array(ids.to_pylist(), pa.string())
-        columns = [c for c in ("id", "shape", "payload", "modality", "codec", "bytes") if c in self.dataset.schema.names]
+        columns = [c for c in ("id", "shape", "payload", "modality", "codec", "bytes", "sha256", "solid", "offset")
+                   if c in self.dataset.schema.names]
         found = self.dataset.to_table(columns=columns, filter=pc.field("id").isin(wanted))
         order = {v: i for i, v in enumerate(found.column("id").to_pylist())}
         missing = [i for i in wanted.to_pylist() if i not in order]

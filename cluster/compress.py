@@ -24,7 +24,7 @@ import pyarrow as pa
 import ray
 
 from aecore import get_modality, load_bundle, read_bundle
-from aecore.archive import AUTO
+from aecore.archive import AUTO, order_key
 from aecore.payload import PAYLOAD_VERSION
 from cluster.commit import DatasetCommitter
 from cluster.encode import ArchiveSettings, EncodeBatch, LearnedModel
@@ -144,7 +144,9 @@ DICTIONARY_SAMPLE_FILES, DICTIONARY_SAMPLE_MAX = 400, 64 * 1024
 
 def collection_dictionary(req: CompressRequest, files: list[InputFile]) -> bytes | None:
     """The table's zstd dictionary: the one an earlier run of this table trained (an append keeps
-    it: its rows decode with it), else one trained now on a sample of the collection's small files."""
+    it: its rows decode with it), else, at effort max, one trained now on a sample of the
+    collection's small files (at the other efforts the files that share most go into solid blocks,
+    which need no dictionary beside the table)."""
     from aecore.archive import train_dictionary
     from cluster.table import load_table, read_properties
 
@@ -152,6 +154,8 @@ def collection_dictionary(req: CompressRequest, files: list[InputFile]) -> bytes
     if table is not None:
         recorded = read_properties(table).get("zstd_dictionary")
         return load_dictionary(req.output, recorded) if recorded else None
+    if req.effort != "max":  # solid blocks take what a dictionary would share, and store no dictionary
+        return None
     small = [f for f in files if 0 < f.size <= DICTIONARY_SAMPLE_MAX]
     step = max(1, len(small) // DICTIONARY_SAMPLE_FILES)
     samples = []
@@ -329,7 +333,9 @@ def _pipeline(req: CompressRequest, files: list, committer: DatasetCommitter,
     # Paths in blocks of one encoder batch; each read task reads its files one by one (cluster.read).
     paths = [f.path for f in files]
     if settings is not None:  # an archive: few, large parts (each part costs its footer, stats and a log entry)
-        blocks = [pa.table({"path": chunk}) for chunk in archive_blocks(files)]
+        # alike files next to each other, so the solid blocks of one batch find what they share
+        ordered = sorted(files, key=lambda f: order_key(f.path))
+        blocks = [pa.table({"path": chunk}) for chunk in archive_blocks(ordered)]
     else:
         blocks = [pa.table({"path": paths[i : i + req.batch_size]}) for i in range(0, len(paths), req.batch_size)]
     data = ray.data.from_arrow(blocks).map_batches(

@@ -25,7 +25,7 @@ import os
 import posixpath
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aecore import Compressor, UnreadableInput
-from aecore.archive import CodecContext, decode_payload, learned_codec_id, payload_codec
+from aecore.archive import CodecContext, SolidBlocks, decode_payload, learned_codec_id, payload_codec
+from aecore.archive.solid import member_bytes
 from aecore.errors import UserError
 from cluster.dataset import LatentDataset
 from cluster.storage import Location
@@ -44,21 +45,35 @@ __all__ = [
     "decode_dataset", "decode_rows", "plan_restore", "restore_one", "restore_path", "select_ids"
 ]
 
-_COLUMNS = ["id", "uri", "key", "bytes", "shape", "payload", "modality", "codec", "entry", "link", "mode", "mtime_ns"]
+_COLUMNS = ["id", "uri", "key", "sha256", "bytes", "shape", "payload", "modality", "codec", "entry", "link", "mode",
+            "mtime_ns", "solid", "offset"]
 
 
 @dataclass(frozen=True)
 class DatasetDecoders:
-    """What decodes a dataset's rows: its models' bundles by modality and its zstd dictionary."""
+    """What decodes a dataset's rows: its models' bundles by modality, its zstd dictionary, and
+    where it lies (a member of a solid block whose holder row is in another batch fetches it)."""
 
     bundles: dict[str, bytes]
     dictionary: bytes | None = None
+    url: str | None = None
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    version: int | None = None
 
     def context(self) -> CodecContext:
         from aecore import load_bundle
 
-        return CodecContext(zstd_dictionary=self.dictionary,
+        return CodecContext(zstd_dictionary=self.dictionary, blocks=SolidBlocks(self._holder_payload),
                             compressors={m: load_bundle(b) for m, b in self.bundles.items()})
+
+    def _holder_payload(self, holder: str) -> bytes | None:
+        from cluster.dataset import open_dataset
+
+        if self.url is None:
+            return None
+        ds = open_dataset(Location.of(self.url, self.storage_options), version=self.version)
+        found = ds.dataset.to_table(columns=["payload"], filter=pc.field("id") == holder).column("payload")
+        return found[0].as_py() if len(found) else None
 
     @property
     def output_suffix(self) -> str:
@@ -74,7 +89,8 @@ def dataset_decoders(ds: LatentDataset, bundles: dict[str, bytes]) -> DatasetDec
     from cluster.compress import load_dictionary
 
     sha = ds.metadata.get("zstd_dictionary")
-    return DatasetDecoders(bundles, load_dictionary(ds.location, sha) if sha else None)
+    return DatasetDecoders(bundles, load_dictionary(ds.location, sha) if sha else None, ds.location.url,
+                           dict(ds.location.storage_options), ds.version)
 
 
 def _plain_key(key: str | None) -> bool:
@@ -408,9 +424,18 @@ def decode_rows(ctx: CodecContext, rows: list[dict[str, Any]]) -> list[tuple[byt
     batch fails, row by row, so a bad row costs only itself."""
     out: list[tuple[bytes, bool] | Exception | None] = [None] * len(rows)
     learned: dict[str, list[int]] = {}
+    holders = {r["id"]: r["payload"] for r in rows if r.get("solid") is not None and r["solid"] == r["id"]}
+    blocks = ctx.blocks if ctx.blocks is not None else SolidBlocks()
     for i, r in enumerate(rows):
         if (r.get("entry") or "file") != "file":  # links and folders: nothing to decode
             out[i] = (b"", True)
+            continue
+        if r.get("solid") is not None:  # one file of a solid block: its slice of the decoded block
+            try:
+                stream = blocks.stream(r["solid"], ctx, holders.get(r["solid"]))
+                out[i] = (member_bytes(stream, r.get("offset") or 0, r["bytes"], r.get("sha256")), True)
+            except Exception as exc:  # noqa: BLE001 - an error row of the restore
+                out[i] = exc
             continue
         codec = r.get("codec") or learned_codec_id(r.get("modality") or "")
         if payload_codec(r["payload"]) is not None or not codec.startswith("aec-"):

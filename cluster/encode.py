@@ -19,7 +19,8 @@ import ray
 import torch
 
 from aecore import Sample, UnreadableInput, load_bundle
-from aecore.archive import AUTO, CodecContext, choose, learned_codec_id, route
+from aecore.archive import AUTO, FILE_CODECS, CodecContext, choose, learned_codec_id, route
+from aecore.archive.solid import Member, eligible, pack
 from cluster.metrics import ActorMetrics
 from cluster.storage import relative_key
 
@@ -101,6 +102,7 @@ class EncodeBatch:
         """Rows of a batch in an exact archive: each file routed to its kind and coded by the
         smallest codec whose decode gives back its very bytes."""
         rows: list[dict] = []
+        members: list[Member] = []  # files a general-purpose codec won: they may share a solid block
         errors = batch.column("read_error").to_pylist() if "read_error" in batch.column_names else None
         n = batch.num_rows
         tree = {c: batch.column(c).to_pylist() if c in batch.column_names else [None] * n
@@ -132,11 +134,18 @@ class EncodeBatch:
             model = self.models.get(kind) if choice.learned else None
             row.update(codec=choice.codec, payload=choice.payload, model=model.name if model else "",
                        model_version=model.version if model else 0)
+            if FILE_CODECS[choice.codec].solid and eligible(data, len(choice.payload)):
+                members.append(Member(len(rows) - 1, key, data, len(choice.payload)))
             if int(row["id"][:8], 16) % self.quality_every == 0:
                 # the file's best classic codec on its own (no collection dictionary): what aec is measured against
                 alone = min(v for k, v in choice.sizes.items() if k != "zstd-dict" and not k.startswith("aec-"))
                 row[QUALITY_COLUMN] = json.dumps({"exact": 1.0, "bits_per_byte": 8.0 * len(choice.payload) / max(1, len(data)),
                                                   "learned": float(choice.learned), "classic_alone_bytes": alone})
+        for block in pack(members, self.ctx):
+            holder = rows[block.members[0]]["id"]
+            for i, offset in zip(block.members, block.offsets):
+                rows[i].update(codec=block.codec, payload=b"", solid=holder, offset=offset)
+            rows[block.members[0]]["payload"] = block.payload
         return pa.table({
             "id": [r["id"] for r in rows],
             "uri": [r["uri"] for r in rows],
@@ -156,6 +165,8 @@ class EncodeBatch:
             "link": pa.array([r["link"] for r in rows], pa.string()),
             "mode": pa.array([r["mode"] for r in rows], pa.int32()),
             "mtime_ns": pa.array([r["mtime_ns"] for r in rows], pa.int64()),
+            "solid": pa.array([r.get("solid") for r in rows], pa.string()),
+            "offset": pa.array([r.get("offset") for r in rows], pa.int64()),
         })
 
     def _encode(self, batch: pa.Table) -> pa.Table:
@@ -235,4 +246,6 @@ class EncodeBatch:
             "link": pa.nulls(len(rows), pa.string()),
             "mode": pa.nulls(len(rows), pa.int32()),
             "mtime_ns": pa.nulls(len(rows), pa.int64()),
+            "solid": pa.nulls(len(rows), pa.string()),
+            "offset": pa.nulls(len(rows), pa.int64()),
         })

@@ -41,6 +41,10 @@ def latent_schema(metadata: dict[str, Any] | None = None) -> pa.Schema:
         pa.field("link", pa.string()),
         pa.field("mode", pa.int32()),
         pa.field("mtime_ns", pa.int64()),
+        # a file coded with others in one solid block (aecore.archive.solid): the id of the row that holds the
+        # block's payload, and where this file's bytes start in the decoded block; null for a file coded alone
+        pa.field("solid", pa.string()),
+        pa.field("offset", pa.int64()),
     ]
     meta = {METADATA_KEY: json.dumps(metadata, sort_keys=True).encode()} if metadata else None
     return pa.schema(fields, metadata=meta)

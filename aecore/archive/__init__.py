@@ -19,10 +19,11 @@ from aecore.archive.codec import (
 from aecore.archive.dictionary import train_dictionary
 from aecore.archive.learned import learned_codec_id
 from aecore.archive.route import AUTO, KINDS, route
+from aecore.archive.solid import SolidBlocks, order_key
 
-__all__ = ["AUTO", "CLASSIC_MAGIC", "EFFORTS", "FILE_CODECS", "KINDS", "Choice", "CodecContext", "CodecUnavailable", "FileCodec",
-           "candidates", "choose", "codec_libraries", "decode_payload", "get_file_codec", "learned_codec_id",
-           "payload_codec", "register_file_codec", "route", "train_dictionary"]
+__all__ = ["AUTO", "CLASSIC_MAGIC", "EFFORTS", "FILE_CODECS", "KINDS", "Choice", "CodecContext", "CodecUnavailable",
+           "FileCodec", "SolidBlocks", "candidates", "choose", "codec_libraries", "decode_payload", "get_file_codec",
+           "learned_codec_id", "order_key", "payload_codec", "register_file_codec", "route", "train_dictionary"]
 
 
 def decode_payload(codec_id: str, payload: bytes, ctx: CodecContext, size: int | None = None) -> bytes:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import lzma
 import struct
+import sys
 from importlib.metadata import version
 
 from aecore.archive.codec import CodecContext, FileCodec, classic_payload, register_file_codec, split_classic
 
-__all__ = ["ClassicCodec", "PayloadTooLarge"]
+__all__ = ["ClassicCodec", "PayloadTooLarge", "x86_executable"]
 
 
 class PayloadTooLarge(ValueError):
@@ -28,6 +29,8 @@ def _bounded(out: bytes, size: int | None) -> bytes:
 
 class ClassicCodec(FileCodec):
     """A codec whose payload is its id and one stream (``aecore.archive.codec``)."""
+
+    solid = True  # a general-purpose codec: its files may join a solid block (aecore.archive.solid)
 
     def encode(self, data: bytes, ctx: CodecContext) -> bytes | None:
         stream = self.compress(data, ctx)
@@ -135,7 +138,7 @@ class XzCodec(ClassicCodec):
 
     @classmethod
     def library(cls) -> str:
-        return f"liblzma {lzma.LZMA_VERSION if hasattr(lzma, 'LZMA_VERSION') else 'python'}"
+        return f"liblzma (Python {sys.version.split()[0]} lzma)"
 
     def compress(self, data: bytes, ctx: CodecContext) -> bytes:
         return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE, preset=9 | lzma.PRESET_EXTREME)
@@ -146,6 +149,31 @@ class XzCodec(ClassicCodec):
         if not d.eof:
             raise PayloadTooLarge("xz payload decodes past the row's size (or is cut short); the row is corrupt")
         return out
+
+
+def x86_executable(data: bytes) -> bool:
+    """An ELF or PE file for x86 or x86-64: its machine code gains from the x86 branch filter."""
+    if data[:4] == b"\x7fELF" and len(data) >= 20 and data[5] == 1:  # little-endian ELF
+        return struct.unpack_from("<H", data, 18)[0] in (0x03, 0x3E)
+    if data[:2] == b"MZ" and len(data) >= 64:
+        pe = struct.unpack_from("<I", data, 60)[0]
+        return data[pe : pe + 4] == b"PE\0\0" and struct.unpack_from("<H", data, pe + 4)[0] in (0x14C, 0x8664)
+    return False
+
+
+@register_file_codec("xz-x86")
+class XzX86Codec(XzCodec):
+    """xz -9e after the x86 branch-call-jump filter (BCJ, as 7-Zip and xz apply to executables):
+    call and jump targets made absolute, so repeated calls look alike (about 5 % off x86 ELF and PE files)."""
+
+    def tried(self, kind: str, effort: str) -> bool:
+        return kind == "bytes" and effort in ("default", "max")
+
+    def compress(self, data: bytes, ctx: CodecContext) -> bytes | None:
+        if not x86_executable(data):
+            return None
+        filters = [{"id": lzma.FILTER_X86}, {"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+        return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_NONE, filters=filters)
 
 
 _PPMD = struct.Struct("<QBI")  # length, order, memory (bytes)

@@ -39,6 +39,8 @@ class CodecContext:
     zstd_dictionary: bytes | None = None
     compressors: dict[str, Any] = field(default_factory=dict)  # modality -> aecore.Compressor (lossless)
     effort: str = "default"
+    #: solid blocks a decode has met (aecore.archive.solid.SolidBlocks), fetched by holder id
+    blocks: Any = None
 
 
 class FileCodec(ABC):
@@ -48,6 +50,8 @@ class FileCodec(ABC):
     #: the efforts that try it
     efforts: ClassVar[tuple[str, ...]] = ("fast", "default", "max")
     learned: ClassVar[bool] = False
+    #: a general-purpose codec: the files it wins may be coded together in a solid block instead
+    solid: ClassVar[bool] = False
 
     @abstractmethod
     def encode(self, data: bytes, ctx: CodecContext) -> bytes | None:

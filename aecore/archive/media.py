@@ -39,6 +39,7 @@ def _effort(ctx: CodecContext) -> int:
 
 @register_file_codec("jxl-jpeg")
 class JxlJpegCodec(ClassicCodec):
+    solid = False  # a transcode of this one file's content, never part of a solid block
     kinds = ("image",)
 
     @classmethod
@@ -63,6 +64,7 @@ class JxlJpegCodec(ClassicCodec):
 
 @register_file_codec("jxl-png")
 class JxlPngCodec(ClassicCodec):
+    solid = False  # a transcode of this one file's content, never part of a solid block
     kinds = ("image",)
 
     @classmethod
@@ -104,6 +106,7 @@ class JxlPngCodec(ClassicCodec):
 
 @register_file_codec("flac-wav")
 class FlacWavCodec(ClassicCodec):
+    solid = False  # a transcode of this one file's content, never part of a solid block
     kinds = ("audio",)
 
     @classmethod
