@@ -10,4 +10,4 @@ def test_core_commands_need_no_extra():
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
     names = {d.split(">")[0].split("=")[0].split("[")[0].strip() for d in project["dependencies"]}
     # aec query / decode --where (duckdb); the classic codecs every archive may use
-    assert {"duckdb", "imagecodecs", "brotli", "pyppmd", "zstandard", "soundfile"} <= names
+    assert {"duckdb", "imagecodecs", "brotli", "pyppmd", "zstandard", "soundfile", "numba"} <= names

@@ -4,7 +4,7 @@ the per-file choice. ``decode_payload`` restores any row from its codec id alone
 
 from __future__ import annotations
 
-from aecore.archive import classic, learned, media  # noqa: F401 - registers the codecs
+from aecore.archive import classic, cm, learned, media  # noqa: F401 - registers the codecs
 from aecore.archive.choose import EFFORTS, Choice, candidates, choose
 from aecore.archive.codec import (
     CLASSIC_MAGIC,

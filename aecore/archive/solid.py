@@ -9,7 +9,7 @@ split by family (x86 executables apart, for the branch filter), and each family 
 stream by the solid candidates of the effort. A block is kept only when it is smaller than the
 sum of its members' best payloads; otherwise every file keeps its own.
 
-    files of a batch -> [per-file best] -> families in order -> concatenation -> xz / xz-x86 / ppmd
+    files of a batch -> [per-file best] -> families in order -> concatenation -> xz (x86: xz-x86) / cm
                      -> smaller than the members' payloads summed ? block : files alone
 
 A block's payload sits in the row of its first member (the *holder*); every member's row names
@@ -37,7 +37,7 @@ SOLID_MAX_BYTES = 256 * 2**20
 SOLID_ID = "solid"
 _TOTAL = struct.Struct("<Q")
 #: the inner codecs tried on a family's stream, by effort (x86 executables: xz-x86 in place of xz)
-_INNER = {"fast": ("zstd",), "default": ("xz",), "max": ("xz", "ppmd")}
+_INNER = {"fast": ("zstd",), "default": ("xz", "cm"), "max": ("xz", "cm", "ppmd")}
 #: a file its own codec shrinks by under 3 % joins a block only when small (a duplicate, a header)
 _INCOMPRESSIBLE, _SMALL = 0.97, 65536
 
@@ -95,7 +95,10 @@ def pack(members: list[Member], ctx: CodecContext) -> list[Block]:
             continue
         best: tuple[int, str, bytes] | None = None
         for inner in _INNER[ctx.effort]:
-            inner = "xz-x86" if inner == "xz" and family == "x86" else inner
+            if family == "x86":  # machine code: LZ after the branch filter beats modelling it byte by byte
+                if inner != "xz":
+                    continue
+                inner = "xz-x86"
             try:
                 payload = get_file_codec(inner).encode(stream, ctx)
                 if payload is None or get_file_codec(inner).decode(payload, ctx, len(stream)) != stream:
