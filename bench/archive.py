@@ -14,7 +14,7 @@ For each: ``aec compress`` (``modality: auto``, no learned model, effort default
 per-file best classic codec alone (each file by the smallest of aec's classic candidates, no
 dictionary: the encoder records it per row; payloads summed, no container). Per codec: the share of files and bytes it won.
 
-    python -m bench.archive [--folders scipy hedgewars] [--effort default]
+    python -m bench.archive [--folders scipy hedgewars] [--effort default] [--models image=zoo:image-small ...]
 
 Writes docs/bench/archive.json; the figures go to docs/benchmarks.md.
 """
@@ -86,7 +86,7 @@ def per_file_best_classic(ds: Any) -> dict[str, Any]:
     return {"bytes": int(total), "rows": measured.num_rows}
 
 
-def aec_archive(src: Path, work: Path, effort: str) -> dict[str, Any]:
+def aec_archive(src: Path, work: Path, effort: str, models: dict[str, str] | None = None) -> dict[str, Any]:
     from cluster.dataset import open_dataset
     from cluster.storage import Location, describe_tree
 
@@ -95,7 +95,8 @@ def aec_archive(src: Path, work: Path, effort: str) -> dict[str, Any]:
     shutil.rmtree(restored, ignore_errors=True)
     spec = work / "archive.yaml"
     spec.write_text(f"kind: compress\nname: bench-archive\ninput: {src}\noutput: {out}\nregistry: {work}/registry\n"
-                    f"effort: {effort}\nworkers: 2\nbatch_size: 16\nquality_every: 1\n")
+                    f"effort: {effort}\nworkers: 2\nbatch_size: 16\nquality_every: 1\n"
+                    + (f"models: {json.dumps(models)}\n" if models else ""))
     aec = [sys.executable, "-m", "jobs.cli"]
     started = time.perf_counter()
     subprocess.run([*aec, "compress", str(spec)], check=True, stdout=subprocess.DEVNULL)
@@ -121,14 +122,47 @@ def aec_archive(src: Path, work: Path, effort: str) -> dict[str, Any]:
             "ratio_on_disk": totals["ratio"], "learned_share_of_bytes": round(learned / size, 4), "codecs": winners}
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The tables of docs/benchmarks.md from a run's JSON (``--markdown``)."""
+    out = []
+    for name, entry in results["folders"].items():
+        aec = entry["aec"]
+        out.append(f"{name}: {entry['bytes']:,} bytes in {entry['files']:,} files ({aec['rows']:,} rows with folders "
+                   f"and links); restore identical: {aec['identical']}\n")
+        out.append("| | bytes on disk | ratio | vs aec | encode MB/s | decode MB/s |\n| --- | --- | --- | --- | --- | --- |")
+        lines = [("aec (table on disk)", aec), ("aec payloads alone", {"bytes": aec["payload_bytes"]})]
+        lines += [(k, v) for k, v in entry.items() if isinstance(v, dict) and "bytes" in v and k != "aec"]
+        for label, v in lines:
+            ratio = entry["bytes"] / v["bytes"]
+            out.append(f"| {label.replace('|', chr(92) + '|')} | {v['bytes']:,} | {ratio:.3f} | "
+                       f"{100 * (v['bytes'] / aec['bytes'] - 1):+.1f} % | {v.get('encode_mb_s', '-')} | "
+                       f"{v.get('decode_mb_s', '-')} |")
+        out.append(f"\nWhere each file went ({name}, by modality/codec):\n")
+        out.append("| modality/codec | files | share of files | bytes in | share of bytes | payload bytes |\n"
+                   "| --- | --- | --- | --- | --- | --- |")
+        for codec, c in sorted(aec["codecs"].items(), key=lambda kv: -kv[1]["bytes"]):
+            out.append(f"| {codec} | {c['files']} | {100 * c['share_of_files']:.1f}% | {c['bytes']:,} | "
+                       f"{100 * c['share_of_bytes']:.1f}% | {c['payload_bytes']:,} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folders", nargs="+", default=["scipy", "hedgewars"])
     parser.add_argument("--effort", default="default")
     parser.add_argument("--no-solid", action="store_true", help="skip the solid archivers")
+    parser.add_argument("--markdown", action="store_true", help="print the tables of the last run and stop")
+    parser.add_argument("--models", nargs="*", default=[], metavar="MODALITY=REF",
+                        help="learned models that join the codecs (e.g. image=zoo:image-small text=zoo:text-fast)")
+    parser.add_argument("--out", default="archive.json", help="the JSON under docs/bench/")
     args = parser.parse_args()
-    results: dict[str, Any] = {"machine": machine(), "effort": args.effort, "folders": {}}
-    path = BENCH_DIR / "archive.json"
+    models = dict(m.split("=", 1) for m in args.models) or None
+    if args.markdown:
+        print(markdown(json.loads((BENCH_DIR / args.out).read_text())))
+        return
+    results: dict[str, Any] = {"machine": machine(), "effort": args.effort, "models": models, "folders": {}}
+    path = BENCH_DIR / args.out
     if path.exists():
         results["folders"] = json.loads(path.read_text()).get("folders", {})
     for name in args.folders:
@@ -138,7 +172,7 @@ def main() -> None:
         size = _size(src)
         entry: dict[str, Any] = {"path": str(src), "bytes": size,
                                  "files": sum(1 for p in src.rglob("*") if p.is_file() and not p.is_symlink())}
-        entry["aec"] = aec_archive(src, work, args.effort)
+        entry["aec"] = aec_archive(src, work, args.effort, models)
         entry["per-file best classic (payloads alone)"] = entry["aec"].pop("per-file best classic")
         if not args.no_solid:
             entry.update(solid(src, work))

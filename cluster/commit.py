@@ -109,7 +109,8 @@ class DatasetCommitter:
         self._check_metadata()
         self._refresh()
         self.run = {"run_id": self.run_id, "started": utc_now(), "status": "running", "rows": 0, "errors": 0,
-                    "skipped": 0, "input_bytes": 0, "payload_bytes": 0, "first_version": self.version}
+                    "skipped": 0, "input_bytes": 0, "payload_bytes": 0, "part_bytes": 0,
+                    "first_version": self.version}
 
     def _refuse_foreign(self) -> None:
         fs, path = self.output.fs, self.output.path
@@ -245,6 +246,7 @@ class DatasetCommitter:
         self.run["rows"] += rows
         self.run["input_bytes"] += sum(d["input_bytes"] for d in parts)
         self.run["payload_bytes"] += sum(d["payload_bytes"] for d in parts)
+        self.run["part_bytes"] += sum(d["size"] for d in parts)
         return rows
 
     def _without_committed(self, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -412,8 +412,9 @@ def _restore_on_ray(ds: LatentDataset, decoders: DatasetDecoders, out: Path, ori
         fn_constructor_kwargs={"decoders": ray.put(decoders), "out": str(out), "originals": originals,
                                "storage_options": options, "selected": ray.put(selected),
                                "threads": max(1, int(cpus)), "overwrite": overwrite},
-        compute=ray.data.ActorPoolStrategy(size=workers), batch_size=batch_size, batch_format="pyarrow",
-        num_cpus=cpus)
+        compute=ray.data.ActorPoolStrategy(size=workers), batch_format="pyarrow", num_cpus=cpus,
+        # a table with solid blocks: a part per batch, so one actor decodes each block once
+        batch_size=None if "solid" in ds.dataset.schema.names else batch_size)
     return restored.iter_batches(batch_size=None, batch_format="pyarrow")
 
 

@@ -5,7 +5,9 @@
     OUTPUT/_aec/report.png    the same for a person: R–D point vs the classic-codec curve,
                               originals beside aec's restores and the classic codec's at
                               about the same rate (spectrograms for audio), throughput
-    OUTPUT/_aec/report.html   summary table + the picture, one self-contained file
+    OUTPUT/_aec/report.html   summary table + the picture (linked: report.png beside it)
+
+An exact archive's report has no picture: its summary, and what each codec won (files, bytes).
 
 The classic codecs (JPEG/WebP, Opus, gzip/xz/zstd) and the previews (pictures, spectrograms,
 text) come from the modality (``Modality.classic_codecs`` / ``preview``), so nothing here knows
@@ -14,7 +16,6 @@ which modality it draws.
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
@@ -32,7 +33,7 @@ from cluster.storage import InputFile, Location, with_retries
 if TYPE_CHECKING:
     from cluster.dataset import LatentDataset
 
-__all__ = ["REPORT_JSON", "REPORT_PNG", "REPORT_HTML", "write_report"]
+__all__ = ["REPORT_JSON", "REPORT_PNG", "REPORT_HTML", "write_archive_report", "write_report"]
 
 REPORT_JSON = "_aec/report.json"
 REPORT_PNG = "_aec/report.png"
@@ -148,23 +149,42 @@ def _figure(report: dict[str, Any], rd: dict[str, Any]) -> bytes:
             ax.set_title(f"{label}: {posixpath.basename(p['uri'])}", fontsize=9)
     fig.suptitle(f"aec compress report — {report['dataset']} ({report['model']})")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
+    fig.savefig(buf, format="png", dpi=72)
     plt.close(fig)
-    return buf.getvalue()
+    return _small_png(buf.getvalue())
 
 
-def _html(report: dict[str, Any], png: bytes) -> str:
-    def cell(v: Any) -> str:
-        return html.escape(json.dumps(v) if isinstance(v, dict | list) else str(v))
+def _small_png(png: bytes) -> bytes:
+    """The figure in a 256-colour palette (a chart and thumbnails lose nothing a reader sees): the
+    report stays a few hundred KB, not megabytes."""
+    from PIL import Image
 
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{cell(v)}</td></tr>"
+    with Image.open(io.BytesIO(png)) as img:
+        out = io.BytesIO()
+        img.convert("RGB").quantize(colors=256).save(out, format="PNG", optimize=True)
+    return out.getvalue() if out.tell() < len(png) else png
+
+
+def _cell(v: Any) -> str:
+    return html.escape(json.dumps(v, default=float) if isinstance(v, dict | list) else str(v))
+
+
+def _html(report: dict[str, Any], picture: bool = True) -> str:
+    """Summary table (+ the picture beside it in ``_aec/``, linked, not embedded) and the errors."""
+    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{_cell(v)}</td></tr>"
                    for k, v in report["summary"].items())
+    codecs = report.get("codecs") or []
+    table = ""
+    if codecs:
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in codecs[0])
+        body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r.values()) + "</tr>" for r in codecs)
+        table = f"<h2>files and bytes by modality and codec</h2><table><tr>{head}</tr>{body}</table>"
     errors = "".join(f"<li><code>{html.escape(e['uri'])}</code>: {html.escape(e.get('reason', ''))}</li>"
                      for e in report["errors"]["first"])
     return (f"<!doctype html><meta charset='utf-8'><title>aec report {html.escape(report['dataset'])}</title>"
-            f"<h1>aec compress report</h1><table>{rows}</table>"
-            f"<img alt='report' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
-            f"<h2>errors ({report['errors']['count']})</h2><ul>{errors or '<li>none</li>'}</ul>")
+            f"<h1>aec compress report</h1><table>{rows}</table>{table}"
+            + (f"<img alt='report' src='{posixpath.basename(REPORT_PNG)}'>" if picture else "")
+            + f"<h2>errors ({report['errors']['count']})</h2><ul>{errors or '<li>none</li>'}</ul>")
 
 
 def write_report(ds: LatentDataset, input_loc: Location, files: list[InputFile], compressor: Compressor,
@@ -201,6 +221,49 @@ def write_report(ds: LatentDataset, input_loc: Location, files: list[InputFile],
     with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_JSON),
                  json.dumps(report, indent=2, default=float).encode(), what=f"output {output.url!r}")
     with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_PNG), png, what=f"output {output.url!r}")
-    with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_HTML), _html(report, png).encode(),
+    with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_HTML), _html(report).encode(),
+                 what=f"output {output.url!r}")
+    return report
+
+
+def write_archive_report(ds: LatentDataset, run: dict[str, Any]) -> dict[str, Any]:
+    """An exact archive's report (report.json / .html): counts, bytes on storage and the on-disk
+    ratio, what each codec won (files, bytes, payloads), throughput and errors. No picture: every
+    file is restored exactly, so the tables are the whole story."""
+    errors = ds.errors()
+    output, totals = ds.location, ds.totals(errors)
+    seconds = float(run.get("seconds") or 0.0)
+    encoded_bytes = run.get("input_bytes") or 0
+    files = sum(r["files"] for r in ds.breakdown() if r["codec"] not in ("dir", "symlink")) or 1
+    size = totals["input_bytes"] or 1
+    codecs = [{"modality": r["modality"], "codec": r["codec"], "files": r["files"],
+               "share of files": round(r["files"] / files, 4), "bytes in": r["bytes"],
+               "share of bytes": round(r["bytes"] / size, 4), "payload bytes": r["payload_bytes"]}
+              for r in ds.breakdown()]
+    report = {
+        "dataset": output.url,
+        "model": ds.metadata.get("model_ref"),
+        "version": ds.version,
+        "modality": ds.metadata.get("modality"),
+        "generated_at": utc_now(),
+        "summary": {
+            "rows": totals["rows"], "errors": totals["errors"], "input_bytes": totals["input_bytes"],
+            "payload_bytes": totals["payload_bytes"], "stored_bytes": totals["stored_bytes"],
+            "ratio (input / on disk)": totals["ratio"],
+            "learned share of bytes": round(sum(r["bytes"] for r in codecs if r["codec"].startswith("aec-")) / size, 4),
+            "this run": {"inputs": run.get("inputs"), "skipped": run.get("skipped"), "encoded": run.get("rows"),
+                         "seconds": seconds},
+        },
+        "codecs": codecs,
+        "throughput": {"rows_per_second": (run.get("rows") or 0) / seconds if seconds else 0.0,
+                       "input_mb_per_second": encoded_bytes / seconds / 1e6 if seconds else 0.0,
+                       "timeline": _throughput(run)},
+        "errors": {"count": len(errors), "first": errors[:20]},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+    }
+    fs = output.fs
+    with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_JSON),
+                 json.dumps(report, indent=2, default=float).encode(), what=f"output {output.url!r}")
+    with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_HTML), _html(report, picture=False).encode(),
                  what=f"output {output.url!r}")
     return report

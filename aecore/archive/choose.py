@@ -5,7 +5,9 @@ decode to the very bytes, the smallest payload kept.
                -> encode -> decode == data ? -> smallest (ties: the earlier, cheaper codec)
 
 ``stored`` is always a candidate, so no file is ever stored larger than itself plus its codec
-header; a candidate that fails or decodes differently is dropped, never written. An
+header. Candidates are decoded again smallest first, until one gives back the very bytes: a
+candidate that fails or decodes differently is dropped, never written (and only the winner, as a
+rule, pays for a decode). An
 incompressible file (a probe of zstd -1 on its first MiB saves under 3 %) skips the slow
 general-purpose codecs (brotli, xz, PPMd), not the media transcoders.
 """
@@ -49,7 +51,7 @@ def _incompressible(data: bytes) -> bool:
 
 def choose(data: bytes, kind: str, ctx: CodecContext) -> Choice:
     skip_slow = _incompressible(data)
-    best: tuple[int, str, bytes, bool] | None = None
+    found: list[tuple[int, int, FileCodec, bytes]] = []  # (size, order tried, codec, payload)
     sizes: dict[str, int] = {}
     seconds: dict[str, float] = {}
     for codec in candidates(kind, ctx.effort):
@@ -58,15 +60,22 @@ def choose(data: bytes, kind: str, ctx: CodecContext) -> Choice:
         started = time.perf_counter()
         try:
             payload = codec.encode(data, ctx)
-            # learned payloads are verified inside their encoder (the decode is the costly part)
-            ok = payload is not None and (codec.learned or codec.decode(payload, ctx, len(data)) == data)
         except Exception:  # noqa: BLE001 - a codec that fails on this file is no candidate for it
-            ok, payload = False, None
+            payload = None
         seconds[codec.codec_id] = time.perf_counter() - started
-        if not ok or payload is None:
-            continue
-        sizes[codec.codec_id] = len(payload)
-        if best is None or len(payload) < best[0]:
-            best = (len(payload), codec.codec_id, payload, codec.learned)
-    assert best is not None, "stored always applies"
-    return Choice(best[1], best[2], best[3], sizes, seconds)
+        if payload is not None:
+            sizes[codec.codec_id] = len(payload)
+            found.append((len(payload), len(found), codec, payload))
+    # the smallest payload whose decode gives back the very bytes (learned payloads are verified
+    # inside their encoder, the decode being the costly part); a candidate that fails is dropped
+    for _, _, codec, payload in sorted(found, key=lambda f: f[:2]):
+        started = time.perf_counter()
+        try:
+            ok = codec.learned or codec.decode(payload, ctx, len(data)) == data
+        except Exception:  # noqa: BLE001
+            ok = False
+        seconds[codec.codec_id] += time.perf_counter() - started
+        if ok:
+            return Choice(codec.codec_id, payload, codec.learned, sizes, seconds)
+        del sizes[codec.codec_id]
+    raise AssertionError("stored always applies")

@@ -9,9 +9,10 @@ probability is mixed from
 - a match model: the longest earlier occurrence of the last 6 bytes predicts the next bit, with
   a confidence learned per match length;
 
-by a small online network (weights selected by the partial byte and the match length, trained
-on every bit) in the logistic domain, then refined by two adaptive probability maps (SSE) on the
-order-0 and order-1 contexts. A file's history is the whole file, not pieces coded apart.
+by two small online networks in the logistic domain (one's weights selected by the partial byte
+and the match length, the other's by the previous byte and the bit position; each trained on
+every bit, their outputs averaged), then refined by an adaptive probability map (SSE) on the
+order-1 context. A file's history is the whole file, not pieces coded apart.
 
 Integer arithmetic end to end (tables, counters, mixer, coder), so a payload is the same bytes
 on any machine and thread count, and decodes only the way it was encoded. Memory: the tables
@@ -86,6 +87,7 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
         mcount = np.zeros(64 * 2, dtype=np.uint8)
         mtable = np.zeros(1 << 20, dtype=np.int64)
         weights = np.full((4 * 256, _N_IN), 1 << 14, dtype=np.int64)
+        weights2 = np.full((256 * 8, _N_IN), 1 << 14, dtype=np.int64)
         apm2 = np.zeros(65536 * 33, dtype=np.int32)
         for i in range(33):
             v = squash[min(4095, max(0, (i - 16) * 128 + 2048))] * 16
@@ -163,11 +165,16 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
                 mbucket = 0 if mslot < 0 else (1 if mlen < 16 else (2 if mlen < 32 else 3))
                 wrow = mbucket * 256 + c0
                 dot = 0
+                dot2 = 0
+                wrow2 = c1 * 8 + bitpos
                 for i in range(_N_IN):
                     dot += inputs[i] * weights[wrow, i]
-                dot = dot >> 16
-                dot = min(2047, max(-2047, dot))
-                pmix = squash[dot + 2048]
+                    dot2 += inputs[i] * weights2[wrow2, i]
+                dot = min(2047, max(-2047, dot >> 16))
+                dot2 = min(2047, max(-2047, dot2 >> 16))
+                pm1 = squash[dot + 2048]
+                pm2 = squash[dot2 + 2048]
+                pmix = squash[((dot + dot2) >> 1) + 2048]
                 # SSE: order 0 and order 1, interpolated between buckets of the stretched probability
                 s = stretch[pmix] + 2048  # 1 .. 4095
                 lo = s >> 7
@@ -198,9 +205,11 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
                     x1 = (x1 << 8) & mask32
                     x2 = ((x2 << 8) & mask32) | 255
                 # learn
-                err = (y << 12) - pmix
+                err = (y << 12) - pm1
+                err2 = (y << 12) - pm2
                 for i in range(_N_IN):
                     weights[wrow, i] += (inputs[i] * err) >> 12
+                    weights2[wrow2, i] += (inputs[i] * err2) >> 12
                 target = y << 16
                 for i in range(_N_CTX):
                     j = slots[i]

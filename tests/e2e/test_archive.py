@@ -5,6 +5,7 @@ modes and mtimes — locally and on S3 — each file by the best codec for it.""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 from pathlib import Path
 
@@ -64,6 +65,11 @@ def test_a_mixed_folder_restores_identical(ray_local, tmp_path):
     for r in rows.values():  # no file coded alone above itself plus its codec header
         assert r["codec"].startswith("solid-") or r["payload_bytes"] <= r["bytes"] + 16, r
 
+    report = json.loads((tmp_path / "out" / "_aec" / "report.json").read_text())
+    assert report["summary"]["ratio (input / on disk)"] == pytest.approx(
+        report["summary"]["input_bytes"] / report["summary"]["stored_bytes"])
+    assert {r["codec"] for r in report["codecs"]} >= {"jxl-jpeg", "flac-wav"}
+    assert "jxl-jpeg" in (tmp_path / "out" / "_aec" / "report.html").read_text()
     inspect = run_cli("inspect", str(tmp_path / "out"))
     totals = tables.totals(tmp_path / "out")
     assert totals["ratio"] == pytest.approx(totals["input_bytes"] / totals["stored_bytes"])
