@@ -36,6 +36,7 @@ from aecore import (
 from aecore.bundle import build_from_bundle
 from aecore.registry import MODELS
 from aecore.regularizers import model_overrides
+from cluster.loopback import LoopbackTorchConfig, loopback_cluster
 from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
 from cluster.storage import InputFile, Location, list_collection
 
@@ -302,6 +303,7 @@ def train_model(
         _train_loop,
         train_loop_config={"train": cfg.__dict__},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources),
+        torch_config=LoopbackTorchConfig() if loopback_cluster() else None,  # the process group stays on 127.0.0.1
         run_config=run_config,
         datasets={"train": data},
     )
