@@ -71,10 +71,12 @@ class LatentDataset:
     def breakdown(self) -> list[dict[str, Any]]:
         """Files and bytes per modality and codec: what each codec won, in files and in bytes."""
         names = self.dataset.schema.names
-        columns = [c for c in ("modality", "codec", "bytes", "payload_bytes") if c in names]
+        columns = [c for c in ("modality", "codec", "bytes", "payload_bytes", "solid") if c in names]
         table = self.dataset.to_table(columns=columns)
         if "codec" not in names:
             table = table.append_column("codec", pa.array([self.metadata.get("codec") or ""] * table.num_rows))
+        if "solid" in names:  # a block's payload shared among its files by their sizes (it sits in one row)
+            table = _share_blocks(table)
         grouped = table.group_by(["modality", "codec"]).aggregate([("bytes", "count"), ("bytes", "sum"),
                                                                   ("payload_bytes", "sum")])
         rows = [{"modality": r["modality"], "codec": r["codec"], "files": r["bytes_count"], "bytes": r["bytes_sum"],
@@ -163,3 +165,20 @@ def open_dataset(loc: Location, version: int | None = None) -> LatentDataset:
         raise StorageError(f"{loc.url!r} is a Delta table aec did not write (or a version before aec set its "
                            "properties); open another")
     return LatentDataset(location=loc, table=table, metadata=metadata, dataset=arrow_dataset(table, loc))
+
+
+def _share_blocks(table: pa.Table) -> pa.Table:
+    """``payload_bytes`` of each file of a solid block: the block's payload times the file's share
+    of the block's input bytes (every other row as it is)."""
+    import pyarrow.compute as pc
+
+    blocks = table.filter(pc.is_valid(table.column("solid"))).group_by("solid").aggregate(
+        [("bytes", "sum"), ("payload_bytes", "sum")])
+    if not blocks.num_rows:
+        return table
+    joined = table.join(blocks, "solid", join_type="left outer")
+    shared = pc.if_else(pc.is_valid(joined.column("solid")), pc.cast(pc.round(pc.divide(
+        pc.multiply(pc.cast(joined.column("bytes"), pa.float64()), pc.cast(joined.column("payload_bytes_sum"), pa.float64())),
+        pc.max_element_wise(pc.cast(joined.column("bytes_sum"), pa.float64()), 1.0))), pa.int64()),
+        joined.column("payload_bytes"))
+    return joined.set_column(joined.schema.get_field_index("payload_bytes"), "payload_bytes", shared)

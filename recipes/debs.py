@@ -18,7 +18,7 @@ __all__ = ["EVALUATION_ONLY", "distinct_files", "extract", "package_files", "tra
 EVALUATION_ONLY = frozenset({
     "mate-backgrounds", "plasma-workspace-wallpapers", "opencv-doc", "libjxl-testdata", "ktuberling-data",
     "pocketsphinx-testdata", "alsa-utils", "wesnoth-1.16-music", "wesnoth-music", "sonic-pi-samples", "linux-doc",
-    "python3.11-doc", "fortunes", "fortunes-min", "dict-gcide", "wordnet", "wordnet-base", "manpages",
+    "linux-doc-6.1", "python3.11-doc", "fortunes", "fortunes-min", "dict-gcide", "wordnet", "wordnet-base", "manpages",
 })
 
 
