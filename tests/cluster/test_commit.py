@@ -44,7 +44,8 @@ def _stage(c: DatasetCommitter, ids: list[str], errors: list[dict] | None = None
                       "payload": [b"xy"] * n, "payload_bytes": [2] * n, "latent": [[0.0, 1.0]] * n,
                       "quality": [json.dumps({"psnr": 30.0})] * n, "entry": ["file"] * n,
                       "link": pa.nulls(n, pa.string()), "mode": pa.nulls(n, pa.int32()),
-                      "mtime_ns": pa.nulls(n, pa.int64())}).cast(c.schema)
+                      "mtime_ns": pa.nulls(n, pa.int64()), "solid": pa.nulls(n, pa.string()),
+                      "offset": pa.nulls(n, pa.int64())}).cast(c.schema)
     name = part_name(c.run_id, ids)
     return {**describe_part(name, table, write_part(c.output, name, table)), "errors": json.dumps(errors or [])}
 
