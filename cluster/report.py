@@ -187,42 +187,51 @@ def _html(report: dict[str, Any], picture: bool = True) -> str:
             + f"<h2>errors ({report['errors']['count']})</h2><ul>{errors or '<li>none</li>'}</ul>")
 
 
-def write_report(ds: LatentDataset, input_loc: Location, files: list[InputFile], compressor: Compressor,
-                 run: dict[str, Any], sample_size: int = 3) -> dict[str, Any]:
-    """Write report.json / .png / .html beside the dataset (``run``: the job's run record)."""
-    errors = ds.errors()
-    output, totals = ds.location, ds.totals(errors)
-    by_uri = {input_loc.uri(f.path): f.path for f in files}
-    rd = _rd(compressor, input_loc, by_uri, _samples(ds, sample_size))
+def _report(ds: LatentDataset, run: dict[str, Any], errors: list[dict[str, Any]], modality: str | None,
+            summary: dict[str, Any]) -> dict[str, Any]:
+    """What every job's report holds: the dataset, this run, throughput, errors, the machine."""
     seconds = float(run.get("seconds") or 0.0)
     encoded_bytes = run.get("input_bytes") or 0
-    report = {
-        "dataset": output.url,
+    return {
+        "dataset": ds.location.url,
         "model": ds.metadata.get("model_ref"),
         "version": ds.version,
-        "modality": compressor.modality.name,
+        "modality": modality,
         "generated_at": utc_now(),
-        "summary": {
-            "rows": totals["rows"], "errors": totals["errors"], "input_bytes": totals["input_bytes"],
-            "payload_bytes": totals["payload_bytes"], "parquet_bytes": totals["parquet_bytes"],
-            "ratio": totals["ratio"], "quality (sample)": totals["quality"],
-            "this run": {"inputs": run.get("inputs"), "skipped": run.get("skipped"), "encoded": run.get("rows"),
-                         "seconds": seconds},
-        },
+        "summary": {**summary, "this run": {"inputs": run.get("inputs"), "skipped": run.get("skipped"),
+                                            "encoded": run.get("rows"), "seconds": seconds}},
         "throughput": {"rows_per_second": (run.get("rows") or 0) / seconds if seconds else 0.0,
                        "input_mb_per_second": encoded_bytes / seconds / 1e6 if seconds else 0.0,
                        "timeline": _throughput(run)},
         "errors": {"count": len(errors), "first": errors[:20]},
-        "rate_distortion": {k: v for k, v in rd.items() if k != "previews"},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
-    png = _figure(report, rd)
-    fs = output.fs
+
+
+def _publish(output: Location, report: dict[str, Any], png: bytes | None) -> None:
+    """report.json, the picture (when there is one) and the page, beside the dataset."""
+    fs, where = output.fs, f"output {output.url!r}"
     with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_JSON),
-                 json.dumps(report, indent=2, default=float).encode(), what=f"output {output.url!r}")
-    with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_PNG), png, what=f"output {output.url!r}")
-    with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_HTML), _html(report).encode(),
-                 what=f"output {output.url!r}")
+                 json.dumps(report, indent=2, default=float).encode(), what=where)
+    if png is not None:
+        with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_PNG), png, what=where)
+    with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_HTML), _html(report, picture=png is not None).encode(),
+                 what=where)
+
+
+def write_report(ds: LatentDataset, input_loc: Location, files: list[InputFile], compressor: Compressor,
+                 run: dict[str, Any], sample_size: int = 3) -> dict[str, Any]:
+    """Write report.json / .png / .html beside the dataset (``run``: the job's run record)."""
+    errors = ds.errors()
+    totals = ds.totals(errors)
+    by_uri = {input_loc.uri(f.path): f.path for f in files}
+    rd = _rd(compressor, input_loc, by_uri, _samples(ds, sample_size))
+    report = _report(ds, run, errors, compressor.modality.name, {
+        "rows": totals["rows"], "errors": totals["errors"], "input_bytes": totals["input_bytes"],
+        "payload_bytes": totals["payload_bytes"], "parquet_bytes": totals["parquet_bytes"],
+        "ratio": totals["ratio"], "quality (sample)": totals["quality"]})
+    report["rate_distortion"] = {k: v for k, v in rd.items() if k != "previews"}
+    _publish(ds.location, report, _figure(report, rd))
     return report
 
 
@@ -231,39 +240,19 @@ def write_archive_report(ds: LatentDataset, run: dict[str, Any]) -> dict[str, An
     ratio, what each codec won (files, bytes, payloads), throughput and errors. No picture: every
     file is restored exactly, so the tables are the whole story."""
     errors = ds.errors()
-    output, totals = ds.location, ds.totals(errors)
-    seconds = float(run.get("seconds") or 0.0)
-    encoded_bytes = run.get("input_bytes") or 0
-    files = sum(r["files"] for r in ds.breakdown() if r["codec"] not in ("dir", "symlink")) or 1
+    totals = ds.totals(errors)
+    breakdown = ds.breakdown()
+    files = sum(r["files"] for r in breakdown if r["codec"] not in ("dir", "symlink")) or 1
     size = totals["input_bytes"] or 1
     codecs = [{"modality": r["modality"], "codec": r["codec"], "files": r["files"],
                "share of files": round(r["files"] / files, 4), "bytes in": r["bytes"],
                "share of bytes": round(r["bytes"] / size, 4), "payload bytes": r["payload_bytes"]}
-              for r in ds.breakdown()]
-    report = {
-        "dataset": output.url,
-        "model": ds.metadata.get("model_ref"),
-        "version": ds.version,
-        "modality": ds.metadata.get("modality"),
-        "generated_at": utc_now(),
-        "summary": {
-            "rows": totals["rows"], "errors": totals["errors"], "input_bytes": totals["input_bytes"],
-            "payload_bytes": totals["payload_bytes"], "stored_bytes": totals["stored_bytes"],
-            "ratio (input / on disk)": totals["ratio"],
-            "learned share of bytes": round(sum(r["bytes"] for r in codecs if r["codec"].startswith("aec-")) / size, 4),
-            "this run": {"inputs": run.get("inputs"), "skipped": run.get("skipped"), "encoded": run.get("rows"),
-                         "seconds": seconds},
-        },
-        "codecs": codecs,
-        "throughput": {"rows_per_second": (run.get("rows") or 0) / seconds if seconds else 0.0,
-                       "input_mb_per_second": encoded_bytes / seconds / 1e6 if seconds else 0.0,
-                       "timeline": _throughput(run)},
-        "errors": {"count": len(errors), "first": errors[:20]},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-    }
-    fs = output.fs
-    with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_JSON),
-                 json.dumps(report, indent=2, default=float).encode(), what=f"output {output.url!r}")
-    with_retries(fs.pipe_file, posixpath.join(output.path, REPORT_HTML), _html(report, picture=False).encode(),
-                 what=f"output {output.url!r}")
+              for r in breakdown]
+    report = _report(ds, run, errors, ds.metadata.get("modality"), {
+        "rows": totals["rows"], "errors": totals["errors"], "input_bytes": totals["input_bytes"],
+        "payload_bytes": totals["payload_bytes"], "stored_bytes": totals["stored_bytes"],
+        "ratio (input / on disk)": totals["ratio"],
+        "learned share of bytes": round(sum(r["bytes"] for r in codecs if r["codec"].startswith("aec-")) / size, 4)})
+    report["codecs"] = codecs
+    _publish(ds.location, report, None)
     return report
