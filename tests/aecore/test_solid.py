@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from aecore.archive import CodecContext, SolidBlocks, choose, order_key
+from aecore.archive import CodecContext, SolidBlocks, choose, decode_payload, order_key
 from aecore.archive.classic import x86_executable
 from aecore.archive.codec import classic_payload
 from aecore.archive.solid import _TOTAL, SOLID_MAX_BYTES, Member, member_bytes, pack, unpack
@@ -72,3 +72,4 @@ def test_an_x86_executable_gets_the_branch_filter():
     choice = choose(exe, "bytes", CodecContext())
     assert {"xz", "xz-x86"} <= set(choice.sizes)
     assert choice.sizes["xz-x86"] < choice.sizes["xz"]  # x86 code: absolute branch targets repeat
+    assert choice.codec == "xz-x86" and decode_payload("xz-x86", choice.payload, CodecContext(), len(exe)) == exe
