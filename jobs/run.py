@@ -205,13 +205,33 @@ def _promotion_gate(job: TrainJobSpec, registry: ModelRegistry, result: Any, inp
     from cluster.train import measure_heldout
     from jobs.promotion import decide
 
-    production = None
+    production = best = None
     version = registry.aliases(job.model).get("production")
     if version is not None:
         _, bundle = registry.load(f"{job.model}@{version}")
         production = (version, bundle)
+        former = best_former_production(registry, job.model, job.modality, exclude=version)
+        if former is not None:
+            best = (former, registry.load(f"{job.model}@{former}")[1])
     return decide(job.promote, job.modality, result.heldout, production, job.promotion_tolerance,
-                  lambda bundle: measure_heldout(bundle, input_loc, list(result.heldout_files)))
+                  lambda bundle: measure_heldout(bundle, input_loc, list(result.heldout_files)), best_former=best)
+
+
+def best_former_production(registry: ModelRegistry, name: str, modality: str, *, exclude: int) -> int | None:
+    """The version with the best recorded held-out figure among those the gate once promoted (the
+    first version included); measured again on today's held-out files before it sets the bar."""
+    from aecore import get_modality
+
+    metric, direction = get_modality(modality).gate_metric
+    scored = []
+    for v in registry.versions(name):
+        if v == exclude:
+            continue
+        info = registry.resolve(f"{name}@{v}").info
+        promotion, figure = info.get("promotion") or {}, (info.get("heldout") or {}).get(metric)
+        if promotion.get("promote") and info.get("modality") == modality and isinstance(figure, (int, float)):
+            scored.append((direction * figure, v))
+    return max(scored)[1] if scored else None
 
 
 def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error: bool = False, verbose: bool = False,

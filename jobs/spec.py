@@ -132,7 +132,8 @@ class TrainJobSpec(JobSpec):
     #: always, or never
     promote: Literal["if-better", "always", "never"] = "if-better"
     #: how much worse than production the new version may be and still be promoted, in the units
-    #: of the modality's gate metric (image: PSNR dB, audio: SNR dB, text: bits per byte)
+    #: of the modality's gate metric (image: PSNR dB, audio: SNR dB, text: bits per byte); held
+    #: against the best former production too, so it is not spent again by every version
     promotion_tolerance: float = Field(default=0.1, ge=0)
 
     @field_validator("model")

@@ -64,3 +64,30 @@ def test_text_gate_prefers_fewer_bits():
 
 def _text_bundle() -> bytes:
     return dump_bundle(build_model("text-byte", "tiny").uniform_prior(), "text-byte", "text")
+
+
+def test_the_bar_is_the_best_former_production_not_the_last(bundles):
+    """Issue 27 item 19: with the last production a bit worse than an earlier one, a candidate
+    within tolerance of the last but not of the best is refused — quality cannot ratchet down."""
+    m = bundles["measure"]
+    cand, good = m(bundles["bad"]), m(bundles["good"])
+    assert decide("if-better", "image", cand, (3, bundles["bad"]), 0.1, m).promote  # the old gate's answer
+    d = decide("if-better", "image", cand, (3, bundles["bad"]), 0.1, m, best_former=(1, bundles["good"]))
+    assert not d.promote
+    assert d.reason.startswith("not promoted, production stays v3:") and "best former production v1" in d.reason
+    assert d.production_version == 1 and d.production == pytest.approx(good["psnr"])
+    # a former production worse than today's is no bar
+    d = decide("if-better", "image", good, (3, bundles["good"]), 0.1, m, best_former=(1, bundles["bad"]))
+    assert d.promote and d.production_version == 3
+
+
+def test_best_former_production_reads_the_gate_records(tmp_path, bundles):
+    from jobs.run import best_former_production
+
+    reg = ModelRegistry(str(tmp_path / "reg"))
+    for psnr, promoted in [(20.0, True), (24.0, True), (23.0, True), (26.0, False)]:
+        reg.register("m", bundles["good"], {"modality": "image", "heldout": {"psnr": psnr},
+                                            "promotion": {"promote": promoted}})
+    assert best_former_production(reg, "m", "image", exclude=3) == 2  # v4 (26 dB) was never promoted
+    assert best_former_production(reg, "m", "image", exclude=2) == 3
+    assert best_former_production(reg, "m", "text", exclude=3) is None
