@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from aecore.codecs import ExactPiece
+from aecore.embedding import embedding_shape, pool_embedding
 from aecore.modalities import Info, Modality, Sample
 from aecore.models import ConvAutoEncoder
 from aecore.payload import (
@@ -67,7 +68,7 @@ __all__ = ["Compressor", "Encoded", "PAYLOAD_VERSION", "PayloadError"]
 @dataclass(frozen=True)
 class Encoded:
     payload: bytes
-    latent: np.ndarray  # float32 [prod(query_latent_shape)]
+    latent: np.ndarray  # float32 [prod(query_latent_shape)]: the query embedding (aecore.embedding)
     quality: dict[str, float] | None  # filled for samples asked to be measured
 
 
@@ -105,7 +106,14 @@ class Compressor:
 
     @property
     def query_latent_shape(self) -> tuple[int, ...]:
-        return self.model.latent_shape((self.model.native_size,) * self.modality.spatial_dims)
+        """The shape of a row's query embedding (``aecore.embedding``)."""
+        return embedding_shape(self.model.latent_shape((self.model.native_size,) * self.modality.spatial_dims))
+
+    @torch.inference_mode()
+    def embed(self, samples: Sequence[Sample]) -> np.ndarray:
+        """``[len(samples), prod(query_latent_shape)]``: each sample's query embedding."""
+        thumbs = np.stack([self.modality.thumbnail(s, self.model.native_size) for s in samples])
+        return pool_embedding(torch.round(self.model.g_a(torch.from_numpy(thumbs).to(self.device))))
 
     def _pieces(self, x: np.ndarray) -> list[np.ndarray]:
         chunk = getattr(self.model, "chunk", None)
@@ -145,8 +153,7 @@ class Compressor:
         ys: list[torch.Tensor] = []
         for (i, _, _), y in zip(flat, analysed):
             ys.extend(torch.split(y, self.model.chunk // self.model.stride, dim=-1) if joint[i] else [y])
-        thumbs = np.stack([self.modality.thumbnail(s, self.model.native_size) for s in samples])
-        latents = torch.round(self.model.g_a(torch.from_numpy(thumbs).to(self.device))).cpu().numpy()
+        latents = self.embed(samples)
         out = []
         j = 0
         for i, s in enumerate(samples):
@@ -196,7 +203,7 @@ class Compressor:
                 quality = self._quality(s, x_hats, payload)
                 if used:
                     quality["model_used"] = float(np.mean(used))  # the share of pieces the model paid for
-            out.append(Encoded(payload=payload, latent=latents[i].reshape(-1).astype(np.float32), quality=quality))
+            out.append(Encoded(payload=payload, latent=latents[i], quality=quality))
         if self.lossless:  # every payload decoded again, all at once (a causal coder steps them together)
             for s, (restored, _, _) in zip(samples, self.decode_many([e.payload for e in out])):
                 if restored != self._expected(s):

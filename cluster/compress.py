@@ -25,6 +25,7 @@ import ray
 
 from aecore import get_modality, load_bundle, read_bundle
 from aecore.archive import AUTO, order_key
+from aecore.embedding import EMBEDDING_NOTE
 from aecore.payload import PAYLOAD_VERSION
 from cluster.commit import DatasetCommitter
 from cluster.encode import ArchiveSettings, EncodeBatch, LearnedModel
@@ -82,7 +83,7 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
                                                                      _modality_of(req)).extensions))
         dictionary = collection_dictionary(req, files)
         settings = ArchiveSettings(modality=req.modality or _modality_of(req), effort=req.effort,
-                                   dictionary=dictionary, models=req.models)
+                                   dictionary=dictionary, models=req.models, embedders=embedders(req.models))
         metadata = {**archive_metadata(req, settings), **(req.metadata or {})}
         compressor: Any = None
     else:
@@ -112,6 +113,23 @@ def models_ref(models: tuple[LearnedModel, ...]) -> str:
     return ",".join(f"{m.modality}={m.name}@{m.version}" for m in sorted(models, key=lambda m: m.modality)) or "none"
 
 
+def embedders(models: tuple[LearnedModel, ...]) -> tuple[LearnedModel, ...]:
+    """The model that gives each modality's files their query embedding: the archive's own model
+    of that modality, else the modality's default zoo model (when this installation ships one)."""
+    from aecore.registry import MODALITIES
+    from aecore.zoo import default_entry
+
+    named = {m.modality: m for m in models}
+    out = []
+    for modality in sorted(MODALITIES):
+        entry = default_entry(modality)
+        if modality in named:
+            out.append(named[modality])
+        elif entry is not None:
+            out.append(LearnedModel(modality, f"zoo:{entry.name}", entry.version, entry.path.read_bytes()))
+    return tuple(out)
+
+
 def archive_metadata(req: CompressRequest, settings: ArchiveSettings) -> dict[str, Any]:
     """What an exact archive records: its models by modality, its dictionary, its codecs' libraries."""
     from aecore.archive import codec_libraries
@@ -132,9 +150,12 @@ def archive_metadata(req: CompressRequest, settings: ArchiveSettings) -> dict[st
         "rate_point": None,
         "input": req.input.url,
         "payload_version": PAYLOAD_VERSION,
-        "latent_shape": [0],
+        "latent_shape": None,  # one per modality: embeddings
+        "embeddings": {m.modality: {"model": f"{m.name}@{m.version}", "bundle_sha256": bundle_sha256(m.bundle),
+                                    "shape": list(load_bundle(m.bundle).query_latent_shape)}
+                       for m in settings.embedders},
         "lossless": True,
-        "latent": "none yet in an exact archive",
+        "latent": EMBEDDING_NOTE + "; empty for a file of another kind or one its modality cannot read",
     }
 
 
@@ -286,7 +307,7 @@ def dataset_metadata(compressor: Any, model_name: str, model_version: int, input
         "payload_version": PAYLOAD_VERSION,
         "latent_shape": list(compressor.query_latent_shape),
         "lossless": compressor.lossless,
-        "latent": "quantized g_a(x) of the input resized to the model's native size",
+        "latent": EMBEDDING_NOTE,
     }
 
 

@@ -49,6 +49,8 @@ class ArchiveSettings:
     effort: str = "default"
     dictionary: bytes | None = None
     models: tuple[LearnedModel, ...] = ()
+    #: the model whose analysis gives each file of its modality its query embedding (aecore.embedding)
+    embedders: tuple[LearnedModel, ...] = ()
 
 
 def row_id(key: str, sha256: str) -> str:
@@ -74,6 +76,7 @@ class EncodeBatch:
             self.ctx = CodecContext(zstd_dictionary=archive.dictionary, effort=archive.effort, compressors={
                 m.modality: load_bundle(m.bundle, lossless=True) for m in archive.models})
             self.kind = None if archive.modality == AUTO else archive.modality
+            self.embedders = {m.modality: load_bundle(m.bundle) for m in archive.embedders}
         else:
             self.compressor = load_bundle(bundle, device=device, lossless=lossless, rate_point=rate_point)
             self.modality = self.compressor.modality
@@ -133,7 +136,7 @@ class EncodeBatch:
                 continue
             model = self.models.get(kind) if choice.learned else None
             row.update(codec=choice.codec, payload=choice.payload, model=model.name if model else "",
-                       model_version=model.version if model else 0)
+                       model_version=model.version if model else 0, latent=self._embed(kind, data))
             if FILE_CODECS[choice.codec].solid and eligible(data, len(choice.payload)):
                 members.append(Member(len(rows) - 1, key, data, len(choice.payload)))
             if int(row["id"][:8], 16) % self.quality_every == 0:
@@ -158,7 +161,7 @@ class EncodeBatch:
             "bytes": pa.array([r["bytes"] for r in rows], pa.int64()),
             "shape": pa.array([[] for _ in rows], pa.list_(pa.int32())),
             "payload": pa.array([r.get("payload", b"") for r in rows], pa.binary()),
-            "latent": pa.array([[] for _ in rows], pa.list_(pa.float32())),
+            "latent": pa.array([r.get("latent", []) for r in rows], pa.list_(pa.float32())),
             ERROR_COLUMN: pa.array([r[ERROR_COLUMN] for r in rows], pa.string()),
             QUALITY_COLUMN: pa.array([r[QUALITY_COLUMN] for r in rows], pa.string()),
             "entry": [r["entry"] for r in rows],
@@ -168,6 +171,17 @@ class EncodeBatch:
             "solid": pa.array([r.get("solid") for r in rows], pa.string()),
             "offset": pa.array([r.get("offset") for r in rows], pa.int64()),
         })
+
+    def _embed(self, kind: str, data: bytes) -> list[float]:
+        """The file's query embedding by its modality's model; none for a kind without one, or a
+        file the model's modality cannot read (a classic codec stored it all the same)."""
+        embedder = self.embedders.get(kind)
+        if embedder is None:
+            return []
+        try:
+            return embedder.embed([embedder.modality.load(data)])[0].tolist()
+        except Exception:  # noqa: BLE001 - an embedding is a query aid, never a reason to fail a file
+            return []
 
     def _encode(self, batch: pa.Table) -> pa.Table:
         """Rows of a batch; samples are decoded and encoded in groups of at most ``max_elements``

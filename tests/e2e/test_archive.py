@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import aec
@@ -64,6 +66,23 @@ def test_a_mixed_folder_restores_identical(ray_local, tmp_path):
     assert len(solid) >= 8 and sum(r["payload_bytes"] > 0 for r in solid) < len(solid)  # the text files share a block
     for r in rows.values():  # no file coded alone above itself plus its codec header
         assert r["codec"].startswith("solid-") or r["payload_bytes"] <= r["bytes"] + 16, r
+
+    # every photo, sound and text gets a compact query embedding from its modality's zoo model
+    embeddings = ds.metadata["embeddings"]
+    assert {m: e["model"] for m, e in embeddings.items()} == {
+        "audio": "zoo:audio-small@1", "image": "zoo:image-small@1", "text": "zoo:text-fast@1"}
+    latents = {r["key"]: r["latent"] for r in ds.dataset.to_table(columns=["key", "latent"]).to_pylist()}
+    size = {m: math.prod(e["shape"]) for m, e in embeddings.items()}
+    assert size == {"image": 128, "audio": 128, "text": 64}
+    for key, r in rows.items():
+        readable = r["entry"] == "file" and r["modality"] in size and not key.startswith("broken")
+        assert len(latents[key]) == (size[r["modality"]] if readable else 0), key
+    embedded = ds.dataset.to_table(columns=["key", "modality", "latent"])  # noqa: F841 - DuckDB reads it by name
+    near = duckdb.sql(  # the nearest photo to one photo, by its embedding: a query, no decode
+        "SELECT key FROM embedded WHERE modality = 'image' AND len(latent) > 0 AND key != 'photos/full.jpg' "
+        "ORDER BY list_cosine_similarity(latent, (SELECT latent FROM embedded WHERE key = 'photos/full.jpg')) DESC "
+        "LIMIT 1").fetchall()
+    assert near and near[0][0].startswith("photos/")
 
     report = json.loads((tmp_path / "out" / "_aec" / "report.json").read_text())
     assert report["summary"]["ratio (input / on disk)"] == pytest.approx(

@@ -119,13 +119,13 @@ print(json.dumps({{"rows": t.num_rows, "names": s.names, "meta": meta, "ids": le
                   "latent": len(t.column("latent")[0]), "duckdb": duck, "polars": polars}}))
 """
     out = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
-    assert out["rows"] == 36 and out["ids"] == 36 and out["latent"] == 512 and out["duckdb"] == out["polars"] == 36
+    assert out["rows"] == 36 and out["ids"] == 36 and out["latent"] == 128 and out["duckdb"] == out["polars"] == 36
     assert out["names"] == ["id", "uri", "key", "sha256", "modality", "model", "model_version", "codec", "bytes", "shape",
                             "payload", "payload_bytes", "latent", "quality", "entry", "link", "mode", "mtime_ns",
                             "solid", "offset"]
     assert out["meta"]["model_ref"] == "photos@1"
     assert out["meta"]["codec"] == "mean-scale-hyperprior+checkerboard"  # the image zoo family
-    assert out["meta"]["latent_shape"] == [128, 2, 2]  # the zoo model: 128 channels of a 32-px thumbnail
+    assert out["meta"]["latent_shape"] == [128, 1, 1]  # the zoo model: 128 channels of a 32-px thumbnail, pooled
 
 
 def test_duckdb_answers_the_issue_query(job):
@@ -147,7 +147,7 @@ def test_polars_reads_the_same_rows(job):
 
     df = pl.scan_delta(str(job["output"])).collect()
     assert df.height == 36
-    assert df.schema["latent"] == pl.List(pl.Float32) and df["latent"].list.len().unique().to_list() == [512]
+    assert df.schema["latent"] == pl.List(pl.Float32) and df["latent"].list.len().unique().to_list() == [128]
     assert df["model_version"].unique().to_list() == [1]
 
 
