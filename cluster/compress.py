@@ -392,6 +392,7 @@ def _pipeline(req: CompressRequest, files: list, committer: DatasetCommitter,
             "rate_point": req.rate_point,
             "threads": max(1, math.floor(cpus)),
             "job_name": req.job_name,
+            "effort": req.effort,
         },
         compute=ray.data.ActorPoolStrategy(size=req.workers),
         batch_size=req.batch_size if settings is None else None,  # an archive's blocks are sized below

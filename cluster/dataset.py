@@ -52,6 +52,8 @@ class LatentDataset:
         measured = self.dataset.to_table(columns=["quality"], filter=pc.field("quality").is_valid())
         for q in measured.column("quality").to_pylist():
             for k, v in json.loads(q).items():
+                if not isinstance(v, (int, float)):  # quality records are numbers; anything else is no mean
+                    continue
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
         sizes = pa.table(self.table.get_add_actions(flatten=True)).column("size_bytes")

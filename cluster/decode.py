@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from aecore import Compressor, UnreadableInput
-from aecore.archive import CodecContext, SolidBlocks, decode_payload, learned_codec_id, payload_codec
+from aecore.archive import CodecContext, SolidBlocks, decode_payload, get_file_codec, learned_codec_id, payload_codec
 from aecore.archive.solid import member_bytes
 from aecore.errors import UserError
 from cluster.dataset import LatentDataset
@@ -441,7 +441,7 @@ def decode_rows(ctx: CodecContext, rows: list[dict[str, Any]]) -> list[tuple[byt
         codec = r.get("codec") or learned_codec_id(r.get("modality") or "")
         if payload_codec(r["payload"]) is not None or not codec.startswith("aec-"):
             try:
-                out[i] = (decode_payload(codec, r["payload"], ctx, r.get("bytes")), True)
+                out[i] = (decode_payload(codec, r["payload"], ctx, r.get("bytes")), get_file_codec(codec).exact)
             except Exception as exc:  # noqa: BLE001 - an error row of the restore
                 out[i] = exc
         else:

@@ -20,6 +20,7 @@ import torch
 
 from aecore import Sample, UnreadableInput, load_bundle
 from aecore.archive import AUTO, FILE_CODECS, CodecContext, choose, learned_codec_id, route
+from aecore.archive.lossy import best_lossy, lossy_candidates
 from aecore.archive.solid import Member, eligible, pack
 from cluster.metrics import ActorMetrics
 from cluster.storage import relative_key
@@ -62,7 +63,7 @@ class EncodeBatch:
     def __init__(self, bundle: bytes | ray.ObjectRef | None, model_name: str, model_version: int, root: str,
                  uri_prefix: str, quality_every: int = 8, threads: int = 1, lossless: bool | None = None,
                  job_name: str = "", rate_point: float | None = None, max_elements: int = 48 * 2**20,
-                 archive: ArchiveSettings | ray.ObjectRef | None = None) -> None:
+                 archive: ArchiveSettings | ray.ObjectRef | None = None, effort: str = "default") -> None:
         torch.set_num_threads(max(1, threads))
         device = "cuda" if torch.cuda.is_available() else "cpu"
         if isinstance(bundle, ray.ObjectRef):  # shared once through the object store
@@ -80,6 +81,9 @@ class EncodeBatch:
         else:
             self.compressor = load_bundle(bundle, device=device, lossless=lossless, rate_point=rate_point)
             self.modality = self.compressor.modality
+            # lossy: the classic lossy codecs compete with the model file by file (aecore.archive.lossy)
+            self.lossy = [] if self.compressor.lossless else lossy_candidates(self.modality.name, effort)
+        self.effort = effort
         self.model_name = model_name
         self.model_version = model_version
         self.root = root
@@ -215,7 +219,8 @@ class EncodeBatch:
         return self._table(rows)
 
     def _encode_group(self, rows: list[dict], group: list[tuple[int, Sample]]) -> None:
-        measure = [int(rows[i]["id"][:8], 16) % self.quality_every == 0 for i, _ in group]
+        # against classic lossy codecs every file's learned quality is the target: each is measured
+        measure = [bool(self.lossy) or int(rows[i]["id"][:8], 16) % self.quality_every == 0 for i, _ in group]
         samples = [s for _, s in group]
         try:
             encoded = self.compressor.encode(samples, measure)
@@ -231,8 +236,26 @@ class EncodeBatch:
             if enc is None:
                 continue
             rows[i].update(shape=list(sample.shape), payload=enc.payload, latent=enc.latent)
-            if enc.quality is not None:
-                rows[i][QUALITY_COLUMN] = json.dumps(enc.quality)
+            quality = enc.quality
+            if self.lossy and quality is not None and "psnr" in quality:
+                quality = self._against_classic(rows[i], sample, quality)
+            if quality is not None:
+                rows[i][QUALITY_COLUMN] = json.dumps(quality)
+
+    def _against_classic(self, row: dict, sample: Sample, quality: dict) -> dict:
+        """The smallest classic lossy payload at least as good (PSNR) as the learned one
+        replaces it; the row's quality says what each codec needed and what was kept."""
+        choice, sizes = best_lossy(sample.x, sample.info.pack(), sample.info.bits, quality["psnr"], len(row["payload"]),
+                                   self.effort, self.modality.name)
+        classic = {f"{codec}_bytes": n for codec, n in sizes.items()}
+        quality = {**quality, "learned_bytes": len(row["payload"]), **classic}
+        if choice is None:
+            return {**quality, "learned": 1.0}
+        unit, count = sample.info.rate_unit()
+        row.update(payload=choice.payload, codec=choice.codec, model="", model_version=0)
+        learned = {f"learned_{k}": v for k, v in quality.items() if k in ("psnr", "ms_ssim")}
+        return {**{k: v for k, v in quality.items() if k != "ms_ssim"}, **learned, "psnr": choice.psnr,
+                unit: 8.0 * len(choice.payload) / count, "learned": 0.0}
 
     def _table(self, rows: list[dict]) -> pa.Table:
         size = int(np.prod(self.compressor.query_latent_shape))
@@ -246,9 +269,9 @@ class EncodeBatch:
             "key": [r["key"] for r in rows],
             "sha256": [r["sha256"] for r in rows],
             "modality": [self.modality.name] * len(rows),
-            "model": [self.model_name] * len(rows),
-            "model_version": pa.array([self.model_version] * len(rows), pa.int32()),
-            "codec": [learned_codec_id(self.modality.name)] * len(rows),
+            "model": [r.get("model", self.model_name) for r in rows],
+            "model_version": pa.array([r.get("model_version", self.model_version) for r in rows], pa.int32()),
+            "codec": [r.get("codec", learned_codec_id(self.modality.name)) for r in rows],
             "bytes": pa.array([r["bytes"] for r in rows], pa.int64()),
             "shape": pa.array([r.get("shape", []) for r in rows], pa.list_(pa.int32())),
             "payload": pa.array([r.get("payload", b"") for r in rows], pa.binary()),

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aecore.archive import CodecContext, decode_payload, payload_codec
 from aecore.compressor import Compressor
 from cluster.clock import utc_now
 from cluster.storage import InputFile, Location, with_retries
@@ -55,8 +56,12 @@ def _rd(compressor: Compressor, input_loc: Location, by_uri: dict[str, str], row
         if path is None:
             continue
         sample = compressor.load(with_retries(input_loc.fs.cat_file, path, what="input"))
-        restored, x_hat, _ = compressor.decode(row["payload"])
-        if x_hat is None:  # lossless: the restored file itself
+        codec = payload_codec(row["payload"])
+        if codec is not None:  # a classic codec won this file (aecore.archive.lossy): what aec stored all the same
+            restored, x_hat = decode_payload(codec, row["payload"], CodecContext()), None
+        else:
+            restored, x_hat, _ = compressor.decode(row["payload"])
+        if x_hat is None:  # lossless or classic: the restored file itself
             x_hat = modality.load(restored).x
         unit, count = sample.info.rate_unit()
         rate = 8.0 * len(row["payload"]) / count

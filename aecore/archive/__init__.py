@@ -1,10 +1,11 @@
 """Archiving any file exactly, each by the best codec for it: the codec contract, the classic
 codecs (bytes and media), the learned codecs behind the same contract, routing by content, and
-the per-file choice. ``decode_payload`` restores any row from its codec id alone."""
+the per-file choice; the lossy classic codecs a lossy job tries against its learned model
+(:mod:`aecore.archive.lossy`). ``decode_payload`` restores any row from its codec id alone."""
 
 from __future__ import annotations
 
-from aecore.archive import classic, cm, learned, media  # noqa: F401 - registers the codecs
+from aecore.archive import classic, cm, learned, lossy, media  # noqa: F401 - registers the codecs
 from aecore.archive.choose import EFFORTS, Choice, candidates, choose
 from aecore.archive.codec import (
     CLASSIC_MAGIC,
@@ -27,7 +28,8 @@ __all__ = ["AUTO", "CLASSIC_MAGIC", "EFFORTS", "FILE_CODECS", "KINDS", "Choice",
 
 
 def decode_payload(codec_id: str, payload: bytes, ctx: CodecContext, size: int | None = None) -> bytes:
-    """The file bytes of a row written by ``codec_id``."""
+    """The file bytes of a row written by ``codec_id`` (the very bytes where the codec is
+    ``exact``; else the file its modality restores from the decoded picture)."""
     return get_file_codec(codec_id).decode(payload, ctx, size)
 
 

@@ -37,7 +37,7 @@ class Choice:
 def candidates(kind: str, effort: str) -> list[FileCodec]:
     if effort not in EFFORTS:
         raise ValueError(f"effort {effort!r} is not one of {', '.join(EFFORTS)}")
-    return [codec for codec in (cls() for cls in FILE_CODECS.values()) if codec.tried(kind, effort)]
+    return [codec for codec in (cls() for cls in FILE_CODECS.values()) if codec.exact and codec.tried(kind, effort)]
 
 
 def _incompressible(data: bytes) -> bool:

@@ -2,8 +2,9 @@
 
 As numcodecs' codecs: a ``codec_id``, ``encode(data, ctx) -> payload | None`` (None: this codec
 does not apply to this file), ``decode(payload, ctx) -> data``; a registry by id, so a table names
-the codec that wrote each row and a reader rebuilds it from that name alone. Every codec here is
-exact: ``decode(encode(x)) == x`` byte for byte, checked at encode time by :mod:`aecore.archive.choose`.
+the codec that wrote each row and a reader rebuilds it from that name alone. An ``exact`` codec
+gives back the very bytes (``decode(encode(x)) == x``, checked at encode time by
+:mod:`aecore.archive.choose`); a lossy one (:mod:`aecore.archive.lossy`) the picture it kept.
 
 A classic payload starts with its codec's id (``0xAC | u8 n | id``), so a payload alone says
 how to decode it; a learned payload keeps the learned format (its first byte is a payload
@@ -50,6 +51,9 @@ class FileCodec(ABC):
     #: the efforts that try it
     efforts: ClassVar[tuple[str, ...]] = ("fast", "default", "max")
     learned: ClassVar[bool] = False
+    #: decode gives back the very bytes (an exact archive's candidates); False: a lossy codec
+    #: (aecore.archive.lossy), whose decode gives back the picture the modality restores
+    exact: ClassVar[bool] = True
     #: a general-purpose codec: the files it wins may be coded together in a solid block instead
     solid: ClassVar[bool] = False
 
