@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.sockets import run_watching
+
 
 @pytest.fixture(scope="session")
 def ray_local(s3_endpoint):
@@ -88,11 +90,13 @@ def run_cli(*args: str) -> str:
 @pytest.fixture(scope="session")
 def trained(ray_local, photos, tmp_path_factory) -> dict:
     """A model fine-tuned once per session on the photo collection from the image zoo model (the
-    default starting point): registry ``photos@1``."""
+    default starting point): registry ``photos@1``; ``listened``: the sockets opened meanwhile."""
     root = tmp_path_factory.mktemp("trained")
     spec = root / "train.yaml"
     spec.write_text(
         f"kind: train\nname: t\nmodality: image\ninput: {photos}\nregistry: {root}/registry\nmodel: photos\n"
         "steps: 12\nbatch_size: 8\npatch_size: 48\nworkers: 2\ngpus: 0\npatches_per_item: 2\n"
     )
-    return {"registry": root / "registry", "output": run_cli("train", str(spec))}
+    # every socket opened while it trains is recorded: tests/cluster/test_train_sockets.py checks them
+    output, listened = run_watching(lambda: run_cli("train", str(spec)))
+    return {"registry": root / "registry", "output": output, "listened": listened}

@@ -6,6 +6,12 @@ import ipaddress
 import os
 import socket
 import struct
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def _listening() -> dict[int, tuple[str, int]]:
@@ -57,3 +63,32 @@ def is_loopback(addr: str) -> bool:
     if ip.version == 6 and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
     return ip.is_loopback
+
+
+def listening_everywhere() -> set[tuple[str, int]]:
+    """Every (address, port) any process on this machine listens on."""
+    return set(listening_addresses([int(p) for p in os.listdir("/proc") if p.isdigit()]))
+
+
+def run_watching(fn: Callable[[], T]) -> tuple[T, set[tuple[str, int]]]:
+    """``fn()`` in a thread, and every listening socket that appeared while it ran (polled)."""
+    before = listening_everywhere()
+    out: list[T] = []
+    failed: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            out.append(fn())
+        except BaseException as exc:  # noqa: BLE001 - raised again below, in the caller's thread
+            failed.append(exc)
+
+    job = threading.Thread(target=target)
+    job.start()
+    seen: set[tuple[str, int]] = set()
+    while job.is_alive():
+        seen |= listening_everywhere()
+        time.sleep(0.1)
+    job.join()
+    if failed:
+        raise failed[0]
+    return out[0], seen - before
