@@ -25,7 +25,7 @@ from PIL import Image
 from aecore import load_bundle
 from aecore.archive.lossy import best_lossy
 from aecore.zoo import zoo_bundle
-from bench.common import BENCH_DIR, machine, save
+from bench.common import machine, save
 from bench.image_rd import crops
 
 

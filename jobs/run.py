@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from cluster.compress import CompressRequest
     from cluster.train import TrainConfig
 
-__all__ = ["CompressOutcome", "TrainOutcome", "compress_request", "main", "run_compress", "run_train", "show",
+__all__ = ["CompressOutcome", "TrainOutcome", "compress_request", "join_ray", "main", "run_compress", "run_train", "show",
            "train_config"]
 
 Announce = Callable[[str], None]
@@ -44,7 +44,7 @@ def _announce(line: str) -> None:
     console.print(line, highlight=False)
 
 
-def _ray(verbose: bool) -> None:
+def join_ray(verbose: bool) -> None:
     """Join or start Ray. Unless ``verbose``, Ray Data's own progress lines stay in its log file
     (``/tmp/ray/session_*/logs/ray-data``) and the CLI shows one progress bar."""
     import logging
@@ -95,7 +95,7 @@ def run_train(job: TrainJobSpec, *, verbose: bool = False, announce: Announce = 
     files = list_collection(input_loc, modality.extensions)
     registry = ModelRegistry(job.registry, job.storage_options)
     start = starting_point(job, registry)
-    _ray(verbose)
+    join_ray(verbose)
     cfg = train_config(job, start.architecture, start.preset, start.bundle)
     run_name = f"{job.model}-{utc_text(fmt=STAMP)}"
     budget = f"{job.steps} steps" if job.steps else f"{job.epochs} epochs"
@@ -259,7 +259,7 @@ def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error
     files = list_tree(input_loc) if job.modality == AUTO else list_collection(input_loc,
                                                                              get_modality(job.modality).extensions)
     check_writable(output, META_DIR)
-    _ray(verbose)
+    join_ray(verbose)
     model_ref = mv.ref if mv is not None else "classic codecs only"
     if archive:
         learned = ", ".join(f"{m.modality}: {m.name}@{m.version}" for m in models) or "none"

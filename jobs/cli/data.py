@@ -177,9 +177,9 @@ def decode(
         except ImportError:
             raise UserError("--where needs DuckDB (an aec dependency): pip install --force-reinstall aec") from None
     if workers:
-        from cluster.runtime import ensure_ray
+        from jobs.run import join_ray
 
-        ensure_ray(log_to_driver=False)
+        join_ray(verbose=False)  # one progress bar: Ray Data's own lines stay in its log
     total = None if where else ds.count_rows()
     with Progress(TextColumn("decoding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
