@@ -133,9 +133,14 @@ class Compressor:
         return Sample(x=sample.x, info=sample.info.with_exact(self.modality.exact(data, sample), file=data))
 
     @torch.inference_mode()
-    def encode(self, samples: Sequence[Sample], measure: Sequence[bool] | None = None) -> list[Encoded]:
-        """Encode samples; pieces of equal padded shape share one forward pass."""
+    def encode(self, samples: Sequence[Sample], measure: Sequence[bool] | None = None,
+               estimate: bool = False) -> list[Encoded]:
+        """Encode samples; pieces of equal padded shape share one forward pass. ``measure``: the
+        samples whose quality is recorded; ``estimate`` (lossy only): measured on the model's float
+        synthesis, ~5x faster than the exact one decode runs and within a few thousandths of a dB
+        of it (``measure`` gives the exact figure of a payload)."""
         measure = measure or [False] * len(samples)
+        fast = estimate and not self.lossless
         pieces = [[] if self._stored(s) else self._pieces(s.x) for s in samples]
         joint = [self._joint(s) for s in samples]
         # a joint sample is analysed whole (in tiles) and its latents cut into the pieces' spans
@@ -177,7 +182,7 @@ class Compressor:
                     if joint[i]:
                         y_hats.append(y_hat)
                     elif (coder is not None and coder.synthesizes) or (measure[i] and not self.model.lossless_only):
-                        x_hat = self._synthesize(y_hat)
+                        x_hat = self._synthesize(y_hat, fast)
                         x_hats.append(x_hat[..., : piece.shape[-1]])
                     if coder is None:
                         parts += [U32.pack(len(words)), words]
@@ -197,7 +202,7 @@ class Compressor:
                         used.append(1.0)
                 payload = head + b"".join(parts)
                 if joint[i] and measure[i]:
-                    x_hats = [self._synthesize(torch.cat(y_hats, dim=-1))[..., : s.x.shape[-1]]]
+                    x_hats = [self._synthesize(torch.cat(y_hats, dim=-1), fast)[..., : s.x.shape[-1]]]
             quality = None
             if measure[i]:
                 quality = self._quality(s, x_hats, payload)
@@ -233,21 +238,30 @@ class Compressor:
         return self.modality.from_symbols(self.modality.symbols(s.x, s.info.piece(0, s.x.shape[1:])), s.info)
 
     def _quality(self, s: Sample, x_hats: list[np.ndarray], payload: bytes) -> dict[str, float]:
-        unit, count = s.info.rate_unit()
         if self.lossless:
-            quality = {"exact": 1.0, "stored": float(self._stored(s))}
-        else:
-            x_hat = s.info.finish(np.concatenate(x_hats, axis=-1)) if x_hats else np.zeros_like(s.x)
-            ext = tuple(slice(0, e) for e in s.info.positions)
-            quality = self.modality.quality(s.x[(slice(None), *ext)], x_hat[(slice(None), *ext)])
+            unit, count = s.info.rate_unit()
+            return {"exact": 1.0, "stored": float(self._stored(s)), unit: 8.0 * len(payload) / count}
+        x_hat = s.info.finish(np.concatenate(x_hats, axis=-1)) if x_hats else np.zeros_like(s.x)
+        return self._lossy_quality(s, x_hat, payload)
+
+    def _lossy_quality(self, s: Sample, x_hat: np.ndarray, payload: bytes) -> dict[str, float]:
+        unit, count = s.info.rate_unit()
+        ext = (slice(None), *(slice(0, e) for e in s.info.positions))
+        quality = self.modality.quality(s.x[ext], x_hat[ext])
         quality[unit] = 8.0 * len(payload) / count
         return quality
 
-    def _synthesize(self, y_hat: torch.Tensor) -> np.ndarray:
+    def measure(self, s: Sample, payload: bytes) -> dict[str, float]:
+        """The quality of a lossy ``payload`` of ``s`` as decode restores it (exact synthesis)."""
+        _, x_hat, _ = self.decode(payload)
+        return self._lossy_quality(s, x_hat, payload)
+
+    def _synthesize(self, y_hat: torch.Tensor, fast: bool = False) -> np.ndarray:
         # Lossless codes values around x_hat: encoder and decoder must compute it identically,
-        # so then it runs on the CPU, on one thread, whatever device encodes.
+        # so then it runs on the CPU, on one thread, whatever device encodes. ``fast`` (lossy
+        # estimates only) takes the float synthesis where decode runs the exact one.
         model, device = self.model, self.device
-        exact = model.exact_synthesis()
+        exact = None if fast else model.exact_synthesis()
         if exact is not None:  # integers: the same output on any machine and thread count
             margin, stride = model.receptive_margin, model.stride
             side = round(EXACT_TILE_POSITIONS ** (1 / (y_hat.dim() - 1)))  # per spatial dimension

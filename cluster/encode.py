@@ -20,7 +20,7 @@ import torch
 
 from aecore import Sample, UnreadableInput, load_bundle
 from aecore.archive import AUTO, FILE_CODECS, CodecContext, choose, learned_codec_id, route
-from aecore.archive.lossy import best_lossy, lossy_candidates
+from aecore.archive.lossy import ESTIMATE_MARGIN_DB, best_lossy, lossy_candidates
 from aecore.archive.solid import Member, eligible, pack
 from cluster.metrics import ActorMetrics
 from cluster.storage import relative_key
@@ -84,6 +84,7 @@ class EncodeBatch:
             # lossy: the classic lossy codecs compete with the model file by file (aecore.archive.lossy)
             self.lossy = [] if self.compressor.lossless else lossy_candidates(self.modality.name, effort)
         self.effort = effort
+        self._hints: dict[str, int] = {}  # per classic codec, the setting the last photo needed
         self.model_name = model_name
         self.model_version = model_version
         self.root = root
@@ -223,12 +224,12 @@ class EncodeBatch:
         measure = [bool(self.lossy) or int(rows[i]["id"][:8], 16) % self.quality_every == 0 for i, _ in group]
         samples = [s for _, s in group]
         try:
-            encoded = self.compressor.encode(samples, measure)
+            encoded = self.compressor.encode(samples, measure, estimate=bool(self.lossy))
         except Exception:  # one bad sample must not sink the group: retry one by one
             encoded = []
             for (i, sample), m in zip(group, measure):
                 try:
-                    encoded.extend(self.compressor.encode([sample], [m]))
+                    encoded.extend(self.compressor.encode([sample], [m], estimate=bool(self.lossy)))
                 except Exception as exc:  # noqa: BLE001 - becomes an error row
                     rows[i][ERROR_COLUMN] = f"encode: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
                     encoded.append(None)
@@ -244,13 +245,18 @@ class EncodeBatch:
 
     def _against_classic(self, row: dict, sample: Sample, quality: dict) -> dict:
         """The smallest classic lossy payload at least as good (PSNR) as the learned one
-        replaces it; the row's quality says what each codec needed and what was kept."""
-        choice, sizes = best_lossy(sample.x, sample.info.pack(), sample.info.bits, quality["psnr"], len(row["payload"]),
-                                   self.effort, self.modality.name)
+        replaces it; the row's quality says what each codec needed and what was kept.
+
+        ``quality`` is the learned codec's estimate (float synthesis): the classic codecs must
+        beat it by ``ESTIMATE_MARGIN_DB``, more than the estimate's measured error, and where the
+        learned payload stays its quality is measured again as decode restores it."""
+        choice, sizes = best_lossy(sample.x, sample.info.pack(), sample.info.bits, quality["psnr"] + ESTIMATE_MARGIN_DB,
+                                   len(row["payload"]), self.effort, self.modality.name, self._hints)
         classic = {f"{codec}_bytes": n for codec, n in sizes.items()}
-        quality = {**quality, "learned_bytes": len(row["payload"]), **classic}
         if choice is None:
-            return {**quality, "learned": 1.0}
+            exact = self.compressor.measure(sample, row["payload"])
+            return {**exact, "learned_bytes": len(row["payload"]), **classic, "learned": 1.0}
+        quality = {**quality, "learned_bytes": len(row["payload"]), **classic}
         unit, count = sample.info.rate_unit()
         row.update(payload=choice.payload, codec=choice.codec, model="", model_version=0)
         learned = {f"learned_{k}": v for k, v in quality.items() if k in ("psnr", "ms_ssim")}

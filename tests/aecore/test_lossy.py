@@ -10,7 +10,7 @@ from PIL import Image
 
 from aecore import load_bundle
 from aecore.archive import FILE_CODECS, CodecContext, candidates, decode_payload, get_file_codec
-from aecore.archive.lossy import best_lossy, lossy_candidates
+from aecore.archive.lossy import ESTIMATE_MARGIN_DB, _first_ok, best_lossy, lossy_candidates
 from aecore.metrics import psnr
 from aecore.zoo import zoo_bundle
 from jobs.sample_data import PHOTOS, _photo_dir
@@ -47,6 +47,36 @@ def test_the_learned_payload_stays_when_it_is_smaller(photo):
     assert best_lossy(photo.x, photo.info.pack(), 8, 99.0, 10**9, "default") == (None, {})  # no setting reaches it
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 101])
+def test_the_setting_search_finds_the_first_that_meets_the_target_from_any_hint(n):
+    for first in [*range(n), None]:  # None: no setting reaches the target
+        for hint in [None, *range(n), n + 3]:
+            probes: list[int] = []
+
+            def ok(i: int, first: int | None = first, probes: list = probes) -> bool:
+                probes.append(i)
+                return first is not None and i >= first
+
+            assert _first_ok(n, ok, hint) == first
+            assert len(probes) == len(set(probes)) and len(probes) <= 2 * max(1, n).bit_length() + 2
+            if hint is not None and first is not None and hint == first:
+                assert len(probes) <= 2  # the previous photo's setting: two probes
+
+
+def test_a_hint_gives_the_same_choice_in_fewer_encodes(photo, monkeypatch):
+    from aecore.archive.lossy import WebpCodec
+
+    calls = []
+    encode = WebpCodec.compress_pixels
+    monkeypatch.setattr(WebpCodec, "compress_pixels", lambda self, *a: calls.append(1) or encode(self, *a))
+    hints: dict[str, int] = {}
+    cold = best_lossy(photo.x, photo.info.pack(), 8, 30.0, 10**9, "fast", hints=hints)
+    cold_calls = len(calls)
+    warm = best_lossy(photo.x, photo.info.pack(), 8, 30.0, 10**9, "fast", hints=hints)
+    assert warm == cold and hints["webp"] == cold[0].setting
+    assert len(calls) - cold_calls == 2 < cold_calls
+
+
 def test_efforts_and_exact_archives():
     assert [c.codec_id for c in lossy_candidates("image", "fast")] == ["webp"]
     assert {c.codec_id for c in lossy_candidates("image", "default")} == {"webp", "avif", "jxl"}
@@ -63,3 +93,15 @@ def test_a_corrupt_lossy_payload_is_refused_in_one_line(photo):
         decode_payload("webp", header_lie, CodecContext())
     with pytest.raises(ValueError, match="not a jxl payload"):
         decode_payload("jxl", choice.payload, CodecContext())
+
+
+def test_the_estimated_quality_is_within_the_margin_of_the_decoded_one(photo):
+    """A lossy archive measures every photo on the float synthesis (the classic codecs' target);
+    decode runs the exact one. The two agree within the margin the classic codecs must clear."""
+    compressor = load_bundle(zoo_bundle("image-small"), lossless=False)
+    estimated = compressor.encode([photo], [True], estimate=True)[0]
+    exact = compressor.encode([photo], [True])[0]
+    assert estimated.payload == exact.payload  # the payload never depends on how it is measured
+    decoded = compressor.measure(photo, exact.payload)
+    assert decoded == exact.quality
+    assert abs(estimated.quality["psnr"] - decoded["psnr"]) < ESTIMATE_MARGIN_DB / 2
