@@ -1,5 +1,6 @@
 # make demo : set up everything from a fresh clone, then compress with the zoo model, fine-tune it -> compress -> inspect -> decode
 # make test : set up everything from a fresh clone, then lint (ruff) and run the test suite
+# make unit : the fast lane: lint and the tests that start no Ray, no server and no training run
 PYTHON ?= python3
 VENV   ?= .venv
 # CPU wheel here; set TORCH_SPEC="torch==2.13.0 --index-url ..." for another build.
@@ -11,7 +12,7 @@ PYTEST_ARGS ?=
 # the demo's mixed folder: a package tree the set-up installs
 FOLDER ?= $(shell test -x $(BIN)/python && $(BIN)/python -c "import os, scipy.io; print(os.path.dirname(scipy.io.__file__))" 2>/dev/null)
 
-.PHONY: setup demo test bench zoo-data clean
+.PHONY: setup demo test unit bench zoo-data clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +50,10 @@ demo: setup
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not servers" $(PYTEST_ARGS)
 
 # the zoo's training data and the held-out sets: photos and text from Debian packages
 # (apt-get download + dpkg -x into build/debs: no root, nothing installed)

@@ -11,6 +11,15 @@ from PIL import Image
 
 from tests.sockets import run_watching
 
+#: a test that uses one of these starts Ray, the S3 server or a training run: not in `make unit`
+_SERVER_FIXTURES = {"ray_local", "s3_endpoint", "s3", "trained"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.servers)
+
 
 @pytest.fixture(scope="session")
 def ray_local(s3_endpoint):

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.servers
 def test_a_plain_local_ray_start_leaves_the_token_owner_only(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "AWS_"))}
     env.update(HOME=str(tmp_path), PYTHONPATH=str(Path(__file__).parents[2]))
