@@ -55,6 +55,15 @@ def test_bad_rows_are_reported_and_the_rest_restored(damaged):
     assert "compared with originals │ 4" in result.output
 
 
+@pytest.mark.parametrize("key", ["truncated.png", "garbage.png", "bomb.png", "version.png"])
+def test_a_corrupt_row_to_standard_output_is_one_line(damaged, key):
+    """Issue 27 item 19: `--key K --out -` on a corrupt row says why in one line, writes nothing."""
+    result = CliRunner().invoke(app, ["decode", damaged["out"], "--key", key, "--out", "-"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "cannot be restored" in result.stderr and "the dataset is damaged there" in result.stderr
+    assert result.stdout_bytes == b"" and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
 def test_a_bomb_with_a_matching_shape_is_bounded_by_the_modality(tmp_path):
     from aecore import load_bundle
     from aecore.payload import PayloadError

@@ -1,0 +1,271 @@
+"""Lossless audio by adaptive prediction (``lms-wav``), compiled with numba.
+
+Learned from Monkey's Audio (Matthew Ashland's; its "NN filters"), written anew. A 16-bit WAV's
+PCM, per channel (a stereo pair as side ``L - R`` and mid ``R + (side >> 1)`` first), runs through
+
+- a fixed first-order predictor, ``a = s - (31 * s_prev >> 5)``;
+- two cascaded sign-LMS filters (256 then 16 taps): each predicts its input from its own past
+  inputs with integer weights, passes on what it could not predict, and steps each weight by
+  ``sign(error) * delta``, where a past input's ``delta`` is its sign times 8, 16 or 32 by how
+  large it was against the running mean (halved as it ages: the newest inputs adapt most);
+
+and the residual is coded by a binary arithmetic coder (lpaq's, as ``cm`` uses): its bit length
+by a binary tree whose probabilities adapt per running-mean context, then the bits below its top
+bit, adaptive per (length, position). Encoder and decoder are one function (``encoding`` picks
+the side), in integer arithmetic end to end: a payload decodes to the same samples on any
+machine and thread count. The WAV recipe (:mod:`aecore.containers.wav`) rebuilds the header and
+trailing chunks around them, as ``flac-wav`` does.
+"""
+
+from __future__ import annotations
+
+import struct
+from importlib.metadata import version
+
+import numpy as np
+
+from aecore.archive.classic import ClassicCodec
+from aecore.archive.codec import CodecContext, register_file_codec
+from aecore.containers import get_container
+
+__all__ = ["LmsWavCodec", "lms_compress", "lms_decompress"]
+
+_U32 = struct.Struct("<I")
+_HEADER = struct.Struct("<BQ")  # channels, frames
+_STAGES = ((256, 14), (16, 10))  # (taps, weight shift) of the cascade
+_MAX_CHANNELS = 8
+
+
+def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only then)
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def sgn(v):
+        return (v > 0) - (v < 0)
+
+    @numba.njit(cache=True, nogil=True)
+    def delta_of(v, avg):
+        a = abs(v)
+        if a > 3 * avg:
+            return sgn(v) * 32
+        if 3 * a > 4 * avg:
+            return sgn(v) * 16
+        return sgn(v) * 8 if a else 0
+
+    @numba.njit(cache=True, nogil=True)
+    def bit(y, p, encoding, src, dst, x1, x2, x, at):
+        """One binary decision at probability ``p``/4096 of a 1: ``(y, x1, x2, x, at)``; ``at``
+        is where the encoder writes (-1: its buffer is full) or the decoder reads next."""
+        mask32 = 0xFFFFFFFF
+        xmid = x1 + ((x2 - x1) >> 12) * p
+        if not encoding:
+            y = 1 if x <= xmid else 0
+        if y:
+            x2 = xmid
+        else:
+            x1 = xmid + 1
+        while ((x1 ^ x2) & 0xFF000000) == 0:
+            if encoding:
+                if at < 0 or at >= dst.shape[0]:
+                    at = -1
+                else:
+                    dst[at] = (x2 >> 24) & 255
+                    at += 1
+            else:
+                x = ((x << 8) & mask32) | (src[at] if at < src.shape[0] else 0)
+                at += 1
+            x1 = (x1 << 8) & mask32
+            x2 = ((x2 << 8) & mask32) | 255
+        return y, x1, x2, x, at
+
+    @numba.njit(cache=True, nogil=True)
+    def push(h, d, pos, order, v, avg):
+        """``v`` becomes the newest input of a filter's window (which slides one back); the
+        deltas of older inputs halve at lags 4 and 8. Returns the new window position."""
+        pos = pos - 1 if pos > 0 else order - 1
+        h[pos] = v
+        h[pos + order] = v
+        dv = delta_of(v, avg)
+        d[pos] = dv
+        d[pos + order] = dv
+        for lag in (4, 8):
+            if lag < order:
+                q = (pos + lag) % order
+                d[q] >>= 1
+                d[q + order] = d[q]
+        return pos
+
+    @numba.njit(cache=True, nogil=True)
+    def code(values, src, dst, encoding, order1, shift1, order2, shift2):  # noqa: PLR0912, PLR0915
+        mask32 = 0xFFFFFFFF
+        channels, frames = values.shape
+        x1, x2, x = 0, mask32, 0
+        at = 0
+        if not encoding:
+            for _ in range(4):
+                x = ((x << 8) & mask32) | (src[at] if at < src.shape[0] else 0)
+                at += 1
+        for ch in range(channels):
+            w1 = np.zeros(order1, np.int64)
+            h1 = np.zeros(2 * order1, np.int64)  # each input twice: h[pos : pos + order] is the window
+            d1 = np.zeros(2 * order1, np.int64)
+            w2 = np.zeros(order2, np.int64)
+            h2 = np.zeros(2 * order2, np.int64)
+            d2 = np.zeros(2 * order2, np.int64)
+            p1, p2 = 0, 0
+            avg1, avg2 = 0, 0  # running means of |input|, x16
+            prob_k = np.full((64, 32), 2048, np.int64)
+            prob_m = np.full((32, 32), 2048, np.int64)
+            avg_u = 16  # running mean of the coded value, x16
+            prev = 0
+            for n in range(frames):
+                pred_a = (prev * 31) >> 5
+                dot = 0
+                for i in range(order1):
+                    dot += w1[i] * h1[p1 + i]
+                pred1 = (dot + (1 << (shift1 - 1))) >> shift1
+                dot = 0
+                for i in range(order2):
+                    dot += w2[i] * h2[p2 + i]
+                pred2 = (dot + (1 << (shift2 - 1))) >> shift2
+                u, k = 0, 0
+                if encoding:
+                    r = values[ch, n] - pred_a - pred1 - pred2
+                    u = 2 * r if r >= 0 else -2 * r - 1
+                    while (u >> k) > 0:
+                        k += 1
+                # the context: the running mean's bit length, in half octaves
+                bl = 0
+                while (avg_u >> bl) > 0:
+                    bl += 1
+                ctx = min(63, 2 * bl + ((avg_u >> (bl - 2)) & 1 if bl >= 2 else 0))
+                # the bit length k (0..31): a binary tree of 5 decisions
+                node, kk = 1, 0
+                for depth in range(5):
+                    y = (k >> (4 - depth)) & 1
+                    p = min(4095, max(1, prob_k[ctx, node]))
+                    y, x1, x2, x, at = bit(y, p, encoding, src, dst, x1, x2, x, at)
+                    prob_k[ctx, node] += ((y << 12) - prob_k[ctx, node]) >> 5
+                    node = 2 * node + y
+                    kk = (kk << 1) | y
+                k = kk
+                if not encoding:
+                    u = (1 << (k - 1)) if k > 0 else 0
+                # the k - 1 bits below the top bit, adaptive per (length, position)
+                for j in range(k - 2, -1, -1):
+                    y = (u >> j) & 1
+                    p = min(4095, max(1, prob_m[k, j]))
+                    y, x1, x2, x, at = bit(y, p, encoding, src, dst, x1, x2, x, at)
+                    prob_m[k, j] += ((y << 12) - prob_m[k, j]) >> 5
+                    u |= y << j
+                if at < 0:
+                    return -1  # the stream outgrew its buffer: the caller stores the file instead
+                avg_u += ((u << 4) - avg_u) >> 4
+                r = (u >> 1) if (u & 1) == 0 else -((u + 1) >> 1)
+                b = r + pred2
+                a = b + pred1
+                s = a + pred_a
+                if not encoding:
+                    values[ch, n] = s
+                # adapt stage 2 (input b, error r), then stage 1 (input a, error b)
+                e = sgn(r)
+                if e != 0:
+                    for i in range(order2):
+                        w2[i] += e * d2[p2 + i]
+                e = sgn(b)
+                if e != 0:
+                    for i in range(order1):
+                        w1[i] += e * d1[p1 + i]
+                p2 = push(h2, d2, p2, order2, b, avg2 >> 4)
+                avg2 += ((abs(b) << 4) - avg2) >> 4
+                p1 = push(h1, d1, p1, order1, a, avg1 >> 4)
+                avg1 += ((abs(a) << 4) - avg1) >> 4
+                prev = s
+        if encoding:
+            if at < 0 or at + 4 > dst.shape[0]:
+                return -1
+            for _ in range(4):
+                dst[at] = (x1 >> 24) & 255
+                at += 1
+                x1 = (x1 << 8) & mask32
+        return at
+
+    return code
+
+
+_CODE = None
+
+
+def _code():  # noqa: ANN202
+    global _CODE
+    if _CODE is None:
+        _CODE = _kernel()
+    return _CODE
+
+
+def _decorrelate(values: np.ndarray) -> np.ndarray:
+    """Signed samples ``[C, N]``; a stereo pair as (side, mid), exactly invertible."""
+    if values.shape[0] != 2:
+        return values
+    side = values[0] - values[1]
+    return np.stack([side, values[1] + (side >> 1)])
+
+
+def _correlate(coded: np.ndarray) -> np.ndarray:
+    if coded.shape[0] != 2:
+        return coded
+    right = coded[1] - (coded[0] >> 1)
+    return np.stack([coded[0] + right, right])
+
+
+def lms_compress(samples: np.ndarray) -> bytes | None:
+    """Signed integer samples ``[C, N]`` (16-bit range) -> stream, or None if it would not be smaller."""
+    (order1, shift1), (order2, shift2) = _STAGES
+    values = np.ascontiguousarray(_decorrelate(samples.astype(np.int64)))
+    dst = np.zeros(2 * values.size + 64, dtype=np.uint8)  # past 16 bits a sample: not worth it
+    used = _code()(values, np.zeros(1, np.uint8), dst, True, order1, shift1, order2, shift2)
+    if used < 0:
+        return None
+    return _HEADER.pack(*values.shape) + dst[:used].tobytes()
+
+
+def lms_decompress(stream: bytes, size: int | None = None) -> np.ndarray:
+    channels, frames = _HEADER.unpack_from(stream)
+    if not 1 <= channels <= _MAX_CHANNELS or (size is not None and channels * frames * 2 > size):
+        raise ValueError(f"lms payload claims {channels} channels of {frames:,} frames; the row is corrupt")
+    (order1, shift1), (order2, shift2) = _STAGES
+    values = np.zeros((channels, frames), dtype=np.int64)
+    src = np.frombuffer(stream, dtype=np.uint8, offset=_HEADER.size)
+    _code()(values, src, np.zeros(1, np.uint8), False, order1, shift1, order2, shift2)
+    return _correlate(values)
+
+
+@register_file_codec("lms-wav")
+class LmsWavCodec(ClassicCodec):
+    """A 16-bit WAV (1 to 8 channels) by the adaptive prediction above, beside its WAV recipe."""
+
+    solid = False  # a transcode of this one file's content, never part of a solid block
+    kinds = ("audio",)
+    efforts = ("default", "max")  # fast: FLAC alone
+
+    @classmethod
+    def library(cls) -> str:
+        return f"aec lms/1 (numba {version('numba')})"
+
+    def compress(self, data: bytes, ctx: CodecContext) -> bytes | None:
+        exact = get_container("wav").parse(data)
+        if (exact is None or exact.bits != 16 or exact.values is None or exact.values.shape[1] == 0
+                or not 1 <= exact.values.shape[0] <= _MAX_CHANNELS):
+            return None
+        coded = lms_compress(exact.values.astype(np.int64) - 32768)
+        if coded is None:
+            return None
+        return _U32.pack(len(exact.recipe)) + exact.recipe + coded
+
+    def decompress(self, stream: bytes, ctx: CodecContext, size: int | None) -> bytes:
+        n = _U32.unpack_from(stream)[0]
+        recipe, coded = stream[4 : 4 + n], stream[4 + n :]
+        samples = lms_decompress(coded, size)
+        if samples.size and (samples.min() < -32768 or samples.max() > 32767):
+            raise ValueError("lms payload decodes outside 16 bits; the row is corrupt")
+        return get_container("wav").build(samples + 32768, recipe)
