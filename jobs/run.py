@@ -116,6 +116,7 @@ def run_train(job: TrainJobSpec, *, verbose: bool = False, announce: Announce = 
             "modality": job.modality,
             "metrics": result.metrics,
             "heldout": result.heldout,
+            "kept": {"model": result.kept, "heldout": result.candidates} if result.candidates else None,
             "lineage": {"input": job.input, "files": result.files, "input_bytes": result.input_bytes,
                         "content_sha256": result.content_sha256,
                         "listing_sha256": hashlib.sha256(listing.encode()).hexdigest()},
@@ -134,10 +135,18 @@ def run_train(job: TrainJobSpec, *, verbose: bool = False, announce: Announce = 
         "train PSNR (dB)": result.metrics.get("train_psnr"),
         "regularizers": cfg.regularizers, "lmbda": cfg.lmbda,
         "held-out quality": dict(result.heldout),
+        **({"kept": _kept_line(result.kept, result.candidates, modality.gate_metric[0])} if result.candidates else {}),
         "train bits/pixel (ideal)": result.metrics.get("train_bits_per_element"),
         "production": f"v{mv.version} (promoted)" if decision.promote else "unchanged",
         "seconds": time.perf_counter() - started,
     })
+
+
+def _kept_line(kept: str, figures: dict, metric: str) -> str:
+    """What a warm-started text model's registered version is: the fine-tuned weights, or the
+    starting point's where it coded the held-out tenth better."""
+    shown = ", ".join(f"{name} {v:.4f}" for name, v in figures.items() if v is not None)
+    return f"{kept} (held-out {metric}: {shown})"
 
 
 def train_config(job: TrainJobSpec, architecture: str, preset: str | None, init: bytes | None = None) -> TrainConfig:

@@ -63,6 +63,9 @@ class Modality(ABC):
     #: the held-out metric a new model version must match to be promoted, and its direction
     #: (+1: higher is better, -1: lower is better)
     gate_metric: ClassVar[tuple[str, int]]
+    #: its quality is its rate (lossless: every model restores the same bytes), so of two models
+    #: the one that codes held-out files smaller is simply better (``cluster.train.keep_better``)
+    rate_is_quality: ClassVar[bool] = False
 
     @abstractmethod
     def load(self, data: bytes) -> Sample:

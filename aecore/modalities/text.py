@@ -43,6 +43,7 @@ class TextInfo(Info):
 class TextModality(SequenceModality):
     name = "text"
     gate_metric = ("bits_per_byte", -1)  # lossless: quality is the rate
+    rate_is_quality = True
     extensions = (".txt", ".md", ".rst", ".csv", ".tsv", ".json", ".jsonl", ".log", ".xml", ".html", ".py", ".yaml",
                   ".yml", ".bin")
     default_model = "text-causal"

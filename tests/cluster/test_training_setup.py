@@ -59,3 +59,17 @@ def test_the_heldout_tenth_is_never_empty_and_follows_the_keys(tmp_path):
         assert splits[0] == splits[1]  # the same files, wherever the collection lives
     few = Location.of(str(tmp_path))
     assert split_heldout([InputFile(f"{few.path}/{i}.png", 1) for i in range(9)], few)[0] == []
+
+
+def test_fine_tuning_keeps_the_better_of_the_two_models():
+    """Issue 24 item 2: the starting point stays where it codes the held-out tenth smaller."""
+    from cluster.train import keep_better
+
+    gate = ("bits_per_byte", -1)
+    worse = keep_better(gate, b"tuned", {"bits_per_byte": 1.77}, b"start", {"bits_per_byte": 1.62})
+    assert worse == ("starting point", b"start", {"bits_per_byte": 1.62},
+                     {"fine-tuned": 1.77, "starting point": 1.62})
+    better = keep_better(gate, b"tuned", {"bits_per_byte": 1.50}, b"start", {"bits_per_byte": 1.62})
+    assert better[:2] == ("fine-tuned", b"tuned")
+    assert keep_better(gate, b"tuned", {"bits_per_byte": 1.6}, b"start", {"bits_per_byte": 1.6})[0] == "fine-tuned"
+    assert keep_better(("psnr", 1), b"t", {"psnr": 30.0}, b"s", {"psnr": 31.0})[0] == "starting point"

@@ -4,6 +4,7 @@ by the model or by zstd with the collection's dictionary), restore every byte.""
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 import pytest
@@ -27,7 +28,16 @@ def test_text_archive_restores_byte_exact(ray_local, tmp_path):
     train = tmp_path / "train.yaml"
     train.write_text(f"kind: train\nname: t\nmodality: text\ninput: {texts}\nregistry: {tmp_path}/reg\n"
                      "model: texts\nsteps: 6\nbatch_size: 8\npatch_size: 512\nworkers: 2\npatches_per_item: 4\n")
-    run_cli("train", str(train))
+    trained = run_cli("train", str(train))
+    # fine-tuning never makes it worse (issue 24 item 2): the better of the zoo model and the
+    # fine-tuned one on the held-out tenth is registered, and the output says which
+    from jobs.registry import ModelRegistry
+
+    kept = ModelRegistry(str(tmp_path / "reg")).resolve("texts@1").info["kept"]
+    figures = kept["heldout"]
+    assert set(figures) == {"fine-tuned", "starting point"} and kept["model"] in figures
+    assert figures[kept["model"]] == min(figures.values())
+    assert re.search(r"kept\W+(fine-tuned|starting point)", trained).group(1) == kept["model"], trained
     spec = tmp_path / "c.yaml"
     spec.write_text(f"kind: compress\nname: c\nmodality: text\ninput: {texts}\noutput: {tmp_path}/out\n"
                     f"registry: {tmp_path}/reg\nmodel: texts\nbatch_size: 8\nworkers: 2\nquality_every: 1\n")
