@@ -96,7 +96,7 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
         return pos
 
     @numba.njit(cache=True, nogil=True)
-    def code(values, src, dst, encoding, order1, shift1, order2, shift2):  # noqa: PLR0912, PLR0915
+    def code(values, src, dst, encoding, orders, shifts):  # noqa: PLR0912, PLR0915
         mask32 = 0xFFFFFFFF
         channels, frames = values.shape
         x1, x2, x = 0, mask32, 0
@@ -106,31 +106,30 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
                 x = ((x << 8) & mask32) | (src[at] if at < src.shape[0] else 0)
                 at += 1
         for ch in range(channels):
-            w1 = np.zeros(order1, np.int64)
-            h1 = np.zeros(2 * order1, np.int64)  # each input twice: h[pos : pos + order] is the window
-            d1 = np.zeros(2 * order1, np.int64)
-            w2 = np.zeros(order2, np.int64)
-            h2 = np.zeros(2 * order2, np.int64)
-            d2 = np.zeros(2 * order2, np.int64)
-            p1, p2 = 0, 0
-            avg1, avg2 = 0, 0  # running means of |input|, x16
+            stages = orders.shape[0]
+            widest = orders.max()
+            w = np.zeros((stages, widest), np.int64)
+            h = np.zeros((stages, 2 * widest), np.int64)  # each input twice: h[k, pos : pos + order] is the window
+            d = np.zeros((stages, 2 * widest), np.int64)
+            pos = np.zeros(stages, np.int64)
+            avg = np.zeros(stages, np.int64)  # running means of |input|, x16
+            pred = np.zeros(stages, np.int64)
+            e = np.zeros(stages + 1, np.int64)  # e[k]: stage k's input; e[stages]: the residual
             prob_k = np.full((64, 32), 2048, np.int64)
             prob_m = np.full((32, 32), 2048, np.int64)
             avg_u = 16  # running mean of the coded value, x16
             prev = 0
             for n in range(frames):
                 pred_a = (prev * 31) >> 5
-                dot = 0
-                for i in range(order1):
-                    dot += w1[i] * h1[p1 + i]
-                pred1 = (dot + (1 << (shift1 - 1))) >> shift1
-                dot = 0
-                for i in range(order2):
-                    dot += w2[i] * h2[p2 + i]
-                pred2 = (dot + (1 << (shift2 - 1))) >> shift2
+                for k in range(stages):
+                    dot = 0
+                    at_k = pos[k]
+                    for i in range(orders[k]):
+                        dot += w[k, i] * h[k, at_k + i]
+                    pred[k] = (dot + (1 << (shifts[k] - 1))) >> shifts[k]
                 u, k = 0, 0
                 if encoding:
-                    r = values[ch, n] - pred_a - pred1 - pred2
+                    r = values[ch, n] - pred_a - pred.sum()
                     u = 2 * r if r >= 0 else -2 * r - 1
                     while (u >> k) > 0:
                         k += 1
@@ -162,24 +161,21 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
                     return -1  # the stream outgrew its buffer: the caller stores the file instead
                 avg_u += ((u << 4) - avg_u) >> 4
                 r = (u >> 1) if (u & 1) == 0 else -((u + 1) >> 1)
-                b = r + pred2
-                a = b + pred1
-                s = a + pred_a
+                e[stages] = r
+                for k in range(stages - 1, -1, -1):
+                    e[k] = e[k + 1] + pred[k]
+                s = e[0] + pred_a
                 if not encoding:
                     values[ch, n] = s
-                # adapt stage 2 (input b, error r), then stage 1 (input a, error b)
-                e = sgn(r)
-                if e != 0:
-                    for i in range(order2):
-                        w2[i] += e * d2[p2 + i]
-                e = sgn(b)
-                if e != 0:
-                    for i in range(order1):
-                        w1[i] += e * d1[p1 + i]
-                p2 = push(h2, d2, p2, order2, b, avg2 >> 4)
-                avg2 += ((abs(b) << 4) - avg2) >> 4
-                p1 = push(h1, d1, p1, order1, a, avg1 >> 4)
-                avg1 += ((abs(a) << 4) - avg1) >> 4
+                # each stage learns from its own error (its output), then takes its input into its window
+                for k in range(stages):
+                    step = sgn(e[k + 1])
+                    if step != 0:
+                        at_k = pos[k]
+                        for i in range(orders[k]):
+                            w[k, i] += step * d[k, at_k + i]
+                    pos[k] = push(h[k], d[k], pos[k], orders[k], e[k], avg[k] >> 4)
+                    avg[k] += ((abs(e[k]) << 4) - avg[k]) >> 4
                 prev = s
         if encoding:
             if at < 0 or at + 4 > dst.shape[0]:
@@ -220,10 +216,10 @@ def _correlate(coded: np.ndarray) -> np.ndarray:
 
 def lms_compress(samples: np.ndarray) -> bytes | None:
     """Signed integer samples ``[C, N]`` (16-bit range) -> stream, or None if it would not be smaller."""
-    (order1, shift1), (order2, shift2) = _STAGES
+    orders, shifts = (np.array(v, np.int64) for v in zip(*_STAGES))
     values = np.ascontiguousarray(_decorrelate(samples.astype(np.int64)))
     dst = np.zeros(2 * values.size + 64, dtype=np.uint8)  # past 16 bits a sample: not worth it
-    used = _code()(values, np.zeros(1, np.uint8), dst, True, order1, shift1, order2, shift2)
+    used = _code()(values, np.zeros(1, np.uint8), dst, True, orders, shifts)
     if used < 0:
         return None
     return _HEADER.pack(*values.shape) + dst[:used].tobytes()
@@ -233,10 +229,10 @@ def lms_decompress(stream: bytes, size: int | None = None) -> np.ndarray:
     channels, frames = _HEADER.unpack_from(stream)
     if not 1 <= channels <= _MAX_CHANNELS or (size is not None and channels * frames * 2 > size):
         raise ValueError(f"lms payload claims {channels} channels of {frames:,} frames; the row is corrupt")
-    (order1, shift1), (order2, shift2) = _STAGES
+    orders, shifts = (np.array(v, np.int64) for v in zip(*_STAGES))
     values = np.zeros((channels, frames), dtype=np.int64)
     src = np.frombuffer(stream, dtype=np.uint8, offset=_HEADER.size)
-    _code()(values, src, np.zeros(1, np.uint8), False, order1, shift1, order2, shift2)
+    _code()(values, src, np.zeros(1, np.uint8), False, orders, shifts)
     return _correlate(values)
 
 
