@@ -50,7 +50,9 @@ def head(tmp_path_factory, ray_local):
     from cluster.head import session_processes
 
     assert session_processes(state["temp_dir"])  # the head's gcs_server, raylet, dashboard, ...
+    stopping = time.monotonic()
     out = run_cli("cluster", "down")
+    print(f"cluster down: {time.monotonic() - stopping:.1f} s")  # 30.4 s while Ray drained its node on SIGTERM
     assert "stopped the Ray head" in out
     assert session_processes(state["temp_dir"]) == []  # all gone, and nothing else was touched
     assert ray_local.is_initialized() and ray_local.cluster_resources()["CPU"] == 2
