@@ -88,7 +88,11 @@ class DatasetCommitter:
         """Load (or create, or with ``overwrite`` replace) the table; read the committed ids."""
         table = load_table(self.output)
         if table is not None and not read_properties(table) and not _unfinished_create(table):
-            raise StorageError(f"{self._where()} is a Delta table aec did not write; choose another output")
+            # a job creating it beside us may have set its properties after our snapshot and before
+            # the history we read (seen on S3 with two drivers started together): look again
+            table = load_table(self.output)
+            if table is not None and not read_properties(table) and not _unfinished_create(table):
+                raise StorageError(f"{self._where()} is a Delta table aec did not write; choose another output")
         if table is None:
             self._refuse_foreign()
             table = self._create("error")

@@ -206,6 +206,26 @@ def test_an_append_with_another_decode_setting_is_refused(tmp_path, setting, fir
     assert _ids(out) == ["a", "b"]
 
 
+def test_a_job_that_looked_while_another_created_the_table_joins_it(tmp_path, monkeypatch):
+    """Two drivers started together on S3: one's snapshot is the other's bare create (version 0),
+    but the history it reads next already ends in the properties commit. That job looks again
+    and joins the table, where it stopped with "a Delta table aec did not write"."""
+    import cluster.commit as commit
+
+    out = tmp_path / "ds"
+    _open(out, "first")  # create (v0), then its properties (v1)
+    calls = []
+    real = commit.load_table
+
+    def stale_first(loc):
+        calls.append(1)
+        return DeltaTable(str(out), version=0) if len(calls) == 1 else real(loc)
+
+    monkeypatch.setattr(commit, "load_table", stale_first)
+    second = _open(out, "second")
+    assert len(calls) == 2 and second.version == 1
+
+
 def test_simultaneous_first_error_appends_all_land(tmp_path):
     """Issue 27, item 5: jobs whose first error rows create the errors table at once all commit them."""
     out = tmp_path / "latents"
