@@ -26,11 +26,11 @@ import numpy as np
 
 from aecore.archive.classic import ClassicCodec
 from aecore.archive.codec import CodecContext, register_file_codec
+from aecore.archive.media import split_recipe, wav_pcm16, with_recipe
 from aecore.containers import get_container
 
 __all__ = ["LmsWavCodec", "lms_compress", "lms_decompress"]
 
-_U32 = struct.Struct("<I")
 _HEADER = struct.Struct("<BQ")  # channels, frames
 _STAGES = ((256, 14), (16, 10))  # (taps, weight shift) of the cascade
 _MAX_CHANNELS = 8
@@ -249,18 +249,12 @@ class LmsWavCodec(ClassicCodec):
         return f"aec lms/1 (numba {version('numba')})"
 
     def compress(self, data: bytes, ctx: CodecContext) -> bytes | None:
-        exact = get_container("wav").parse(data)
-        if (exact is None or exact.bits != 16 or exact.values is None or exact.values.shape[1] == 0
-                or not 1 <= exact.values.shape[0] <= _MAX_CHANNELS):
-            return None
-        coded = lms_compress(exact.values.astype(np.int64) - 32768)
-        if coded is None:
-            return None
-        return _U32.pack(len(exact.recipe)) + exact.recipe + coded
+        pcm = wav_pcm16(data, _MAX_CHANNELS)
+        coded = None if pcm is None else lms_compress(pcm[0])
+        return None if coded is None else with_recipe(pcm[1], coded)
 
     def decompress(self, stream: bytes, ctx: CodecContext, size: int | None) -> bytes:
-        n = _U32.unpack_from(stream)[0]
-        recipe, coded = stream[4 : 4 + n], stream[4 + n :]
+        recipe, coded = split_recipe(stream)
         samples = lms_decompress(coded, size)
         if samples.size and (samples.min() < -32768 or samples.max() > 32767):
             raise ValueError("lms payload decodes outside 16 bits; the row is corrupt")

@@ -21,10 +21,32 @@ from aecore.archive.classic import ClassicCodec
 from aecore.archive.codec import CodecContext, register_file_codec
 from aecore.containers import get_container
 
-__all__ = ["FlacWavCodec", "JxlJpegCodec", "JxlPngCodec"]
+__all__ = ["FlacWavCodec", "JxlJpegCodec", "JxlPngCodec", "split_recipe", "wav_pcm16", "with_recipe"]
 
 _U32 = struct.Struct("<I")
 _SHAPE = struct.Struct("<IIBB")  # h, w, c, bits
+
+
+def wav_pcm16(data: bytes, max_channels: int = 8) -> tuple[np.ndarray, bytes] | None:
+    """A 16-bit PCM WAV of 1 to ``max_channels`` channels and at least one frame: its signed
+    samples ``[channels, frames]`` (int64) and the recipe that rebuilds the file around them;
+    None for any other file (the WAV codecs do not apply)."""
+    exact = get_container("wav").parse(data)
+    if (exact is None or exact.bits != 16 or exact.values is None or exact.values.shape[1] == 0
+            or not 1 <= exact.values.shape[0] <= max_channels):
+        return None
+    return exact.values.astype(np.int64) - 32768, exact.recipe
+
+
+def with_recipe(recipe: bytes, coded: bytes) -> bytes:
+    """A transcode's stream: the container recipe, length-prefixed, then the coded values."""
+    return _U32.pack(len(recipe)) + recipe + coded
+
+
+def split_recipe(stream: bytes) -> tuple[bytes, bytes]:
+    """``(recipe, coded)`` of a stream ``with_recipe`` wrote."""
+    n = _U32.unpack_from(stream)[0]
+    return stream[4 : 4 + n], stream[4 + n :]
 
 
 def _jxl_library() -> str:
@@ -118,21 +140,19 @@ class FlacWavCodec(ClassicCodec):
     def compress(self, data: bytes, ctx: CodecContext) -> bytes | None:
         import soundfile as sf
 
-        exact = get_container("wav").parse(data)
-        if (exact is None or exact.bits != 16 or exact.values is None or exact.values.shape[1] == 0
-                or not 1 <= exact.values.shape[0] <= 8):  # FLAC: 1 to 8 channels
+        pcm = wav_pcm16(data)
+        if pcm is None:
             return None
-        frames = (exact.values.T - 32768).astype(np.int16)  # [frames, channels]
+        samples, recipe = pcm
         buf = io.BytesIO()
-        sf.write(buf, frames, 8000, format="FLAC", subtype="PCM_16",
+        sf.write(buf, samples.T.astype(np.int16), 8000, format="FLAC", subtype="PCM_16",  # [frames, channels]
                  compression_level=0.5 if ctx.effort == "fast" else 1.0)
-        return _U32.pack(len(exact.recipe)) + exact.recipe + buf.getvalue()
+        return with_recipe(recipe, buf.getvalue())
 
     def decompress(self, stream: bytes, ctx: CodecContext, size: int | None) -> bytes:
         import soundfile as sf
 
-        n = _U32.unpack_from(stream)[0]
-        recipe, coded = stream[4 : 4 + n], stream[4 + n :]
+        recipe, coded = split_recipe(stream)
         info = sf.info(io.BytesIO(coded))
         if size is not None and info.frames * info.channels * 2 > size:
             raise ValueError(f"payload claims {info.frames:,} frames for a {size:,}-byte file; the row is corrupt")
