@@ -147,6 +147,9 @@ def _write(out: Path, rel: str | None, data: bytes, written: set[str], overwrite
     if out not in target.resolve().parents:
         raise ValueError(f"{rel} resolves outside {out} (through a link); not written")
     if not overwrite and (target.exists() or target.is_symlink()):
+        if _holds(target, data):  # a retried batch (its actor's node was lost): this row is written
+            written.add(rel)
+            return target
         raise FileExistsError(f"{rel} exists in {out}; not overwritten (pass --overwrite to replace it)")
     tmp = target.with_name(f".{target.name}.aec-{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -158,6 +161,31 @@ def _write(out: Path, rel: str | None, data: bytes, written: set[str], overwrite
         raise
     written.add(rel)
     return target
+
+
+def _holds(target: Path, data: bytes) -> bool:
+    """``target`` is a regular file holding exactly ``data``."""
+    try:
+        if target.is_symlink() or not target.is_file() or target.stat().st_size != len(data):
+            return False
+        return target.read_bytes() == data
+    except OSError:
+        return False
+
+
+#: what :func:`_write` names a file while it is being written
+_TEMPORARY = ".*.aec-????????.tmp"
+
+
+def sweep_temporary(out: Path) -> int:
+    """Remove the temporary files a killed restore left under ``out`` (an actor on a lost node
+    dies between writing and renaming); its batch was restored again elsewhere. Their count."""
+    swept = 0
+    for tmp in out.rglob(_TEMPORARY):
+        if tmp.is_file() and not tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
+            swept += 1
+    return swept
 
 
 def _place(out: Path, row: dict[str, Any], written: set[str], overwrite: bool) -> None:
@@ -334,6 +362,7 @@ def decode_dataset(ds: LatentDataset, bundles: dict[str, bytes], out_dir: str | 
         if progress:
             progress(result.num_rows)
     _finish_folders(ds, out, selected)
+    swept = sweep_temporary(out) if workers else 0
     keys = sorted({k for q in quality for k in q})
     return {
         "rows": rows,
@@ -342,6 +371,7 @@ def decode_dataset(ds: LatentDataset, bundles: dict[str, bytes], out_dir: str | 
         "failures": failures,
         "compared": len(quality),
         "originals_unreachable": unreachable,
+        "temporary_removed": swept,
         "quality": {k: float(np.mean([q[k] for q in quality])) for k in keys},
     }
 

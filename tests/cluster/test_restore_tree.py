@@ -84,3 +84,19 @@ def test_a_restore_never_overwrites_the_originals_or_an_existing_file(tree):
                                         "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     assert (root / "again" / "p3.png").read_bytes() != b"mine"
+
+
+def test_a_retried_batch_counts_a_file_it_already_wrote_and_a_killed_write_leaves_nothing(tmp_path):
+    """A restore actor lost with its node has its batch run again elsewhere: the files it had
+    written hold the same bytes and count as restored; a file with other bytes is still refused;
+    the temporary file of a write cut off mid-way is swept at the end."""
+    from cluster.decode import _write, sweep_temporary
+
+    _write(tmp_path, "a/x.bin", b"abc", set())
+    assert _write(tmp_path, "a/x.bin", b"abc", set()).read_bytes() == b"abc"  # the retry: same bytes
+    with pytest.raises(FileExistsError, match="not overwritten"):
+        _write(tmp_path, "a/x.bin", b"abd", set())
+    (tmp_path / "a" / ".y.bin.aec-0123abcd.tmp").write_bytes(b"half")
+    (tmp_path / "a" / "keep.tmp").write_bytes(b"a user's file")
+    assert sweep_temporary(tmp_path) == 1
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["keep.tmp", "x.bin"]

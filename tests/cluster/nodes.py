@@ -1,0 +1,332 @@
+"""Jobs on a real multi-node Ray cluster on one machine, a node lost (or added) mid-job.
+
+``ray.cluster_utils.Cluster`` starts a head (no CPUs: only the driver and Ray's services) and
+worker nodes of one CPU each, every one its own raylet, object store and metrics agent on
+loopback — what Ray's own tests use for node failures. ``remove_node(allow_graceful=False)``
+kills a node's processes as a reclaimed spot machine loses them. Run as
+
+    python -m tests.cluster.nodes OUT SCENARIO [SCENARIO ...]
+
+each scenario writes ``OUT/<scenario>.json`` (what happened, or the error); tests/cluster/
+test_nodes.py asserts it. A subprocess: the test session's own Ray is a one-node instance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+# Ray's single-machine mode: every node stays on 127.0.0.1 (without it, Ray replaces a node's
+# 127.0.0.1 by the machine's address, where nothing here can reach the head's GCS)
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ.pop("RAY_ADDRESS", None)
+
+import ray  # noqa: E402
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from cluster.head import free_port
+
+NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 80 * 2**20}
+
+
+class Nodes:
+    """A head without CPUs and worker nodes of one CPU, each with its own metrics export port."""
+
+    def __init__(self) -> None:
+        self.cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False,
+            "object_store_memory": 80 * 2**20, "metrics_export_port": free_port()})
+        self.ports: dict[str, int] = {}
+        ray.init(address=self.cluster.address, log_to_driver=False, logging_level="WARNING")
+
+    def add(self) -> Any:
+        port = free_port()
+        node = self.cluster.add_node(metrics_export_port=port, **NODE)
+        self.ports[node.node_id] = port
+        return node
+
+    def workers(self, count: int) -> list[Any]:
+        """Exactly ``count`` worker nodes, adding or removing some."""
+        while len(self.cluster.worker_nodes) < count:
+            self.add()
+        while len(self.cluster.worker_nodes) > count:
+            self.cluster.remove_node(next(iter(self.cluster.worker_nodes)))
+        self.cluster.wait_for_nodes()
+        return list(self.cluster.worker_nodes)
+
+    def lose(self, node_id: str) -> None:
+        """Kill one worker node outright (no graceful shutdown): its actors, tasks and objects go."""
+        node = next(n for n in self.cluster.worker_nodes if n.node_id == node_id)
+        self.cluster.remove_node(node, allow_graceful=False)
+
+    def shutdown(self) -> None:
+        ray.shutdown()
+        self.cluster.shutdown()
+
+
+def actor_nodes(class_part: str) -> list[str]:
+    """Node ids of the live actors whose class name contains ``class_part`` (from the GCS's actor
+    table: the state API would need a dashboard)."""
+    from ray._private import state
+
+    return [a["Address"]["NodeID"] for a in state.actors().values()
+            if a.get("State") == "ALIVE" and class_part in (a.get("ActorClassName") or "")]
+
+
+def wait_until(what: Callable[[], Any], timeout: float, step: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = what()
+        if found:
+            return found
+        time.sleep(step)
+    return None
+
+
+class Background(threading.Thread):
+    """A job run in a thread of the driver, its result or exception kept."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        super().__init__(daemon=True)
+        self.fn, self.result, self.error = fn, None, None
+
+    def run(self) -> None:
+        try:
+            self.result = self.fn()
+        except BaseException as exc:  # noqa: BLE001 - reported, a re-run decides
+            self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def compress_spec(root: Path, name: str, photos: Path, output: Path, **extra: Any) -> Any:
+    from jobs.spec import parse_spec
+
+    return parse_spec({"kind": "compress", "name": name, "modality": "image", "input": str(photos),
+                       "output": str(output), "registry": str(root / "registry"), "model": "zoo:image-small",
+                       "lossless": False, "batch_size": 2, "workers": 2, "cpus_per_worker": 0.5,
+                       "quality_every": 1, "commit_every": 10_000, "commit_seconds": 3600, **extra})
+
+
+def table_facts(output: Path, inputs: int) -> dict[str, Any]:
+    """What independent readers see in the table: rows, distinct inputs, error rows, and the part
+    files on disk that no commit names (invisible to every reader)."""
+    import duckdb
+    from deltalake import DeltaTable
+
+    dt = DeltaTable(str(output))
+    latents = dt.to_pyarrow_dataset()  # noqa: F841 - DuckDB reads it by name
+    [(rows, distinct)] = duckdb.sql("SELECT count(*), count(DISTINCT uri) FROM latents").fetchall()
+    committed = set(dt.file_uris())
+    on_disk = {str(p) for p in output.rglob("*.parquet") if "_delta_log" not in p.parts and "_aec" not in p.parts}
+    committed_paths = {u.removeprefix("file://") for u in committed}
+    errors = output / "_aec" / "errors"
+    return {"rows": rows, "distinct_uris": distinct, "inputs": inputs,
+            "error_files": len(list(errors.rglob("*.parquet"))) if errors.exists() else 0,
+            "uncommitted_parts": len(on_disk - committed_paths)}
+
+
+def scenario_compress_loses_a_node(nodes: Nodes, root: Path) -> dict[str, Any]:
+    """Encoded parts staged but not committed (commits only at the end) when a node with an
+    encoder actor is killed: the job (or its re-run) must still hold every input exactly once."""
+    from jobs.run import run_compress
+    from jobs.sample_data import make_photo_collection
+
+    nodes.workers(3)
+    photos = root / "photos"
+    inputs = len(make_photo_collection(photos, 60, sizes=(48, 64), seed=5, jpeg_every=5))
+    output = root / "latents"
+    job = Background(lambda: run_compress(compress_spec(root, "lose-node", photos, output), announce=lambda _: None))
+    job.start()
+    staged = wait_until(lambda: len(list(output.glob("**/part-*.parquet"))) >= 4, timeout=240)
+    victim = wait_until(lambda: actor_nodes("EncodeBatch"), timeout=30)
+    facts: dict[str, Any] = {"staged_before_loss": len(list(output.glob("**/part-*.parquet"))) if staged else 0}
+    if victim and job.is_alive():
+        nodes.lose(victim[0])
+        facts["lost_node_held_encoders"] = True
+    job.join(600)
+    facts["first_run_error"] = job.error
+    facts["first_run_alive"] = job.is_alive()
+    if job.error:  # the documented way on: run it again; committed inputs are skipped
+        nodes.workers(2)
+        again = run_compress(compress_spec(root, "lose-node", photos, output), announce=lambda _: None)
+        facts["rerun_skipped"] = again.rows["skipped (already committed)"]
+    facts.update(table_facts(output, inputs))
+    facts["nodes_after"] = len([n for n in ray.nodes() if n["Alive"]])
+    return facts
+
+
+def scenario_node_joins(nodes: Nodes, root: Path) -> dict[str, Any]:
+    """One worker node, a pool of two encoders of one CPU each (only one fits): a node added
+    mid-job takes the second encoder and its share of the batches."""
+    from jobs.run import run_compress
+    from jobs.sample_data import make_photo_collection
+
+    nodes.workers(1)
+    first = nodes.cluster.worker_nodes.copy().pop().node_id
+    photos = root / "photos-join"
+    inputs = len(make_photo_collection(photos, 60, sizes=(48, 64), seed=6, jpeg_every=5))
+    output = root / "latents-join"
+    spec = compress_spec(root, "join", photos, output, cpus_per_worker=1.0, commit_every=1)
+    job = Background(lambda: run_compress(spec, announce=lambda _: None))
+    job.start()
+    wait_until(lambda: actor_nodes("EncodeBatch"), timeout=120)
+    time.sleep(2.0)
+    joined = nodes.add().node_id
+    seen: set[str] = set()
+    while job.is_alive():
+        seen.update(actor_nodes("EncodeBatch"))
+        time.sleep(0.3)
+    job.join()
+    facts = {"error": job.error, "first_node": first, "joined_node": joined, "encoder_nodes": sorted(seen),
+             **table_facts(output, inputs)}
+    # the rows each node encoded: an encoder stamps no node, so count the parts committed after the join
+    from deltalake import DeltaTable
+
+    facts["commits"] = len(DeltaTable(str(output)).history())
+    return facts
+
+
+def scenario_train_loses_a_node(nodes: Nodes, root: Path) -> dict[str, Any]:
+    """Ray Train loses the node of its workers after the first checkpoint: it resumes from the
+    last checkpoint on the survivors, and the registered model is the last checkpoint's."""
+    from jobs.registry import ModelRegistry
+    from jobs.run import run_train
+    from jobs.sample_data import make_photo_collection
+    from jobs.spec import parse_spec
+
+    nodes.workers(3)
+    photos = root / "photos-train"
+    make_photo_collection(photos, 12, sizes=(48,), seed=7, jpeg_every=4)
+    registry = root / "registry-train"
+    spec = parse_spec({"kind": "train", "name": "t", "modality": "image", "input": str(photos),
+                       "registry": str(registry), "model": "nodes", "epochs": 8, "batch_size": 8,
+                       "patch_size": 48, "workers": 2, "cpus_per_worker": 0.5, "patches_per_item": 2,
+                       "promote": "always"})
+    job = Background(lambda: run_train(spec, announce=lambda _: None))
+    job.start()
+    first = wait_until(lambda: list(registry.glob("_runs/nodes-*/checkpoint_*")), timeout=300)
+    victims = actor_nodes("RayTrainWorker")
+    facts: dict[str, Any] = {"checkpoint_before_loss": bool(first), "train_worker_nodes": len(set(victims))}
+    if victims and job.is_alive():
+        nodes.lose(victims[0])
+        facts["lost"] = True
+    job.join(600)
+    facts["error"] = job.error
+    if job.error is None:
+        mv = ModelRegistry(str(registry)).resolve("nodes@1")
+        facts["resumed_from_epoch"] = mv.info["metrics"].get("resumed_from_epoch")
+        facts["epochs_run"] = mv.info["metrics"].get("epoch")
+        from cluster.train import BUNDLE_FILE
+
+        finals = sorted(registry.glob(f"_runs/nodes-*/checkpoint_*/{BUNDLE_FILE}"), key=lambda p: p.stat().st_mtime)
+        registered = _bundle_of(registry, "nodes@1")
+        facts["registered_is_last_checkpoint"] = bool(finals) and finals[-1].read_bytes() == registered
+    return facts
+
+
+def _bundle_of(registry: Path, ref: str) -> bytes:
+    from jobs.models import load_model
+    from jobs.registry import ModelRegistry
+
+    return load_model(ref, ModelRegistry(str(registry)))[1]
+
+
+def scenario_restore_loses_a_node(nodes: Nodes, root: Path) -> dict[str, Any]:
+    """A restore on an actor pool loses a node with a restoring actor: every file is restored
+    once, none half-written, no temporary file left."""
+    from cluster.dataset import open_dataset
+    from cluster.decode import decode_dataset
+    from cluster.storage import Location
+    from jobs.models import dataset_models
+
+    output = root / "latents"  # the compress scenario's table
+    nodes.workers(3)
+    ds = open_dataset(Location.of(str(output)))
+    _, bundles = dataset_models(ds.metadata, str(output))
+    out = root / "restored"
+    job = Background(lambda: decode_dataset(ds, bundles, out, workers=2, batch_size=2))
+    job.start()
+    began = wait_until(lambda: out.exists() and len(list(out.rglob("*.png"))) >= 4, timeout=240)
+    victim = actor_nodes("RestoreBatch")
+    facts: dict[str, Any] = {"restored_before_loss": len(list(out.rglob("*.png"))) if began else 0}
+    if victim and job.is_alive():
+        nodes.lose(victim[0])
+        facts["lost"] = True
+    job.join(600)
+    facts["error"] = job.error
+    if job.result is not None:
+        facts.update(rows=job.result["rows"], failed=job.result["failed"],
+                     failures=[f["reason"] for f in job.result["failures"]][:5])
+    from PIL import Image
+
+    files = [p for p in out.rglob("*") if p.is_file()]
+    bad = 0
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                im.load()
+        except Exception:  # noqa: BLE001 - counted
+            bad += 1
+    facts.update(files=len(files), unreadable=bad, temporary=len([p for p in files if p.name.endswith(".tmp")]),
+                 table_rows=ds.count_rows())
+    return facts
+
+
+def scenario_metrics_from_two_nodes(nodes: Nodes, root: Path) -> dict[str, Any]:
+    """Encoders on two nodes (one CPU each, one encoder per node), scraped by a real Prometheus
+    through each node's metrics export port: the per-node counters add up to the inputs."""
+    from jobs.run import run_compress
+    from jobs.sample_data import make_photo_collection
+    from tests.prometheus import Prometheus
+
+    workers = nodes.workers(3)
+    targets = {f"node{i}": f"127.0.0.1:{nodes.ports[n.node_id]}" for i, n in enumerate(workers)}
+    prom = Prometheus(root / "prometheus", targets)
+    try:
+        photos = root / "photos-metrics"
+        inputs = len(make_photo_collection(photos, 24, sizes=(48,), seed=8, jpeg_every=5))
+        spec = compress_spec(root, "metrics", photos, root / "latents-metrics", cpus_per_worker=1.0)
+        run_compress(spec, announce=lambda _: None)
+        expr = 'sum by (job) (max_over_time(ray_aec_encoder_items_total{job_name="metrics"}[10m]))'
+        deadline = time.monotonic() + 60
+        by_node: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            by_node = {r["metric"]["job"]: float(r["value"][1]) for r in prom.query(expr)}
+            if sum(by_node.values()) >= inputs:
+                break
+            time.sleep(1.0)
+        return {"inputs": inputs, "items_by_node": by_node}
+    finally:
+        prom.stop()
+
+
+SCENARIOS = {name.removeprefix("scenario_"): fn for name, fn in globals().items() if name.startswith("scenario_")}
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    nodes = Nodes()
+    try:
+        for name in argv[1:]:
+            started = time.monotonic()
+            try:
+                facts = SCENARIOS[name](nodes, out / "work")
+            except Exception:  # noqa: BLE001 - the test shows it
+                facts = {"crashed": traceback.format_exc()[-3000:]}
+            facts["seconds"] = round(time.monotonic() - started, 1)
+            (out / f"{name}.json").write_text(json.dumps(facts, indent=1, default=str))
+            print(name, json.dumps(facts, default=str), flush=True)
+    finally:
+        nodes.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
