@@ -139,7 +139,7 @@ def scenario_compress_loses_a_node(nodes: Nodes, root: Path) -> dict[str, Any]:
 
     nodes.workers(3)
     photos = root / "photos"
-    inputs = len(make_photo_collection(photos, 60, sizes=(48, 64), seed=5, jpeg_every=5))
+    inputs = len(make_photo_collection(photos, 36, sizes=(48, 64), seed=5, jpeg_every=5))
     output = root / "latents"
     job = Background(lambda: run_compress(compress_spec(root, "lose-node", photos, output), announce=lambda _: None))
     job.start()
@@ -205,7 +205,7 @@ def scenario_train_loses_a_node(nodes: Nodes, root: Path) -> dict[str, Any]:
     make_photo_collection(photos, 12, sizes=(48,), seed=7, jpeg_every=4)
     registry = root / "registry-train"
     spec = parse_spec({"kind": "train", "name": "t", "modality": "image", "input": str(photos),
-                       "registry": str(registry), "model": "nodes", "epochs": 8, "batch_size": 8,
+                       "registry": str(registry), "model": "nodes", "epochs": 6, "batch_size": 8,
                        "patch_size": 48, "workers": 2, "cpus_per_worker": 0.5, "patches_per_item": 2,
                        "promote": "always"})
     job = Background(lambda: run_train(spec, announce=lambda _: None))

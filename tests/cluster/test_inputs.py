@@ -80,9 +80,9 @@ def batch(side, n):
     return pa.table({"path": [f"/x/{i}.png" for i in range(n)], "bytes": [buf.getvalue()] * n,
                      "read_error": pa.array([None] * n, pa.string())})
 
-encode = EncodeBatch(zoo_bundle("image-small"), "zoo", 1, "/", "", quality_every=10**9, max_elements=24 * 2**20)
+encode = EncodeBatch(zoo_bundle("image-small"), "zoo", 1, "/", "", quality_every=10**9, max_elements=8 * 2**20)
 encode(batch(64, 1))  # warm: whatever is loaded or compiled on first use is not the batch's cost
-big = batch(2400, int(sys.argv[1]))  # 20 KB PNGs that decode to 5.8 megapixels each
+big = batch(1600, int(sys.argv[1]))  # small PNGs that decode to 2.6 megapixels (7.7 M values) each
 before, peak, done = rss(), [0], threading.Event()
 
 def watch():
@@ -107,8 +107,9 @@ def _peak_mb(files: int) -> int:
 
 
 def test_encoding_memory_is_bounded_by_the_group_budget():
-    """A 5.8-megapixel PNG of 20 KB (17 M values), then two of them in one batch, under a group
-    budget of 25 M values: encoded one group at a time, transforms in tiles, so two cost little
+    """A 2.6-megapixel PNG of a few KB (7.7 M values), then two of them in one batch, under a group
+    budget of 8.4 M values (one image per group, as 5.8-megapixel ones under 25 M, a third of
+    the time): encoded one group at a time, transforms in tiles, so two cost little
     more than one (the second's pixels, read while the first encodes). In one group (no budget)
     two cost ~1.5x one; whole-image transforms took over 3 GB."""
     one, two = _peak_mb(1), _peak_mb(2)
