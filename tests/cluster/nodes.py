@@ -205,12 +205,14 @@ def scenario_train_loses_a_node(nodes: Nodes, root: Path) -> dict[str, Any]:
     make_photo_collection(photos, 12, sizes=(48,), seed=7, jpeg_every=4)
     registry = root / "registry-train"
     spec = parse_spec({"kind": "train", "name": "t", "modality": "image", "input": str(photos),
-                       "registry": str(registry), "model": "nodes", "epochs": 6, "batch_size": 8,
+                       "registry": str(registry), "model": "nodes", "epochs": 8, "batch_size": 8,
                        "patch_size": 48, "workers": 2, "cpus_per_worker": 0.5, "patches_per_item": 2,
                        "promote": "always"})
     job = Background(lambda: run_train(spec, announce=lambda _: None))
     job.start()
-    first = wait_until(lambda: list(registry.glob("_runs/nodes-*/checkpoint_*")), timeout=300)
+    # a checkpoint Ray Train has registered (its snapshot names it), not one still being written
+    first = wait_until(lambda: any("checkpoint_" in p.read_text()
+                                   for p in registry.glob("_runs/nodes-*/checkpoint_manager_snapshot.json")), timeout=300)
     victims = actor_nodes("RayTrainWorker")
     facts: dict[str, Any] = {"checkpoint_before_loss": bool(first), "train_worker_nodes": len(set(victims))}
     if victims and job.is_alive():
