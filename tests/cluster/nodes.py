@@ -31,26 +31,20 @@ os.environ.pop("RAY_ADDRESS", None)
 import ray  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from cluster.head import free_port
-
 NODE = {"num_cpus": 1, "node_ip_address": "127.0.0.1", "object_store_memory": 80 * 2**20}
 
 
 class Nodes:
-    """A head without CPUs and worker nodes of one CPU, each with its own metrics export port."""
+    """A head without CPUs and worker nodes of one CPU."""
 
     def __init__(self) -> None:
         self.cluster = Cluster(initialize_head=True, head_node_args={
             "num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False,
-            "object_store_memory": 80 * 2**20, "metrics_export_port": free_port()})
-        self.ports: dict[str, int] = {}
+            "object_store_memory": 80 * 2**20})
         ray.init(address=self.cluster.address, log_to_driver=False, logging_level="WARNING")
 
     def add(self) -> Any:
-        port = free_port()
-        node = self.cluster.add_node(metrics_export_port=port, **NODE)
-        self.ports[node.node_id] = port
-        return node
+        return self.cluster.add_node(**NODE)
 
     def workers(self, count: int) -> list[Any]:
         """Exactly ``count`` worker nodes, adding or removing some."""
@@ -104,6 +98,21 @@ class Background(threading.Thread):
             self.error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
+def lose_a_node_during(nodes: Nodes, job: Callable[[], Any], ready: Callable[[], Any], actor_class: str,
+                       timeout: float = 240) -> tuple[Background, bool]:
+    """Run ``job`` in the background; once ``ready()`` holds, kill a node that runs an actor of
+    ``actor_class`` (if the job is still going); wait for the job. ``(the job, whether a node was lost)``."""
+    run = Background(job)
+    run.start()
+    wait_until(ready, timeout=timeout)
+    victims = wait_until(lambda: actor_nodes(actor_class), timeout=30)
+    lost = bool(victims) and run.is_alive()
+    if lost:
+        nodes.lose(victims[0])
+    run.join(600)
+    return run, lost
+
+
 def compress_spec(root: Path, name: str, photos: Path, output: Path, **extra: Any) -> Any:
     from jobs.spec import parse_spec
 
@@ -141,54 +150,22 @@ def scenario_compress_loses_a_node(nodes: Nodes, root: Path) -> dict[str, Any]:
     photos = root / "photos"
     inputs = len(make_photo_collection(photos, 36, sizes=(48, 64), seed=5, jpeg_every=5))
     output = root / "latents"
-    job = Background(lambda: run_compress(compress_spec(root, "lose-node", photos, output), announce=lambda _: None))
-    job.start()
-    staged = wait_until(lambda: len(list(output.glob("**/part-*.parquet"))) >= 4, timeout=240)
-    victim = wait_until(lambda: actor_nodes("EncodeBatch"), timeout=30)
-    facts: dict[str, Any] = {"staged_before_loss": len(list(output.glob("**/part-*.parquet"))) if staged else 0}
-    if victim and job.is_alive():
-        nodes.lose(victim[0])
-        facts["lost_node_held_encoders"] = True
-    job.join(600)
-    facts["first_run_error"] = job.error
-    facts["first_run_alive"] = job.is_alive()
+    spec = compress_spec(root, "lose-node", photos, output)
+
+    before: list[int] = []
+
+    def ready() -> bool:  # the parts staged (none committed) when the node goes
+        before[:] = [len(list(output.glob("**/part-*.parquet")))]
+        return before[0] >= 4
+
+    job, lost = lose_a_node_during(nodes, lambda: run_compress(spec, announce=lambda _: None), ready, "EncodeBatch")
+    facts: dict[str, Any] = {"staged_before_loss": before[0] if before else 0, "lost_node_held_encoders": lost,
+                             "first_run_error": job.error}
     if job.error:  # the documented way on: run it again; committed inputs are skipped
         nodes.workers(2)
-        again = run_compress(compress_spec(root, "lose-node", photos, output), announce=lambda _: None)
+        again = run_compress(spec, announce=lambda _: None)
         facts["rerun_skipped"] = again.rows["skipped (already committed)"]
     facts.update(table_facts(output, inputs))
-    facts["nodes_after"] = len([n for n in ray.nodes() if n["Alive"]])
-    return facts
-
-
-def scenario_node_joins(nodes: Nodes, root: Path) -> dict[str, Any]:
-    """One worker node, a pool of two encoders of one CPU each (only one fits): a node added
-    mid-job takes the second encoder and its share of the batches."""
-    from jobs.run import run_compress
-    from jobs.sample_data import make_photo_collection
-
-    nodes.workers(1)
-    first = nodes.cluster.worker_nodes.copy().pop().node_id
-    photos = root / "photos-join"
-    inputs = len(make_photo_collection(photos, 60, sizes=(48, 64), seed=6, jpeg_every=5))
-    output = root / "latents-join"
-    spec = compress_spec(root, "join", photos, output, cpus_per_worker=1.0, commit_every=1)
-    job = Background(lambda: run_compress(spec, announce=lambda _: None))
-    job.start()
-    wait_until(lambda: actor_nodes("EncodeBatch"), timeout=120)
-    time.sleep(2.0)
-    joined = nodes.add().node_id
-    seen: set[str] = set()
-    while job.is_alive():
-        seen.update(actor_nodes("EncodeBatch"))
-        time.sleep(0.3)
-    job.join()
-    facts = {"error": job.error, "first_node": first, "joined_node": joined, "encoder_nodes": sorted(seen),
-             **table_facts(output, inputs)}
-    # the rows each node encoded: an encoder stamps no node, so count the parts committed after the join
-    from deltalake import DeltaTable
-
-    facts["commits"] = len(DeltaTable(str(output)).history())
     return facts
 
 
@@ -208,17 +185,11 @@ def scenario_train_loses_a_node(nodes: Nodes, root: Path) -> dict[str, Any]:
                        "registry": str(registry), "model": "nodes", "epochs": 8, "batch_size": 8,
                        "patch_size": 48, "workers": 2, "cpus_per_worker": 0.5, "patches_per_item": 2,
                        "promote": "always"})
-    job = Background(lambda: run_train(spec, announce=lambda _: None))
-    job.start()
     # a checkpoint Ray Train has registered (its snapshot names it), not one still being written
-    first = wait_until(lambda: any("checkpoint_" in p.read_text()
-                                   for p in registry.glob("_runs/nodes-*/checkpoint_manager_snapshot.json")), timeout=300)
-    victims = actor_nodes("RayTrainWorker")
-    facts: dict[str, Any] = {"checkpoint_before_loss": bool(first), "train_worker_nodes": len(set(victims))}
-    if victims and job.is_alive():
-        nodes.lose(victims[0])
-        facts["lost"] = True
-    job.join(600)
+    job, lost = lose_a_node_during(nodes, lambda: run_train(spec, announce=lambda _: None), lambda: any(
+        "checkpoint_" in p.read_text() for p in registry.glob("_runs/nodes-*/checkpoint_manager_snapshot.json")),
+        "RayTrainWorker", timeout=300)
+    facts: dict[str, Any] = {"checkpoint_before_loss": any(registry.glob("_runs/nodes-*/checkpoint_*")), "lost": lost}
     facts["error"] = job.error
     if job.error is None:
         mv = ModelRegistry(str(registry)).resolve("nodes@1")
@@ -247,23 +218,24 @@ def scenario_restore_loses_a_node(nodes: Nodes, root: Path) -> dict[str, Any]:
     from cluster.storage import Location
     from jobs.models import dataset_models
 
-    output = root / "latents"  # the compress scenario's table
+    output, photos = root / "latents", root / "photos"  # the compress scenario's table and inputs
     nodes.workers(3)
     ds = open_dataset(Location.of(str(output)))
     _, bundles = dataset_models(ds.metadata, str(output))
     out = root / "restored"
-    job = Background(lambda: decode_dataset(ds, bundles, out, workers=2, batch_size=2))
-    job.start()
-    began = wait_until(lambda: out.exists() and len(list(out.rglob("*.png"))) >= 4, timeout=240)
-    victim = actor_nodes("RestoreBatch")
-    facts: dict[str, Any] = {"restored_before_loss": len(list(out.rglob("*.png"))) if began else 0}
-    if victim and job.is_alive():
-        nodes.lose(victim[0])
-        facts["lost"] = True
-    job.join(600)
+    before: list[int] = []
+
+    def ready() -> bool:  # the files written when the node goes
+        before[:] = [len(list(out.rglob("*.png"))) if out.exists() else 0]
+        return before[0] >= 4
+
+    job, lost = lose_a_node_during(nodes, lambda: decode_dataset(ds, bundles, out, originals=Location.of(str(photos)),
+                                                                 workers=2, batch_size=2), ready, "RestoreBatch")
+    facts: dict[str, Any] = {"restored_before_loss": before[0] if before else 0, "lost": lost}
     facts["error"] = job.error
     if job.result is not None:
-        facts.update(rows=job.result["rows"], failed=job.result["failed"],
+        facts.update(rows=job.result["rows"], failed=job.result["failed"], compared=job.result["compared"],
+                     psnr=job.result["quality"].get("psnr"),
                      failures=[f["reason"] for f in job.result["failures"]][:5])
     from PIL import Image
 
@@ -278,34 +250,6 @@ def scenario_restore_loses_a_node(nodes: Nodes, root: Path) -> dict[str, Any]:
     facts.update(files=len(files), unreadable=bad, temporary=len([p for p in files if p.name.endswith(".tmp")]),
                  table_rows=ds.count_rows())
     return facts
-
-
-def scenario_metrics_from_two_nodes(nodes: Nodes, root: Path) -> dict[str, Any]:
-    """Encoders on two nodes (one CPU each, one encoder per node), scraped by a real Prometheus
-    through each node's metrics export port: the per-node counters add up to the inputs."""
-    from jobs.run import run_compress
-    from jobs.sample_data import make_photo_collection
-    from tests.prometheus import Prometheus
-
-    workers = nodes.workers(3)
-    targets = {f"node{i}": f"127.0.0.1:{nodes.ports[n.node_id]}" for i, n in enumerate(workers)}
-    prom = Prometheus(root / "prometheus", targets)
-    try:
-        photos = root / "photos-metrics"
-        inputs = len(make_photo_collection(photos, 24, sizes=(48,), seed=8, jpeg_every=5))
-        spec = compress_spec(root, "metrics", photos, root / "latents-metrics", cpus_per_worker=1.0)
-        run_compress(spec, announce=lambda _: None)
-        expr = 'sum by (job) (max_over_time(ray_aec_encoder_items_total{job_name="metrics"}[10m]))'
-        deadline = time.monotonic() + 60
-        by_node: dict[str, float] = {}
-        while time.monotonic() < deadline:
-            by_node = {r["metric"]["job"]: float(r["value"][1]) for r in prom.query(expr)}
-            if sum(by_node.values()) >= inputs:
-                break
-            time.sleep(1.0)
-        return {"inputs": inputs, "items_by_node": by_node}
-    finally:
-        prom.stop()
 
 
 SCENARIOS = {name.removeprefix("scenario_"): fn for name, fn in globals().items() if name.startswith("scenario_")}

@@ -51,6 +51,7 @@ def test_a_restore_that_loses_a_node_writes_every_file_once_and_whole(outcomes):
     facts = _facts(outcomes, "restore_loses_a_node")
     assert facts["lost"] and facts["error"] is None, facts
     assert facts["rows"] == facts["table_rows"] == facts["files"] and facts["failed"] == 0, facts
+    assert facts["compared"] == facts["rows"] and facts["psnr"] > 20, facts  # against the originals
     assert facts["unreadable"] == 0 and facts["temporary"] == 0
 
 
