@@ -59,6 +59,23 @@ def test_cluster_has_cpu_and_gpu_groups_gpu_from_zero() -> None:
     assert gpu["nvidia.com/gpu"] == 1
 
 
+def test_workers_scale_within_limits_and_drain_before_they_go() -> None:
+    """What the multi-node tests show a cluster needs: workers may come and go (autoscaling
+    limits; a lost node's work is retried), and a worker asked to go drains first."""
+    (cluster,) = _docs(DEPLOY / "kuberay" / "raycluster.yaml")
+    assert cluster["spec"]["autoscalerOptions"]["version"] == "v2"
+    head = cluster["spec"]["headGroupSpec"]
+    assert head["rayStartParams"]["num-cpus"] == "0"  # drivers stay on the head; workers hold the actors
+    for group in cluster["spec"]["workerGroupSpecs"]:
+        assert 0 <= group["minReplicas"] <= group["replicas"] <= group["maxReplicas"], group["groupName"]
+        pod = group["template"]["spec"]
+        assert pod["terminationGracePeriodSeconds"] >= 30 + 15  # Ray's drain, then `ray stop` itself
+        assert pod["restartPolicy"] == "Never"
+        (container,) = pod["containers"]
+        assert "ray stop" in " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
+    assert "gcsFaultToleranceOptions" not in cluster["spec"]  # deploy/README.md: why not for batch jobs
+
+
 @pytest.mark.parametrize("mutate, expect", [
     (lambda d: d["spec"].__setitem__("workerGroupSpec", []), "Additional properties"),  # typo'd KubeRay field
     (lambda d: d["spec"]["authOptions"].__setitem__("mode", "password"), "is not one of"),

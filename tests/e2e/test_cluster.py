@@ -213,7 +213,7 @@ def test_schedule_fires_without_overlap_and_keeps_history(head, trained, photos,
     spec = _compress_spec(head, trained, photos, "sched-compress", tmp_path / "latents")
     run_cli("schedule", "add", "every-2s", "--cron", "* * * * * */2", str(spec), "--set", "commit_every=2")
     client = JobsClient(head["address"])
-    first = _scheduler(head, 16)
+    first = _scheduler(head, 10)
     assert first.returncode == 0, first.stdout + first.stderr
     from jobs.schedule import ScheduleStore
 

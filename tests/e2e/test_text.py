@@ -27,7 +27,7 @@ def test_text_archive_restores_byte_exact(ray_local, tmp_path):
     (texts / "long.txt").write_bytes(sorted(texts.glob("*.txt"))[0].read_bytes() * 4)
     train = tmp_path / "train.yaml"
     train.write_text(f"kind: train\nname: t\nmodality: text\ninput: {texts}\nregistry: {tmp_path}/reg\n"
-                     "model: texts\nsteps: 6\nbatch_size: 8\npatch_size: 512\nworkers: 2\npatches_per_item: 4\n")
+                     "model: texts\nsteps: 6\nbatch_size: 8\npatch_size: 256\nworkers: 2\npatches_per_item: 4\n")
     trained = run_cli("train", str(train))
     # fine-tuning never makes it worse (issue 24 item 2): the better of the zoo model and the
     # fine-tuned one on the held-out tenth is registered, and the output says which
