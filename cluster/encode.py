@@ -20,7 +20,7 @@ import torch
 
 from aecore import Sample, UnreadableInput, load_bundle
 from aecore.archive import AUTO, FILE_CODECS, CodecContext, choose, learned_codec_id, route
-from aecore.archive.lossy import ESTIMATE_MARGIN_DB, best_lossy, lossy_candidates
+from aecore.archive.lossy import ESTIMATE_MARGIN, best_lossy, lossy_candidates
 from aecore.archive.solid import Member, eligible, pack
 from cluster.metrics import ActorMetrics
 from cluster.storage import relative_key
@@ -238,19 +238,21 @@ class EncodeBatch:
                 continue
             rows[i].update(shape=list(sample.shape), payload=enc.payload, latent=enc.latent)
             quality = enc.quality
-            if self.lossy and quality is not None and "psnr" in quality:
+            if self.lossy and quality is not None and self.modality.gate_metric[0] in quality:
                 quality = self._against_classic(rows[i], sample, quality)
             if quality is not None:
                 rows[i][QUALITY_COLUMN] = json.dumps(quality)
 
     def _against_classic(self, row: dict, sample: Sample, quality: dict) -> dict:
-        """The smallest classic lossy payload at least as good (PSNR) as the learned one
-        replaces it; the row's quality says what each codec needed and what was kept.
+        """The smallest classic lossy payload at least as good as the learned one (by the
+        modality's quality: PSNR for photos, SNR for sound) replaces it; the row's quality says
+        what each codec needed and what was kept.
 
         ``quality`` is the learned codec's estimate (float synthesis): the classic codecs must
-        beat it by ``ESTIMATE_MARGIN_DB``, more than the estimate's measured error, and where the
+        beat it by ``ESTIMATE_MARGIN``, more than the estimate's measured error, and where the
         learned payload stays its quality is measured again as decode restores it."""
-        choice, sizes = best_lossy(sample.x, sample.info.pack(), sample.info.bits, quality["psnr"] + ESTIMATE_MARGIN_DB,
+        metric = self.modality.gate_metric[0]
+        choice, sizes = best_lossy(sample.x, sample.info, quality[metric] + ESTIMATE_MARGIN[metric],
                                    len(row["payload"]), self.effort, self.modality.name, self._hints)
         classic = {f"{codec}_bytes": n for codec, n in sizes.items()}
         if choice is None:
@@ -259,8 +261,9 @@ class EncodeBatch:
         quality = {**quality, "learned_bytes": len(row["payload"]), **classic}
         unit, count = sample.info.rate_unit()
         row.update(payload=choice.payload, codec=choice.codec, model="", model_version=0)
-        learned = {f"learned_{k}": v for k, v in quality.items() if k in ("psnr", "ms_ssim")}
-        return {**{k: v for k, v in quality.items() if k != "ms_ssim"}, **learned, "psnr": choice.psnr,
+        # the learned codec's figures stay beside the winner's; the ones the winner was not measured by go
+        learned = {f"learned_{k}": v for k, v in quality.items() if k in ("psnr", "ms_ssim", "snr", "lsd")}
+        return {**{k: v for k, v in quality.items() if k not in ("ms_ssim", "lsd")}, **learned, metric: choice.quality,
                 unit: 8.0 * len(choice.payload) / count, "learned": 0.0}
 
     def _table(self, rows: list[dict]) -> pa.Table:
