@@ -68,7 +68,8 @@ class CompressRequest:
 
     @property
     def archive(self) -> bool:
-        """Exact, each file by the best codec for it: every auto job, and every lossless one."""
+        """Each file by the best codec for it: every auto job (exact unless ``lossless`` is False),
+        and every lossless one."""
         return self.modality == AUTO or bool(self.lossless)
 
 
@@ -83,7 +84,8 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
                                                                      _modality_of(req)).extensions))
         dictionary = collection_dictionary(req, files)
         settings = ArchiveSettings(modality=req.modality or _modality_of(req), effort=req.effort,
-                                   dictionary=dictionary, models=req.models, embedders=embedders(req.models))
+                                   dictionary=dictionary, models=req.models, embedders=embedders(req.models),
+                                   lossless=req.lossless is not False, rate_point=req.rate_point)
         metadata = {**archive_metadata(req, settings), **(req.metadata or {})}
         compressor: Any = None
     else:
@@ -131,7 +133,8 @@ def embedders(models: tuple[LearnedModel, ...]) -> tuple[LearnedModel, ...]:
 
 
 def archive_metadata(req: CompressRequest, settings: ArchiveSettings) -> dict[str, Any]:
-    """What an exact archive records: its models by modality, its dictionary, its codecs' libraries."""
+    """What an archive records: its models by modality, its dictionary, its codecs' libraries,
+    whether it is exact (a lossy archive codes photos and sounds lossy, the rest exactly)."""
     from aecore.archive import codec_libraries
     from aecore.bundle import bundle_sha256
 
@@ -147,14 +150,14 @@ def archive_metadata(req: CompressRequest, settings: ArchiveSettings) -> dict[st
         "codecs": codec_libraries(),
         "effort": settings.effort,
         "zstd_dictionary": hashlib.sha256(settings.dictionary).hexdigest() if settings.dictionary else None,
-        "rate_point": None,
+        "rate_point": settings.rate_point,
         "input": req.input.url,
         "payload_version": PAYLOAD_VERSION,
         "latent_shape": None,  # one per modality: embeddings
         "embeddings": {m.modality: {"model": f"{m.name}@{m.version}", "bundle_sha256": bundle_sha256(m.bundle),
                                     "shape": list(load_bundle(m.bundle).query_latent_shape)}
                        for m in settings.embedders},
-        "lossless": True,
+        "lossless": settings.lossless,
         "latent": EMBEDDING_NOTE + "; empty for a file of another kind or one its modality cannot read",
     }
 

@@ -33,8 +33,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from aecore import Compressor, UnreadableInput
-from aecore.archive import CodecContext, SolidBlocks, decode_payload, get_file_codec, learned_codec_id, payload_codec
+from aecore import Compressor, Modality, UnreadableInput, get_modality
+from aecore.archive import FILE_CODECS, CodecContext, SolidBlocks, decode_payload, get_file_codec, learned_codec_id, payload_codec
 from aecore.archive.solid import member_bytes
 from aecore.errors import UserError
 from cluster.dataset import LatentDataset
@@ -42,7 +42,7 @@ from cluster.storage import Location
 
 __all__ = [
     "DatasetDecoders", "RESULT_SCHEMA", "RestoreBatch", "WhereError", "check_restore_target", "dataset_decoders",
-    "decode_dataset", "decode_rows", "plan_restore", "restore_one", "restore_path", "select_ids"
+    "decode_dataset", "decode_rows", "plan_restore", "restore_one", "restore_path", "row_is_exact", "select_ids"
 ]
 
 _COLUMNS = ["id", "uri", "key", "sha256", "bytes", "shape", "payload", "modality", "codec", "entry", "link", "mode",
@@ -280,8 +280,7 @@ class RestoreBatch:
                     done["reason"] = f"{type(exc).__name__}: {exc}"[:300]
                 continue
             data, lossless = result
-            compressor = self.ctx.compressors.get(row.get("modality") or "")
-            modality = compressor.modality if compressor is not None else None
+            modality = _row_modality(row.get("modality"))
             suffix = modality.output_suffix if modality is not None else ""
             try:
                 target = _write(self.out, restore_path(row.get("key"), lossless, suffix), data, written, self.overwrite)
@@ -304,18 +303,40 @@ class RestoreBatch:
         return pa.Table.from_pylist(results, schema=RESULT_SCHEMA)
 
 
+def _row_modality(name: str | None) -> Modality | None:
+    from aecore.registry import MODALITIES
+
+    return get_modality(name) if name in MODALITIES else None
+
+
+def row_is_exact(row: dict[str, Any], archive_lossless: bool) -> bool:
+    """Whether a row restores its very file: every row of an exact dataset; in a lossy one, a row
+    whose codec is exact (a learned codec of a lossy modality codes lossy there)."""
+    if archive_lossless or not row.get("codec"):
+        return archive_lossless
+    codec = FILE_CODECS.get(row["codec"])
+    if codec is None:  # links and folders
+        return True
+    modality = _row_modality(row.get("modality"))
+    return codec.exact and not (codec.learned and modality is not None and modality.lossy)
+
+
 def plan_restore(ds: LatentDataset, output_suffix: str, where: str | None = None) -> tuple[pa.Array, list[dict[str, str]]]:
     """The ids to restore (those ``where`` selects), and failures for rows that would land where
-    another row lands (the first by id wins): decided once, before any actor writes."""
+    another row lands (the first by id wins): decided once, before any actor writes. A lossy
+    row lands at its key plus its modality's output suffix (``output_suffix`` where the row does
+    not name its modality), an exact one at its key."""
     lossless = bool(ds.metadata.get("lossless"))
-    rows = ds.dataset.to_table(columns=["id", "uri", "key"])
+    names = ds.dataset.schema.names
+    rows = ds.dataset.to_table(columns=["id", "uri", "key"] + [c for c in ("codec", "modality") if c in names])
     if where:
         rows = rows.filter(pc.is_in(rows.column("id"), value_set=pa.array(sorted(select_ids(ds, where)), pa.string())))
     rows = rows.sort_by("id")
     seen: set[str] = set()
     keep, failures = [], []
     for r in rows.to_pylist():
-        rel = restore_path(r["key"], lossless, output_suffix)
+        modality = _row_modality(r.get("modality"))
+        rel = restore_path(r["key"], row_is_exact(r, lossless), modality.output_suffix if modality else output_suffix)
         if rel is not None and rel in seen:
             failures.append({"id": r["id"], "uri": r["uri"],
                              "reason": f"ValueError: another row was already restored at {rel}; not written"})

@@ -18,7 +18,7 @@ import pyarrow.compute  # noqa: F401  - pa.compute
 import ray
 import torch
 
-from aecore import Sample, UnreadableInput, load_bundle
+from aecore import Compressor, Sample, UnreadableInput, get_modality, load_bundle
 from aecore.archive import AUTO, FILE_CODECS, CodecContext, choose, learned_codec_id, route
 from aecore.archive.lossy import ESTIMATE_MARGIN, best_lossy, lossy_candidates
 from aecore.archive.solid import Member, eligible, pack
@@ -43,8 +43,11 @@ class LearnedModel:
 
 @dataclass(frozen=True)
 class ArchiveSettings:
-    """An exact archive: each file by the best codec for it (aecore.archive). ``modality``
-    ``auto``: each file's kind from its content; a modality's name: every file is of that kind."""
+    """An archive: each file by the best codec for it (aecore.archive). ``modality``
+    ``auto``: each file's kind from its content; a modality's name: every file is of that kind.
+    Not ``lossless``: the files of a modality that may be lossy (photos, sounds) are coded by
+    its model at ``rate_point`` against the classic lossy codecs at the model's quality, and kept
+    exact where the exact payload is smaller; every other file exactly."""
 
     modality: str
     effort: str = "default"
@@ -52,6 +55,8 @@ class ArchiveSettings:
     models: tuple[LearnedModel, ...] = ()
     #: the model whose analysis gives each file of its modality its query embedding (aecore.embedding)
     embedders: tuple[LearnedModel, ...] = ()
+    lossless: bool = True
+    rate_point: float | None = None
 
 
 def row_id(key: str, sha256: str) -> str:
@@ -71,11 +76,17 @@ class EncodeBatch:
         if isinstance(archive, ray.ObjectRef):
             archive = ray.get(archive)
         self.archive = archive
-        if archive is not None:  # exact: the learned models compete with the classic codecs file by file
+        if archive is not None:  # the learned models compete with the classic codecs file by file
             self.compressor = None
             self.models = {m.modality: m for m in archive.models}
+            # a lossy archive: a lossy modality's model codes its files lossy (its exact candidates are
+            # the classic ones: the learned exact payload is the costliest and the largest there)
+            self.lossy_models = {} if archive.lossless else {
+                m.modality: load_bundle(m.bundle, lossless=False, rate_point=archive.rate_point)
+                for m in archive.models if get_modality(m.modality).lossy}
             self.ctx = CodecContext(zstd_dictionary=archive.dictionary, effort=archive.effort, compressors={
-                m.modality: load_bundle(m.bundle, lossless=True) for m in archive.models})
+                m.modality: load_bundle(m.bundle, lossless=True) for m in archive.models
+                if m.modality not in self.lossy_models})
             self.kind = None if archive.modality == AUTO else archive.modality
             self.embedders = {m.modality: load_bundle(m.bundle) for m in archive.embedders}
         else:
@@ -142,6 +153,8 @@ class EncodeBatch:
             model = self.models.get(kind) if choice.learned else None
             row.update(codec=choice.codec, payload=choice.payload, model=model.name if model else "",
                        model_version=model.version if model else 0, latent=self._embed(kind, data))
+            if kind in self.lossy_models and self._lossy(row, kind, data):
+                continue
             if FILE_CODECS[choice.codec].solid and eligible(data, len(choice.payload)):
                 members.append(Member(len(rows) - 1, key, data, len(choice.payload)))
             if int(row["id"][:8], 16) % self.quality_every == 0:
@@ -164,7 +177,7 @@ class EncodeBatch:
             "model_version": pa.array([r.get("model_version", 0) for r in rows], pa.int32()),
             "codec": [r.get("codec", "") for r in rows],
             "bytes": pa.array([r["bytes"] for r in rows], pa.int64()),
-            "shape": pa.array([[] for _ in rows], pa.list_(pa.int32())),
+            "shape": pa.array([r.get("shape", []) for r in rows], pa.list_(pa.int32())),
             "payload": pa.array([r.get("payload", b"") for r in rows], pa.binary()),
             "latent": pa.array([r.get("latent", []) for r in rows], pa.list_(pa.float32())),
             ERROR_COLUMN: pa.array([r[ERROR_COLUMN] for r in rows], pa.string()),
@@ -176,6 +189,30 @@ class EncodeBatch:
             "solid": pa.array([r.get("solid") for r in rows], pa.string()),
             "offset": pa.array([r.get("offset") for r in rows], pa.int64()),
         })
+
+    def _lossy(self, row: dict, kind: str, data: bytes) -> bool:
+        """A file of a lossy archive coded lossy: the model's payload at its rate point, or the
+        smallest classic lossy payload at least as good, whichever is smaller — unless the exact
+        payload already in ``row`` is smaller than both (then the row stays exact). A file the
+        model cannot read or code stays exact too."""
+        compressor = self.lossy_models[kind]
+        metric = compressor.modality.gate_metric[0]
+        try:
+            sample = compressor.load(data)
+            [encoded] = compressor.encode([sample], [True], estimate=True)
+        except Exception:  # noqa: BLE001 - e.g. a palette sprite the model does not code: exact
+            return False
+        if encoded.quality is None or metric not in encoded.quality:
+            return False
+        learned = {"payload": encoded.payload}
+        quality = self._against_classic(learned, sample, encoded.quality, compressor, exact_bytes=len(row["payload"]))
+        if quality is None:
+            return False
+        model = self.models[kind]
+        row.update(codec=learned.get("codec", learned_codec_id(kind)), payload=learned["payload"],
+                   model=learned.get("model", model.name), model_version=learned.get("model_version", model.version),
+                   shape=list(sample.shape), **{QUALITY_COLUMN: json.dumps({**quality, "exact_bytes": len(row["payload"])})})
+        return True
 
     def _embed(self, kind: str, data: bytes) -> list[float]:
         """The file's query embedding by its modality's model; none for a kind without one, or a
@@ -239,24 +276,29 @@ class EncodeBatch:
             rows[i].update(shape=list(sample.shape), payload=enc.payload, latent=enc.latent)
             quality = enc.quality
             if self.lossy and quality is not None and self.modality.gate_metric[0] in quality:
-                quality = self._against_classic(rows[i], sample, quality)
+                quality = self._against_classic(rows[i], sample, quality, self.compressor)
             if quality is not None:
                 rows[i][QUALITY_COLUMN] = json.dumps(quality)
 
-    def _against_classic(self, row: dict, sample: Sample, quality: dict) -> dict:
+    def _against_classic(self, row: dict, sample: Sample, quality: dict, compressor: Compressor,
+                         exact_bytes: int | None = None) -> dict | None:
         """The smallest classic lossy payload at least as good as the learned one (by the
         modality's quality: PSNR for photos, SNR for sound) replaces it; the row's quality says
-        what each codec needed and what was kept.
+        what each codec needed and what was kept. ``exact_bytes``: the file's exact payload, which
+        a lossy one must also undercut (None returned: the exact one is smaller than both).
 
         ``quality`` is the learned codec's estimate (float synthesis): the classic codecs must
         beat it by ``ESTIMATE_MARGIN``, more than the estimate's measured error, and where the
         learned payload stays its quality is measured again as decode restores it."""
-        metric = self.modality.gate_metric[0]
+        metric = compressor.modality.gate_metric[0]
+        bound = len(row["payload"]) if exact_bytes is None else min(len(row["payload"]), exact_bytes)
         choice, sizes = best_lossy(sample.x, sample.info, quality[metric] + ESTIMATE_MARGIN[metric],
-                                   len(row["payload"]), self.effort, self.modality.name, self._hints)
+                                   bound, self.effort, compressor.modality.name, self._hints)
         classic = {f"{codec}_bytes": n for codec, n in sizes.items()}
         if choice is None:
-            exact = self.compressor.measure(sample, row["payload"])
+            if exact_bytes is not None and exact_bytes <= len(row["payload"]):
+                return None
+            exact = compressor.measure(sample, row["payload"])
             return {**exact, "learned_bytes": len(row["payload"]), **classic, "learned": 1.0}
         quality = {**quality, "learned_bytes": len(row["payload"]), **classic}
         unit, count = sample.info.rate_unit()

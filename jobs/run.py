@@ -165,9 +165,9 @@ def train_config(job: TrainJobSpec, architecture: str, preset: str | None, init:
 
 def archive_models(job: CompressJobSpec, registry: ModelRegistry) -> tuple[Any, ...]:
     """The learned models that join the classic codecs in an exact archive, one per modality:
-    the spec's ``model`` (for its own modality), its ``models`` map, and with effort ``max`` each
-    remaining modality's zoo model."""
-    from aecore import read_bundle
+    the spec's ``model`` (for its own modality), its ``models`` map, and each remaining
+    modality's zoo model with effort ``max`` (every modality) or ``lossless: false`` (those coded lossy)."""
+    from aecore import get_modality, read_bundle
     from aecore.registry import MODALITIES
     from aecore.zoo import default_entry
     from cluster.encode import LearnedModel
@@ -177,11 +177,14 @@ def archive_models(job: CompressJobSpec, registry: ModelRegistry) -> tuple[Any, 
         mv, bundle = load_model(job.model, registry)
         refs[read_bundle(bundle)["modality"]] = job.model
     refs.update(job.models)
-    if job.effort == "max":
-        for modality in MODALITIES:
-            entry = default_entry(modality)
-            if entry is not None and modality not in refs:
-                refs[modality] = f"zoo:{entry.name}"
+    for modality in MODALITIES:
+        entry = default_entry(modality)
+        if entry is None or modality in refs:
+            continue
+        # every zoo model at effort max; a lossy archive's photos and sounds need their model's
+        # quality as the target the classic lossy codecs must reach
+        if job.effort == "max" or (job.lossless is False and get_modality(modality).lossy):
+            refs[modality] = f"zoo:{entry.name}"
     models = []
     for modality, ref in sorted(refs.items()):
         mv, bundle = load_model(ref, registry)
@@ -272,7 +275,8 @@ def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error
     model_ref = mv.ref if mv is not None else "classic codecs only"
     if archive:
         learned = ", ".join(f"{m.modality}: {m.name}@{m.version}" for m in models) or "none"
-        announce(f"archiving {job.input} exactly, each file by the best codec (effort {job.effort}; models: {learned}) "
+        how = "exactly" if job.lossless is not False else "(photos and sounds lossy, the rest exactly)"
+        announce(f"archiving {job.input} {how}, each file by the best codec (effort {job.effort}; models: {learned}) "
                  f"on {job.workers} encoder actor(s)")
     else:
         announce(f"compressing {job.input} with {model_ref} on {job.workers} encoder actor(s)")

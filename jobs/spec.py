@@ -205,8 +205,10 @@ class CompressJobSpec(JobSpec):
     rate_point: float | None = Field(default=None, gt=0)
     #: every how-many-th input (by id hash) is decoded again to measure quality
     quality_every: int = Field(default=8, ge=1)
-    #: restore byte-exact (residual coded under the decoder's distribution); default: the
-    #: modality's own (text: true, image: false)
+    #: restore byte-exact; default: true for modality auto (an archive gives back what it took),
+    #: else the modality's own (text: true, image: false). ``false`` with auto: photos and sounds
+    #: by the smallest lossy codec at the learned model's quality (or exactly, where that is
+    #: smaller); text and other files exactly
     lossless: bool | None = None
     #: larger inputs become error rows instead of being read
     max_file_bytes: int = Field(default=512 * 2**20, ge=1)
@@ -246,9 +248,6 @@ class CompressJobSpec(JobSpec):
     def _fits(self) -> CompressJobSpec:
         if self.modality != AUTO and self.model is None:
             raise ValueError(f"modality {self.modality} needs a model; set model: (e.g. zoo:NAME), or modality: auto")
-        if self.modality == AUTO and self.lossless is False:
-            raise ValueError("modality auto archives every file exactly; lossy coding needs a named modality "
-                             "(modality: image, audio or text) with lossless: false")
         if self.models and self.modality != AUTO:
             raise ValueError("models: is for modality auto; a named modality takes one model:")
         return self

@@ -57,6 +57,8 @@ class Modality(ABC):
     info_type: ClassVar[type[Info]]
     #: restore byte-exact unless a job says otherwise
     lossless_default: ClassVar[bool] = False
+    #: a lossy job may code it lossy (a lossy archive codes the files of such modalities lossy)
+    lossy: ClassVar[bool] = True
     #: the most values (channels x positions) a payload may claim: decode refuses more before
     #: allocating anything (a decompression-bomb guard)
     max_elements: ClassVar[int] = 2**31

@@ -49,6 +49,7 @@ class TextModality(SequenceModality):
     default_model = "text-causal"
     output_suffix = ".txt"
     lossless_default = True
+    lossy = False
     info_type = TextInfo
 
     def load(self, data: bytes) -> Sample:

@@ -162,3 +162,54 @@ def test_one_file_of_a_solid_block_restores_alone(ray_local, tmp_path):
             "--where", f"key = '{member['key']}'")
     assert [p.name for p in (tmp_path / "one").rglob("*") if p.is_file()] == [Path(member["key"]).name]
     assert (tmp_path / "one" / member["key"]).read_bytes() == (src / member["key"]).read_bytes()
+
+
+def test_a_lossy_archive_codes_photos_and_sounds_lossy_and_the_rest_exactly(ray_local, tmp_path):
+    """``modality: auto`` with ``lossless: false``: each photo and sound by the smallest of its zoo
+    model at its rate point, the classic lossy codecs at the model's quality, and its exact payload;
+    text and other files exactly. Lossy rows restore as their modality's format beside their key."""
+    from aecore import get_modality
+
+    src = tmp_path / "in"
+    make_photo_collection(src / "photos", 4, sizes=(64,), seed=3, jpeg_every=2)
+    make_audio_collection(src / "sounds", 2, seed=1)
+    make_text_collection(src / "docs", 4, max_bytes=3000, seed=8)
+    (src / "blob.bin").write_bytes(os.urandom(2000))
+    spec = tmp_path / "c.yaml"
+    spec.write_text(f"kind: compress\nname: lossy\ninput: {src}\noutput: {tmp_path}/out\nregistry: {tmp_path}/reg\n"
+                    "workers: 1\nbatch_size: 8\nlossless: false\n")
+    out = run_cli("compress", str(spec))
+    assert "photos and sounds lossy" in out
+    ds = tables.dataset(tmp_path / "out")
+    assert ds.metadata["lossless"] is False
+    assert {m: v["ref"] for m, v in ds.metadata["models"].items()} == {
+        "audio": "zoo:audio-small@1", "image": "zoo:image-small@1"}
+    rows = ds.dataset.to_table(columns=["key", "modality", "codec", "bytes", "payload_bytes", "quality",
+                                        "model"]).to_pylist()
+    media = [r for r in rows if r["modality"] in ("image", "audio")]
+    lossy = [r for r in media if r["codec"] in ("aec-image", "aec-audio", "webp", "avif", "jxl", "opus")]
+    assert len(lossy) == len(media) == 6  # every photo and sound is smaller lossy than exact here
+    for r in lossy:
+        q = json.loads(r["quality"])
+        metric = get_modality(r["modality"]).gate_metric[0]
+        assert r["payload_bytes"] <= q["exact_bytes"] and q[metric] >= q.get(f"learned_{metric}", q[metric]) - 1e-9
+        assert (r["model"] != "") == r["codec"].startswith("aec-"), r
+    for r in rows:  # text and bytes: exact codecs only
+        if r["modality"] in ("text", "bytes") and r["codec"] not in ("dir", "symlink"):
+            assert r["codec"] not in ("webp", "avif", "jxl", "opus") and not r["codec"].startswith("aec-i")
+
+    run_cli("decode", str(tmp_path / "out"), "--out", str(tmp_path / "restored"), "--workers", "0")
+    restored = tmp_path / "restored"
+    for p in src.rglob("*"):
+        if not p.is_file():
+            continue
+        key = str(p.relative_to(src))
+        row = next(r for r in rows if r["key"] == key)
+        if row["modality"] in ("text", "bytes"):
+            assert (restored / key).read_bytes() == p.read_bytes(), key
+            continue
+        modality = get_modality(row["modality"])
+        target = restored / (key if key.endswith(modality.output_suffix) else key + modality.output_suffix)
+        quality = modality.quality(modality.load(p.read_bytes()).x, modality.load(target.read_bytes()).x)
+        metric = modality.gate_metric[0]
+        assert quality[metric] >= json.loads(row["quality"])[metric] - 0.1, (key, quality)

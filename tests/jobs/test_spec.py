@@ -31,8 +31,8 @@ def test_defaults_and_kinds():
     assert archive.model is None and archive.modality == "auto"
     with pytest.raises(SpecError, match="modality image needs a model"):
         parse_spec({"kind": "compress", "name": "a", "input": "in", "output": "out", "modality": "image"})
-    with pytest.raises(SpecError, match="modality auto archives every file exactly"):
-        parse_spec({"kind": "compress", "name": "a", "input": "in", "output": "out", "lossless": False})
+    lossy = parse_spec({"kind": "compress", "name": "a", "input": "in", "output": "out", "lossless": False})
+    assert lossy.modality == "auto" and lossy.lossless is False  # photos and sounds lossy, the rest exactly
     with pytest.raises(SpecError, match="models: unknown modality 'video'"):
         parse_spec({"kind": "compress", "name": "a", "input": "in", "output": "out", "models": {"video": "zoo:x"}})
     train = parse_spec({"kind": "train", "name": "t", "input": "in", "model": "m"})
