@@ -122,6 +122,65 @@ def aec_archive(src: Path, work: Path, effort: str, models: dict[str, str] | Non
             "ratio_on_disk": totals["ratio"], "learned_share_of_bytes": round(learned / size, 4), "codecs": winners}
 
 
+#: what ``--fit`` trains per modality: the shipped train specs' settings, each a 200-step fine-tune of
+#: the modality's zoo model (the default starting point) on every file of that modality in the folder
+FIT = {
+    "image": "batch_size: 8\npatch_size: 64\npatches_per_item: 2\nregularizer: plain\n",
+    "text": "batch_size: 16\npatch_size: 1024\npatches_per_item: 8\n",
+    "audio": "batch_size: 32\npatches_per_item: 8\nregularizer: plain\n",
+}
+
+
+def fit(src: Path, work: Path, modality: str, name: str) -> dict[str, Any]:
+    """``aec train`` on every ``modality`` file of the folder, as a user would (the registry keeps
+    the fine-tuned weights or the zoo model's, whichever codes the held-out tenth better)."""
+    from jobs.registry import ModelRegistry
+
+    spec = work / f"train-{modality}.yaml"
+    spec.write_text(f"kind: train\nname: fit-{modality}\nmodality: {modality}\ninput: {src}\n"
+                    f"registry: {work}/registry\nmodel: {name}\nsteps: 200\nworkers: 2\ngpus: 0\n" + FIT[modality])
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "jobs.cli", "train", str(spec)], check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - started
+    registry = ModelRegistry(str(work / "registry"))
+    mv = registry.resolve(f"{name}@{registry.versions(name)[-1]}")
+    meta = mv.info
+    return {"model": mv.ref, "train_seconds": round(seconds, 1), "files": meta["lineage"]["files"],
+            "input_bytes": meta["lineage"]["input_bytes"], "heldout": meta.get("heldout"), "kept": meta.get("kept")}
+
+
+def learned_sample(src: Path, work: Path, modalities: list[str], count: int, seed: int = 0) -> Path:
+    """``count`` files of each modality the learned models take (RGB images, WAV sounds, text),
+    drawn by a fixed seed and copied with their relative paths: the folder the learned codecs
+    compete on (a whole folder's text through the learned text model runs at a few KB/s)."""
+    import random
+
+    from aecore import get_modality
+
+    out = work / f"sample-{src.name}"
+    shutil.rmtree(out, ignore_errors=True)
+    for modality in modalities:
+        takes = get_modality(modality).extensions
+        files = sorted(p for p in src.rglob("*") if p.is_file() and not p.is_symlink() and p.suffix.lower() in takes
+                       and 256 <= p.stat().st_size <= 1 << 20 and _learned_takes(modality, p))
+        for p in random.Random(seed).sample(files, min(count, len(files))):
+            target = out / p.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, target)
+    return out
+
+
+def _learned_takes(modality: str, path: Path) -> bool:
+    if modality == "image":  # the image model codes RGB pixels: palette and RGBA sprites go to the classic codecs
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.mode == "RGB"
+    if modality == "audio":
+        return path.suffix.lower() == ".wav"
+    return True
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The tables of docs/benchmarks.md from a run's JSON (``--markdown``)."""
     out = []
@@ -156,10 +215,17 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=[], metavar="MODALITY=REF",
                         help="learned models that join the codecs (e.g. image=zoo:image-small text=zoo:text-fast)")
     parser.add_argument("--out", default="archive.json", help="the JSON under docs/bench/")
+    parser.add_argument("--fit", nargs="*", default=[], metavar="MODALITY",
+                        help="aec train a model of each modality on the folder, then archive a sample of the files "
+                             "those models take twice: with the zoo models and with the fitted ones (no solid archivers)")
+    parser.add_argument("--sample", type=int, default=16, help="files per modality in the --fit sample")
     args = parser.parse_args()
     models = dict(m.split("=", 1) for m in args.models) or None
     if args.markdown:
         print(markdown(json.loads((BENCH_DIR / args.out).read_text())))
+        return
+    if args.fit:
+        fitted_run(args)
         return
     results: dict[str, Any] = {"machine": machine(), "effort": args.effort, "models": models, "folders": {}}
     path = BENCH_DIR / args.out
@@ -186,6 +252,35 @@ def main() -> None:
         results["folders"][name if not Path(name).is_dir() else src.name] = entry
         print(json.dumps({name: {k: (v["bytes"] if isinstance(v, dict) and "bytes" in v else v)
                                  for k, v in entry.items()}}, indent=1), flush=True)
+        path.write_text(json.dumps(results, indent=1))
+
+
+def fitted_run(args: argparse.Namespace) -> None:
+    """The learned codecs fitted on each folder against the zoo's, on the same sample."""
+    from aecore.zoo import default_entry
+
+    path = BENCH_DIR / args.out
+    results: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    results.update({"machine": machine(), "effort": args.effort, "folders": results.get("folders", {})})
+    for name in args.folders:
+        src = folder(name)
+        work = WORK / f"archive-fit-{name}"
+        shutil.rmtree(work / "registry", ignore_errors=True)
+        work.mkdir(parents=True, exist_ok=True)
+        entry: dict[str, Any] = {"path": str(src), "fitted": {}}
+        for modality in args.fit:
+            entry["fitted"][modality] = fit(src, work, modality, f"{Path(name).name}-{modality}")
+            print(json.dumps({name: {modality: entry["fitted"][modality]}}), flush=True)
+        sample = learned_sample(src, work, args.fit, args.sample)
+        entry.update(sample_bytes=_size(sample), sample_files=sum(1 for p in sample.rglob("*") if p.is_file()))
+        zoo = {m: f"zoo:{e.name}" for m in args.fit if (e := default_entry(m)) is not None}
+        entry["zoo models"] = aec_archive(sample, work, args.effort, zoo)
+        entry["fitted models"] = aec_archive(sample, work, args.effort, {m: f["model"] for m, f in entry["fitted"].items()})
+        for key in ("zoo models", "fitted models"):
+            entry[key]["models"] = zoo if key == "zoo models" else {m: f["model"] for m, f in entry["fitted"].items()}
+        results["folders"][Path(name).name] = entry
+        print(json.dumps({name: {k: {"bytes": entry[k]["bytes"], "learned_share_of_bytes": entry[k]["learned_share_of_bytes"]}
+                                 for k in ("zoo models", "fitted models")}}), flush=True)
         path.write_text(json.dumps(results, indent=1))
 
 

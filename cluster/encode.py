@@ -165,7 +165,9 @@ class EncodeBatch:
         for block in pack(members, self.ctx):
             holder = rows[block.members[0]]["id"]
             for i, offset in zip(block.members, block.offsets):
-                rows[i].update(codec=block.codec, payload=b"", solid=holder, offset=offset)
+                rows[i].update(codec=block.codec, payload=b"", solid=holder, offset=offset, model="", model_version=0)
+                if rows[i][QUALITY_COLUMN]:  # a file the learned model won alone, coded smaller in the block
+                    rows[i][QUALITY_COLUMN] = json.dumps({**json.loads(rows[i][QUALITY_COLUMN]), "learned": 0.0})
             rows[block.members[0]]["payload"] = block.payload
         return pa.table({
             "id": [r["id"] for r in rows],

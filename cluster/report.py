@@ -241,9 +241,9 @@ def write_report(ds: LatentDataset, input_loc: Location, files: list[InputFile],
 
 
 def write_archive_report(ds: LatentDataset, run: dict[str, Any]) -> dict[str, Any]:
-    """An exact archive's report (report.json / .html): counts, bytes on storage and the on-disk
-    ratio, what each codec won (files, bytes, payloads), throughput and errors. No picture: every
-    file is restored exactly, so the tables are the whole story."""
+    """An archive's report (report.json / .html): counts, bytes on storage and the on-disk ratio,
+    what each codec won (files, bytes, payloads) and the learned codecs' share, throughput and
+    errors. No picture: the tables are the story (a lossy row's quality is in its own record)."""
     errors = ds.errors()
     totals = ds.totals(errors)
     breakdown = ds.breakdown()
@@ -257,7 +257,7 @@ def write_archive_report(ds: LatentDataset, run: dict[str, Any]) -> dict[str, An
         "rows": totals["rows"], "errors": totals["errors"], "input_bytes": totals["input_bytes"],
         "payload_bytes": totals["payload_bytes"], "stored_bytes": totals["stored_bytes"],
         "ratio (input / on disk)": totals["ratio"],
-        "learned share of bytes": round(sum(r["bytes"] for r in codecs if r["codec"].startswith("aec-")) / size, 4)})
+        "learned share of bytes": round(sum(r["bytes in"] for r in codecs if r["codec"].startswith("aec-")) / size, 4)})
     report["codecs"] = codecs
     _publish(ds.location, report, None)
     return report

@@ -197,6 +197,12 @@ def test_a_lossy_archive_codes_photos_and_sounds_lossy_and_the_rest_exactly(ray_
     for r in rows:  # text and bytes: exact codecs only
         if r["modality"] in ("text", "bytes") and r["codec"] not in ("dir", "symlink"):
             assert r["codec"] not in ("webp", "avif", "jxl", "opus") and not r["codec"].startswith("aec-i")
+    # the report counts what the learned codecs won (a learned winner once broke it: no report at all)
+    report = json.loads((tmp_path / "out" / "_aec" / "report.json").read_text())
+    learned = sum(r["bytes"] for r in rows if r["codec"].startswith("aec-"))
+    assert report["summary"]["learned share of bytes"] == pytest.approx(
+        learned / report["summary"]["input_bytes"], abs=1e-4)
+    assert {c["codec"] for c in report["codecs"]} >= {r["codec"] for r in lossy}
 
     run_cli("decode", str(tmp_path / "out"), "--out", str(tmp_path / "restored"), "--workers", "0")
     restored = tmp_path / "restored"

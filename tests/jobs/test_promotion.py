@@ -91,3 +91,25 @@ def test_best_former_production_reads_the_gate_records(tmp_path, bundles):
     assert best_former_production(reg, "m", "image", exclude=3) == 2  # v4 (26 dB) was never promoted
     assert best_former_production(reg, "m", "image", exclude=2) == 3
     assert best_former_production(reg, "m", "text", exclude=3) is None
+
+
+def test_the_held_out_rate_weighs_each_file_by_its_bytes(tmp_path):
+    """A tiny file's header overhead (16+ bits/byte) must not outweigh a large file's rate: the
+    held-out bits/byte is every payload bit over every input byte."""
+    from aecore import load_bundle
+
+    texts = {"__init__.py": b"# x\n", "module.py": b"".join(b"def f%d(x):\n    return x * %d\n\n" % (i, i)
+                                                           for i in range(300))}
+    for name, data in texts.items():
+        (tmp_path / name).write_bytes(data)
+    loc = Location.of(str(tmp_path))
+    files = list_collection(loc, (".py",))
+    bundle = _text_bundle()
+    measured = measure_heldout(bundle, loc, files)
+    compressor = load_bundle(bundle)
+    samples = [compressor.modality.load((tmp_path / f.path.rsplit("/", 1)[-1]).read_bytes()) for f in files]
+    encoded = compressor.encode(samples, [True] * len(samples))
+    total_bits = 8 * sum(len(e.payload) for e in encoded)
+    assert measured["files"] == 2
+    assert measured["bits_per_byte"] == pytest.approx(total_bits / sum(map(len, texts.values())), rel=0.02)
+    assert measured["bits_per_byte"] < sum(e.quality["bits_per_byte"] for e in encoded) / 2  # the plain mean
