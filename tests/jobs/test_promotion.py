@@ -113,3 +113,19 @@ def test_the_held_out_rate_weighs_each_file_by_its_bytes(tmp_path):
     assert measured["files"] == 2
     assert measured["bits_per_byte"] == pytest.approx(total_bits / sum(map(len, texts.values())), rel=0.02)
     assert measured["bits_per_byte"] < sum(e.quality["bits_per_byte"] for e in encoded) / 2  # the plain mean
+
+
+def test_a_figure_some_held_out_files_lack_is_the_mean_of_those_that_have_it(tmp_path):
+    """MS-SSIM needs a side of MS_SSIM_MIN_SIDE: a collection of sprites and photos measured both."""
+    import numpy as np
+    from PIL import Image
+
+    from aecore.metrics import MS_SSIM_MIN_SIDE
+
+    rng = np.random.default_rng(0)
+    for name, side in (("sprite.png", 24), ("photo.png", MS_SSIM_MIN_SIDE + 8)):
+        Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(tmp_path / name)
+    loc = Location.of(str(tmp_path))
+    bundle = dump_bundle(build_model("image-conv", "tiny").uniform_prior(), "image-conv", "image")
+    measured = measure_heldout(bundle, loc, list_collection(loc, (".png",)))
+    assert measured["files"] == 2 and "psnr" in measured and 0.0 < measured["ms_ssim"] <= 1.0
