@@ -76,6 +76,16 @@ def solid(src: Path, work: Path) -> dict[str, Any]:
     return out
 
 
+def _exact_rows_identical(ds: Any, src: Path, restored: Path) -> bool:
+    """A lossy archive: every file its table keeps exactly comes back identical (and every lossy
+    one is restored somewhere: counted by the caller from the table)."""
+    from cluster.decode import row_is_exact
+
+    rows = ds.dataset.to_table(columns=["key", "codec", "modality", "entry"]).to_pylist()
+    return all((restored / r["key"]).read_bytes() == (src / r["key"]).read_bytes()
+               for r in rows if r["entry"] == "file" and row_is_exact(r, False))
+
+
 def per_file_best_classic(ds: Any) -> dict[str, Any]:
     """Each file by the smallest classic candidate on its own (no collection dictionary), summed:
     the encoder records it per row (``classic_alone_bytes``, every row with ``quality_every: 1``)."""
@@ -86,7 +96,8 @@ def per_file_best_classic(ds: Any) -> dict[str, Any]:
     return {"bytes": int(total), "rows": measured.num_rows}
 
 
-def aec_archive(src: Path, work: Path, effort: str, models: dict[str, str] | None = None) -> dict[str, Any]:
+def aec_archive(src: Path, work: Path, effort: str, models: dict[str, str] | None = None,
+                lossless: bool = True) -> dict[str, Any]:
     from cluster.dataset import open_dataset
     from cluster.storage import Location, describe_tree
 
@@ -96,6 +107,7 @@ def aec_archive(src: Path, work: Path, effort: str, models: dict[str, str] | Non
     spec = work / "archive.yaml"
     spec.write_text(f"kind: compress\nname: bench-archive\ninput: {src}\noutput: {out}\nregistry: {work}/registry\n"
                     f"effort: {effort}\nworkers: 2\nbatch_size: 16\nquality_every: 1\n"
+                    + ("" if lossless else "lossless: false\n")
                     + (f"models: {json.dumps(models)}\n" if models else ""))
     aec = [sys.executable, "-m", "jobs.cli"]
     started = time.perf_counter()
@@ -104,8 +116,8 @@ def aec_archive(src: Path, work: Path, effort: str, models: dict[str, str] | Non
     started = time.perf_counter()
     subprocess.run([*aec, "decode", str(out), "--out", str(restored)], check=True, stdout=subprocess.DEVNULL)
     decode = time.perf_counter() - started
-    identical = describe_tree(src) == describe_tree(restored)
     ds = open_dataset(Location.of(str(out)))
+    identical = describe_tree(src) == describe_tree(restored) if lossless else _exact_rows_identical(ds, src, restored)
     totals = ds.totals()
     rows = ds.breakdown()
     files = sum(r["files"] for r in rows if r["codec"] not in ("dir", "symlink")) or 1
@@ -219,6 +231,10 @@ def main() -> None:
                         help="aec train a model of each modality on the folder, then archive a sample of the files "
                              "those models take twice: with the zoo models and with the fitted ones (no solid archivers)")
     parser.add_argument("--sample", type=int, default=16, help="files per modality in the --fit sample")
+    parser.add_argument("--keep-models", action="store_true",
+                        help="with --fit: archive again with the models the last run fitted (no training)")
+    parser.add_argument("--lossy", action="store_true",
+                        help="a held-out mixed folder (wallpapers, sounds, fortunes) archived exactly and lossy")
     args = parser.parse_args()
     models = dict(m.split("=", 1) for m in args.models) or None
     if args.markdown:
@@ -226,6 +242,9 @@ def main() -> None:
         return
     if args.fit:
         fitted_run(args)
+        return
+    if args.lossy:
+        lossy_run(args)
         return
     results: dict[str, Any] = {"machine": machine(), "effort": args.effort, "models": models, "folders": {}}
     path = BENCH_DIR / args.out
@@ -255,6 +274,60 @@ def main() -> None:
         path.write_text(json.dumps(results, indent=1))
 
 
+def lossy_folder(work: Path, photos: int = 8, seed: int = 0) -> Path:
+    """A held-out mixed folder as a user's might be: wallpapers (``mate-backgrounds``: JPEG and
+    PNG photos), the sounds of ``alsa-utils`` (WAV) and the fortune files (``fortunes``: text),
+    all packages kept for evaluation, never trained on."""
+    import random
+
+    from recipes.debs import extract
+
+    cache = ROOT / "build" / "debs"
+    out = work / "mixed"
+    shutil.rmtree(out, ignore_errors=True)
+    from PIL import Image
+
+    def fits(p: Path) -> bool:  # up to 4.2 MP: the 17-MP copies of one wallpaper left out
+        with Image.open(p) as im:
+            return im.width * im.height <= 4_200_000
+
+    walls = sorted(p for p in extract("mate-backgrounds", cache).rglob("*")
+                   if p.suffix.lower() in (".jpg", ".jpeg", ".png") and p.is_file() and not p.is_symlink() and fits(p))
+    picks = random.Random(seed).sample(walls, min(photos, len(walls)))
+    sounds = sorted(p for p in extract("alsa-utils", cache).rglob("*.wav") if p.is_file() and not p.is_symlink())
+    texts = sorted(p for p in (extract("fortunes", cache) / "usr" / "share" / "games" / "fortunes").glob("*")
+                   if p.is_file() and not p.is_symlink())  # the fortunes and their .dat indexes
+    for group, files in (("photos", picks), ("sounds", sounds), ("fortunes", texts)):
+        for p in files:
+            (out / group).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(p, out / group / p.name)
+    return out
+
+
+def lossy_run(args: argparse.Namespace) -> None:
+    """One held-out mixed folder archived exactly and with ``lossless: false`` (photos and sounds
+    lossy by the zoo models against the classic lossy codecs, the rest exactly): bytes on disk."""
+    work = WORK / "archive-lossy"
+    work.mkdir(parents=True, exist_ok=True)
+    src = lossy_folder(work)
+    entry: dict[str, Any] = {"path": str(src), "bytes": _size(src),
+                             "files": sum(1 for p in src.rglob("*") if p.is_file())}
+    for label, lossless in (("exact", True), ("lossy", False)):
+        entry[label] = aec_archive(src, work, args.effort, None, lossless=lossless)
+        entry[label].pop("per-file best classic")
+        print(json.dumps({label: {k: entry[label][k] for k in ("bytes", "payload_bytes", "identical",
+                                                               "encode_seconds")}}), flush=True)
+    from cluster.dataset import open_dataset
+    from cluster.storage import Location
+
+    rows = open_dataset(Location.of(str(work / "table"))).dataset.to_table(
+        columns=["key", "modality", "codec", "bytes", "payload_bytes", "quality"]).to_pylist()
+    entry["lossy rows"] = [{k: (json.loads(r[k]) if k == "quality" and r[k] else r[k]) for k in r}
+                           for r in rows if r["modality"] in ("image", "audio")]
+    (BENCH_DIR / "archive-lossy.json").write_text(json.dumps({"machine": machine(), "effort": args.effort,
+                                                              "folder": entry}, indent=1))
+
+
 def fitted_run(args: argparse.Namespace) -> None:
     """The learned codecs fitted on each folder against the zoo's, on the same sample."""
     from aecore.zoo import default_entry
@@ -265,10 +338,13 @@ def fitted_run(args: argparse.Namespace) -> None:
     for name in args.folders:
         src = folder(name)
         work = WORK / f"archive-fit-{name}"
-        shutil.rmtree(work / "registry", ignore_errors=True)
+        before = results["folders"].get(Path(name).name, {}).get("fitted", {})
+        keep = args.keep_models and all(m in before for m in args.fit) and (work / "registry").is_dir()
+        if not keep:
+            shutil.rmtree(work / "registry", ignore_errors=True)
         work.mkdir(parents=True, exist_ok=True)
-        entry: dict[str, Any] = {"path": str(src), "fitted": {}}
-        for modality in args.fit:
+        entry: dict[str, Any] = {"path": str(src), "fitted": {m: before[m] for m in args.fit} if keep else {}}
+        for modality in args.fit if not keep else ():
             entry["fitted"][modality] = fit(src, work, modality, f"{Path(name).name}-{modality}")
             print(json.dumps({name: {modality: entry["fitted"][modality]}}), flush=True)
         sample = learned_sample(src, work, args.fit, args.sample)

@@ -122,6 +122,7 @@ class EncodeBatch:
         smallest codec whose decode gives back its very bytes."""
         rows: list[dict] = []
         members: list[Member] = []  # files a general-purpose codec won: they may share a solid block
+        learned: set[int] = set()  # those of them a learned model won: blocks are tried with and without them
         errors = batch.column("read_error").to_pylist() if "read_error" in batch.column_names else None
         n = batch.num_rows
         tree = {c: batch.column(c).to_pylist() if c in batch.column_names else [None] * n
@@ -157,12 +158,14 @@ class EncodeBatch:
                 continue
             if FILE_CODECS[choice.codec].solid and eligible(data, len(choice.payload)):
                 members.append(Member(len(rows) - 1, key, data, len(choice.payload)))
+                if choice.learned:
+                    learned.add(len(rows) - 1)
             if int(row["id"][:8], 16) % self.quality_every == 0:
                 # the file's best classic codec on its own (no collection dictionary): what aec is measured against
                 alone = min(v for k, v in choice.sizes.items() if k != "zstd-dict" and not k.startswith("aec-"))
                 row[QUALITY_COLUMN] = json.dumps({"exact": 1.0, "bits_per_byte": 8.0 * len(choice.payload) / max(1, len(data)),
                                                   "learned": float(choice.learned), "classic_alone_bytes": alone})
-        for block in pack(members, self.ctx):
+        for block in pack(members, self.ctx, frozenset(learned)):
             holder = rows[block.members[0]]["id"]
             for i, offset in zip(block.members, block.offsets):
                 rows[i].update(codec=block.codec, payload=b"", solid=holder, offset=offset, model="", model_version=0)

@@ -63,4 +63,5 @@ class LearnedTextCodec(LearnedCodec):
     #: a byte stream coded on its own: alike texts coded together by ``cm`` can be smaller than
     #: each by the model (13 scipy sources: 18,791 bytes by a model fitted on the folder, about
     #: 17,400 in a ``solid-cm`` block), so the files it wins are offered to the solid blocks too
+    #: (tried with and without them: ``aecore.archive.solid.pack``)
     solid = True

@@ -79,9 +79,26 @@ def _family(m: Member) -> str:
     return "x86" if x86_executable(m.data) else "general"
 
 
-def pack(members: list[Member], ctx: CodecContext) -> list[Block]:
+def pack(members: list[Member], ctx: CodecContext, optional: frozenset[int] = frozenset()) -> list[Block]:
     """The blocks worth keeping among ``members`` (each family one stream, tried by the effort's
-    inner codecs); a member in no block keeps its own payload."""
+    inner codecs); a member in no block keeps its own payload. ``optional``: the indices of members
+    whose own payload is strong (a learned model's): the blocks are tried with them and without
+    them, and the smaller total kept — with them a block can lose to their payloads and take the
+    other members' gain with it."""
+    with_all = _pack(members, ctx)
+    rest = [m for m in members if m.index not in optional]
+    if len(rest) == len(members):
+        return with_all
+    without = _pack(rest, ctx)
+    return with_all if _total(members, with_all) <= _total(members, without) else without
+
+
+def _total(members: list[Member], blocks: list[Block]) -> int:
+    inside = {i for b in blocks for i in b.members}
+    return sum(len(b.payload) for b in blocks) + sum(m.alone for m in members if m.index not in inside)
+
+
+def _pack(members: list[Member], ctx: CodecContext) -> list[Block]:
     families: dict[str, list[Member]] = {}
     for m in members:
         families.setdefault(_family(m), []).append(m)

@@ -73,3 +73,18 @@ def test_an_x86_executable_gets_the_branch_filter():
     assert {"xz", "xz-x86"} <= set(choice.sizes)
     assert choice.sizes["xz-x86"] < choice.sizes["xz"]  # x86 code: absolute branch targets repeat
     assert choice.codec == "xz-x86" and decode_payload("xz-x86", choice.payload, CodecContext(), len(exe)) == exe
+
+
+def test_members_with_strong_payloads_of_their_own_are_tried_out_of_the_block(tmp_path):
+    """A learned model's payloads (``optional``) can make a block of every file lose; the block of
+    the others still pays and is kept, the strong ones keep their own payloads."""
+    make_text_collection(tmp_path, 12, max_bytes=4000, seed=3)
+    files = {p.name: p.read_bytes() for p in sorted(tmp_path.iterdir())}
+    ctx = CodecContext()
+    members = _members(files, ctx)
+    strong = frozenset(range(0, 12, 2))  # as if a model coded every other file in a few bytes
+    members = [Member(m.index, m.key, m.data, 4 if m.index in strong else m.alone) for m in members]
+    assert pack(members, ctx) == []  # one block of all twelve loses to the strong payloads
+    [block] = pack(members, ctx, strong)
+    assert set(block.members) == set(range(12)) - strong
+    assert len(block.payload) < sum(m.alone for m in members if m.index not in strong)
