@@ -92,8 +92,9 @@ def per_file_best_classic(ds: Any) -> dict[str, Any]:
     import pyarrow.compute as pc
 
     measured = ds.dataset.to_table(columns=["quality"], filter=pc.field("quality").is_valid())
-    total = sum(json.loads(q)["classic_alone_bytes"] for q in measured.column("quality").to_pylist())
-    return {"bytes": int(total), "rows": measured.num_rows}
+    alone = [json.loads(q).get("classic_alone_bytes") for q in measured.column("quality").to_pylist()]
+    alone = [n for n in alone if n is not None]  # a lossy row's record holds its lossy figures instead
+    return {"bytes": int(sum(alone)), "rows": len(alone)}
 
 
 def aec_archive(src: Path, work: Path, effort: str, models: dict[str, str] | None = None,
