@@ -148,12 +148,14 @@ class LatentDataset:
         except (FileNotFoundError, json.JSONDecodeError):
             return {}
         rd = report.get("rate_distortion", {})
+        picture = self.location.join(REPORT_PNG)
         return {
             "throughput (last run)": f"{report['throughput']['rows_per_second']:.1f} rows/s, "
                                      f"{report['throughput'].get('input_mb_per_second', 0):.2f} MB/s",
             "rate–distortion (sample)": rd.get("aec", {}),
             "report": self.location.join(REPORT_HTML).url,
-            "report picture": self.location.join(REPORT_PNG).url,
+            # an archive's report has no picture (its tables are the story)
+            **({"report picture": picture.url} if self.location.fs.exists(picture.path) else {}),
         }
 
 

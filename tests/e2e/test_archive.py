@@ -203,6 +203,9 @@ def test_a_lossy_archive_codes_photos_and_sounds_lossy_and_the_rest_exactly(ray_
     assert report["summary"]["learned share of bytes"] == pytest.approx(
         learned / report["summary"]["input_bytes"], abs=1e-4)
     assert {c["codec"] for c in report["codecs"]} >= {r["codec"] for r in lossy}
+    shown = run_cli("inspect", str(tmp_path / "out"))
+    assert "files and bytes by modality and codec" in shown
+    assert "report picture" not in shown  # an archive's report has no picture to point to
 
     run_cli("decode", str(tmp_path / "out"), "--out", str(tmp_path / "restored"), "--workers", "0")
     restored = tmp_path / "restored"

@@ -228,6 +228,7 @@ def test_fail_on_error_exits_1_and_keeps_the_rows(job, tmp_path):
 def test_inspect_prints_the_summary(job):
     out = run("inspect", str(job["output"]))
     assert "photos@1" in out and "ratio" in out and "36" in out
+    assert "report picture" in out  # a lossy photo job's report draws its rate-distortion points
 
 
 def test_decode_restores_every_image_above_the_psnr_floor(job, tmp_path):
