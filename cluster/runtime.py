@@ -71,9 +71,18 @@ def ensure_auth_token() -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # written whole under a temporary name, then linked into place: two commands starting at
+        # once on a fresh machine both end up with the one token, never a half-written file
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            tmp.unlink()
     if path.stat().st_mode & 0o077:
         path.chmod(0o600)
     return path
@@ -97,8 +106,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, log_to_d
         # The embedded default stays on loopback: nothing of it is reachable from outside; its
         # token is made here, owner-only, before Ray would write one anyone on the machine can read.
         ensure_auth_token()
-        ray.init(num_cpus=num_cpus or os.cpu_count(), logging_level=logging.WARNING, log_to_driver=log_to_driver,
-                 _node_ip_address="127.0.0.1")
+        # address="local": a new instance even while a head runs on this machine (`aec cluster up`,
+        # `ray start`), which Ray's default would join — and then refuse num_cpus, failing the job
+        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), logging_level=logging.WARNING,
+                 log_to_driver=log_to_driver, _node_ip_address="127.0.0.1")
 
 
 def actor_cpus(workers: int, requested: float | None = None) -> float:
