@@ -27,7 +27,7 @@ import copy
 import struct
 from collections import defaultdict
 from collections.abc import Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aecore.codecs import ExactPiece
+from aecore.codecs import ExactPiece, one_thread
 from aecore.embedding import embedding_shape, pool_embedding
 from aecore.modalities import Info, Modality, Sample
 from aecore.models import ConvAutoEncoder
@@ -70,17 +70,6 @@ class Encoded:
     payload: bytes
     latent: np.ndarray  # float32 [prod(query_latent_shape)]: the query embedding (aecore.embedding)
     quality: dict[str, float] | None  # filled for samples asked to be measured
-
-
-@contextmanager
-def _one_thread():
-    """Residual probabilities must be bit-identical at encode and decode: one thread, one piece."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class Compressor:
@@ -271,7 +260,7 @@ class Compressor:
             if self._cpu_model is None:
                 self._cpu_model = copy.deepcopy(self.model).cpu()
             model, device = self._cpu_model, "cpu"
-        with _one_thread() if self.lossless else nullcontext():
+        with one_thread() if self.lossless else nullcontext():
             y_hat = y_hat[None].to(device)
             margin = model.receptive_margin
             if not margin:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import constriction
 import numpy as np
@@ -22,20 +23,16 @@ from aecore.codecs.laplace import LaplaceResidualCodec
 __all__ = ["ExactCoder", "ExactPiece", "LaplaceExactCoder", "SoftmaxExactCoder", "one_thread"]
 
 
-def one_thread() -> Any:
-    """Predictions must be bit-identical at encode and decode: one thread for float math."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def scope() -> Iterator[None]:
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-    return scope()
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Predictions must be bit-identical at encode and decode: one thread for float math (the
+    one guard every exact path uses: the codecs here and the Compressor's lossless residuals)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
