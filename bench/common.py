@@ -47,7 +47,6 @@ def speed_bundle(preset: str) -> bytes:
 def model_bundle(steps: int = 150) -> bytes:
     """The tiny image model trained briefly in-process (speed does not depend on how well)."""
     from aecore import dump_bundle, get_modality
-    from bench.rd_classic import train
     from jobs.sample_data import make_photo_collection
 
     path = WORK / f"model-{steps}.aec"
@@ -98,3 +97,35 @@ def save(name: str, result: dict[str, Any]) -> Path:
     path = BENCH_DIR / f"{name}.json"
     path.write_text(json.dumps(result, indent=2))
     return path
+
+
+def train(model_name: str, modality: str, samples, steps: int, lmbda: float, batch: int = 32, seed: int = 0):
+    """The ``tiny`` preset of ``model_name`` trained in-process (plain PyTorch, the objective the
+    Ray Train loop uses), its latent prior fitted: a Compressor for the rate-distortion benches."""
+    import numpy as np
+    import torch
+
+    from aecore import Compressor, FactorizedCategoricalCodec, build_model, build_objective, get_modality
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    mod = get_modality(modality)
+    model = build_model(model_name, "tiny")
+    objective = build_objective({"plain": None}, lmbda=lmbda)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(steps):
+        idx = rng.integers(0, len(samples), batch)
+        x = torch.from_numpy(np.concatenate([mod.training_patches(samples[i], model.native_size, 1, rng) for i in idx]))
+        terms = objective(model, x)
+        opt.zero_grad()
+        terms["loss"].backward()
+        opt.step()
+    model.eval()
+    codec = FactorizedCategoricalCodec(model.latent_channels)
+    hist = 0
+    with torch.no_grad():
+        for s in samples:
+            x = torch.from_numpy(mod.training_patches(s, model.native_size, 4, rng))
+            hist = hist + codec.histogram(torch.round(model.g_a(x)).numpy())
+    model.fit_codec(hist, codec.support)
+    return Compressor(mod, model)

@@ -21,8 +21,7 @@ import time
 import numpy as np
 
 from aecore import Compressor, get_modality
-from bench.common import run_modalities
-from bench.rd_classic import train
+from bench.common import run_modalities, train
 
 
 def _lossless(comp: Compressor) -> Compressor:

@@ -23,34 +23,9 @@ import lzma
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from aecore import Compressor, FactorizedCategoricalCodec, build_model, build_objective, get_modality, ms_ssim, psnr
-
-
-def train(model_name: str, modality: str, samples, steps: int, lmbda: float, batch: int = 32, seed: int = 0):
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    mod = get_modality(modality)
-    model = build_model(model_name, "tiny")
-    objective = build_objective({"plain": None}, lmbda=lmbda)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for _ in range(steps):
-        idx = rng.integers(0, len(samples), batch)
-        x = torch.from_numpy(np.concatenate([mod.training_patches(samples[i], model.native_size, 1, rng) for i in idx]))
-        terms = objective(model, x)
-        opt.zero_grad()
-        terms["loss"].backward()
-        opt.step()
-    model.eval()
-    codec = FactorizedCategoricalCodec(model.latent_channels)
-    hist = 0
-    with torch.no_grad():
-        for s in samples:
-            x = torch.from_numpy(mod.training_patches(s, model.native_size, 4, rng))
-            hist = hist + codec.histogram(torch.round(model.g_a(x)).numpy())
-    model.fit_codec(hist, codec.support)
-    return Compressor(mod, model)
+from aecore import get_modality, ms_ssim, psnr
+from bench.common import run_modalities, train
 
 
 def _closest(target: int, candidates: dict) -> tuple:
@@ -174,8 +149,6 @@ def bench_text(steps: int) -> dict:
 
 
 def main() -> None:
-    from bench.common import run_modalities
-
     run_modalities(__doc__, {"image": lambda steps: bench_image(steps, [0.003, 0.01, 0.04]),
                              "audio": lambda steps: bench_audio(steps, [0.003, 0.03]), "text": bench_text},
                    "docs/bench/rd_classic.json")

@@ -331,7 +331,8 @@ def _report(req: CompressRequest, files: list[InputFile], compressor: Any, run: 
     import logging
 
     from cluster.dataset import open_dataset
-    from cluster.report import REPORT_HTML, write_archive_report, write_report
+    from cluster.report import write_archive_report, write_report
+    from cluster.table import REPORT_HTML
 
     try:
         if compressor is None:  # an exact archive: each file by the best codec for it

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pds
 
 from cluster.storage import Location, StorageError, with_retries
-from cluster.table import ERRORS_TABLE, arrow_dataset, load_table, read_properties
+from cluster.table import ERRORS_TABLE, REPORT_HTML, REPORT_JSON, REPORT_PNG, arrow_dataset, load_table, read_properties
 
 __all__ = ["LatentDataset", "open_dataset"]
 
@@ -140,7 +140,6 @@ class LatentDataset:
 
     def report_summary(self) -> dict[str, Any]:
         """The last job report's headline figures and where the report is (if one was written)."""
-        from cluster.report import REPORT_HTML, REPORT_JSON, REPORT_PNG
 
         path = posixpath.join(self.location.path, REPORT_JSON)
         try:

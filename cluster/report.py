@@ -30,15 +30,13 @@ from aecore.archive import CodecContext, decode_payload, payload_codec
 from aecore.compressor import Compressor
 from cluster.clock import utc_now
 from cluster.storage import InputFile, Location, with_retries
+from cluster.table import REPORT_HTML, REPORT_JSON, REPORT_PNG
 
 if TYPE_CHECKING:
     from cluster.dataset import LatentDataset
 
 __all__ = ["REPORT_JSON", "REPORT_PNG", "REPORT_HTML", "write_archive_report", "write_report"]
 
-REPORT_JSON = "_aec/report.json"
-REPORT_PNG = "_aec/report.png"
-REPORT_HTML = "_aec/report.html"
 
 
 def _samples(ds: LatentDataset, limit: int) -> list[dict[str, Any]]:

@@ -28,11 +28,15 @@ from deltalake.exceptions import TableNotFoundError
 
 from cluster.storage import Location, StorageError, storage_error
 
-__all__ = ["ERRORS_TABLE", "ERROR_SCHEMA", "META_DIR", "PROPERTY_PREFIX", "arrow_dataset", "delta_options",
-           "load_table", "read_properties", "table_properties", "table_uri"]
+__all__ = ["ERRORS_TABLE", "ERROR_SCHEMA", "META_DIR", "PROPERTY_PREFIX", "REPORT_HTML", "REPORT_JSON", "REPORT_PNG",
+           "arrow_dataset", "delta_options", "load_table", "read_properties", "table_properties", "table_uri"]
 
 META_DIR = "_aec"
 ERRORS_TABLE = f"{META_DIR}/errors"
+#: the last job's report (cluster/report.py writes it, LatentDataset.report_summary reads it)
+REPORT_JSON = f"{META_DIR}/report.json"
+REPORT_PNG = f"{META_DIR}/report.png"
+REPORT_HTML = f"{META_DIR}/report.html"
 PROPERTY_PREFIX = "aec."
 
 ERROR_SCHEMA = pa.schema([
