@@ -1,6 +1,7 @@
 # make demo : set up everything from a fresh clone, then compress with the zoo model, fine-tune it -> compress -> inspect -> decode
 # make test : set up everything from a fresh clone, then lint (ruff) and run the test suite
 # make unit : the fast lane: lint and the tests that start no Ray, no server and no training run
+# make e2e  : lint and the tests that do (Ray, S3, Prometheus, training runs); make lint: ruff alone
 PYTHON ?= python3
 VENV   ?= .venv
 # CPU wheel here; set TORCH_SPEC="torch==2.13.0 --index-url ..." for another build.
@@ -12,7 +13,7 @@ PYTEST_ARGS ?=
 # the demo's mixed folder: a package tree the set-up installs
 FOLDER ?= $(shell test -x $(BIN)/python && $(BIN)/python -c "import os, scipy.io; print(os.path.dirname(scipy.io.__file__))" 2>/dev/null)
 
-.PHONY: setup demo test unit bench zoo-data clean
+.PHONY: setup demo lint test unit e2e bench zoo-data clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,13 +48,17 @@ demo: setup
 	diff -r --no-dereference $(FOLDER) $(DEMO)/archive-restored && echo "restored: identical to $(FOLDER)"
 	@echo "on disk: aec $$(du -sb $(DEMO)/archive | cut -f1) bytes; tar | xz -9e $$(tar -C $(FOLDER)/.. -cf - $$(basename $(FOLDER)) | xz -9e -T2 | wc -c) bytes; folder $$(du -sb --apparent-size $(FOLDER) | cut -f1) bytes"
 
-test: setup
+lint: setup
 	$(BIN)/ruff check .
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-unit: setup
-	$(BIN)/ruff check .
+unit: lint
 	$(BIN)/python -m pytest -m "not servers" $(PYTEST_ARGS)
+
+e2e: lint
+	$(BIN)/python -m pytest -m servers $(PYTEST_ARGS)
 
 # the zoo's training data and the held-out sets: photos and text from Debian packages
 # (apt-get download + dpkg -x into build/debs: no root, nothing installed)
