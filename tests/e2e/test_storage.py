@@ -384,9 +384,31 @@ def test_storage_endpoint_gone_fails_cleanly_with_nothing_half_published(trained
     assert not [p for p in fs.find("gone/latents") if p.endswith(".parquet")]
 
 
-def test_a_training_worker_killed_mid_run_resumes_from_its_checkpoint(photos, ray_local, tmp_path):
-    from ray.util.state import list_actors
+def _train_worker_pids() -> list[int]:
+    """This session's live Ray Train workers, from /proc: each is a descendant of this process
+    (its raylet is our child) titled ``ray::RayTrainWorker`` (the state API took seconds a call
+    on a loaded machine, long enough for the run to end before the kill)."""
+    parent, title = {}, {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                title[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            parent[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
 
+    def ours(pid: int) -> bool:
+        while pid > 1:
+            pid = parent.get(pid, 0)
+            if pid == os.getpid():
+                return True
+        return False
+
+    return [pid for pid, cmd in title.items() if cmd.startswith(b"ray::RayTrainWorker") and ours(pid)]
+
+
+def test_a_training_worker_killed_mid_run_resumes_from_its_checkpoint(photos, ray_local, tmp_path):
     spec = tmp_path / "train.yaml"
     spec.write_text(f"kind: train\nname: t\ninput: {photos}\nregistry: {tmp_path}/registry\nmodel: resilient\n"
                     "architecture: image-conv\nepochs: 6\nbatch_size: 16\nworkers: 2\n")
@@ -397,10 +419,8 @@ def test_a_training_worker_killed_mid_run_resumes_from_its_checkpoint(photos, ra
         runs = tmp_path / "registry" / "_runs"
         pid = None
         while time.monotonic() < deadline:
-            if pid is None:  # find a worker first (the state API is slow)
-                for actor in list_actors(filters=[("state", "=", "ALIVE")], detail=True):
-                    if "RayTrainWorker" in (actor.class_name or "") and actor.pid:
-                        pid = actor.pid
+            if pid is None:  # find a worker first
+                pid = next(iter(_train_worker_pids()), None)
             # The controller registers reported checkpoints asynchronously: once its snapshot names
             # one, a restart must resume from it (a checkpoint still being written does not count).
             if pid and any("checkpoint_" in p.read_text() for p in runs.glob("*/checkpoint_manager_snapshot.json")):
