@@ -44,8 +44,12 @@ class TextModality(SequenceModality):
     name = "text"
     gate_metric = ("bits_per_byte", -1)  # lossless: quality is the rate
     rate_is_quality = True
-    extensions = (".txt", ".md", ".rst", ".csv", ".tsv", ".json", ".jsonl", ".log", ".xml", ".html", ".py", ".yaml",
-                  ".yml", ".bin")
+    # what a text collection is made of: prose, data, logs, markup and source code (any byte string
+    # codes; a file named otherwise joins with `modality: auto`, which lists every file)
+    extensions = (".txt", ".md", ".rst", ".tex", ".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".log", ".xml",
+                  ".html", ".htm", ".css", ".svg", ".yaml", ".yml", ".toml", ".ini", ".cfg", ".conf", ".sql", ".srt",
+                  ".po", ".py", ".pyi", ".c", ".h", ".cc", ".cpp", ".hpp", ".java", ".js", ".ts", ".go", ".rs",
+                  ".rb", ".lua", ".pl", ".sh", ".bin")
     default_model = "text-causal"
     output_suffix = ".txt"
     lossless_default = True

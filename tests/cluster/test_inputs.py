@@ -121,3 +121,16 @@ def test_a_single_file_input_is_keyed_by_its_name():
 
     assert relative_key("/data/photos/cat.png", "/data/photos/cat.png") == "cat.png"
     assert relative_key("/data/photos/a/cat.png", "/data/photos") == "a/cat.png"
+
+
+def test_a_text_collection_lists_source_code_and_markup(tmp_path):
+    """`aec train` / `compress` with `modality: text` take a source tree's code (it listed .py
+    alone and left .lua, .c, .js ... out), and still leave photos and sounds to their modalities."""
+    from aecore import get_modality
+    from cluster.storage import Location, list_collection
+
+    for name in ("a.lua", "b.c", "b.h", "c.js", "d.rs", "e.go", "f.toml", "g.sql", "h.tex", "i.txt", "p.png", "s.wav"):
+        (tmp_path / name).write_bytes(b"x = 1\n")
+    listed = [f.path.rsplit("/", 1)[-1] for f in list_collection(Location.of(str(tmp_path)),
+                                                                  get_modality("text").extensions)]
+    assert listed == ["a.lua", "b.c", "b.h", "c.js", "d.rs", "e.go", "f.toml", "g.sql", "h.tex", "i.txt"]
