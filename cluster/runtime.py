@@ -106,8 +106,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, log_to_d
         # The embedded default stays on loopback: nothing of it is reachable from outside; its
         # token is made here, owner-only, before Ray would write one anyone on the machine can read.
         ensure_auth_token()
-        # address="local": a new instance even while a head runs on this machine (`aec cluster up`,
-        # `ray start`), which Ray's default would join — and then refuse num_cpus, failing the job
+        # address="local": a new instance even while a `ray start` head runs on this machine (its
+        # address in TMP/ray/ray_current_cluster), which Ray's default would join, then refuse num_cpus
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), logging_level=logging.WARNING,
                  log_to_driver=log_to_driver, _node_ip_address="127.0.0.1")
 
