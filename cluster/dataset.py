@@ -140,7 +140,6 @@ class LatentDataset:
 
     def report_summary(self) -> dict[str, Any]:
         """The last job report's headline figures and where the report is (if one was written)."""
-
         path = posixpath.join(self.location.path, REPORT_JSON)
         try:
             report = json.loads(self.location.fs.cat_file(path))

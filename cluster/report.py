@@ -35,8 +35,7 @@ from cluster.table import REPORT_HTML, REPORT_JSON, REPORT_PNG
 if TYPE_CHECKING:
     from cluster.dataset import LatentDataset
 
-__all__ = ["REPORT_JSON", "REPORT_PNG", "REPORT_HTML", "write_archive_report", "write_report"]
-
+__all__ = ["write_archive_report", "write_report"]
 
 
 def _samples(ds: LatentDataset, limit: int) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ imports only a type checker runs (``if TYPE_CHECKING:``) are left out."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,6 +16,7 @@ BELOW = {"aecore": ("cluster", "jobs", "aec", "bench", "ray"), "cluster": ("jobs
          "jobs": ("aec", "bench")}
 
 
+@functools.cache
 def _modules() -> dict[str, Path]:
     out = {}
     for package in PACKAGES:
@@ -41,6 +43,7 @@ def _imports(path: Path, known: dict[str, Path]) -> set[str]:
     return found
 
 
+@functools.cache
 def _graph() -> dict[str, set[str]]:
     known = _modules()
     return {name: _imports(path, known) for name, path in known.items()}

@@ -109,8 +109,9 @@ def lose_a_node_during(nodes: Nodes, job: Callable[[], Any], ready: Callable[[],
     run.start()
     wait_until(ready, timeout=timeout)
     victims = wait_until(lambda: actor_nodes(actor_class), timeout=30)
-    lost = bool(victims) and run.is_alive()
-    run.finished_first = not run.is_alive()  # what a False ``lost`` means, for the test's message
+    running = run.is_alive()  # one observation decides both: a False ``lost`` says why
+    lost = bool(victims) and running
+    run.finished_first = not running
     if lost:
         nodes.lose(victims[0])
     run.join(600)

@@ -4,6 +4,7 @@ before Ray starts (Ray's own generator writes it 0644, and `aec cluster up` reus
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,6 @@ def test_a_local_job_starts_its_own_instance_while_ray_start_runs_on_the_machine
     try:
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     finally:
-        subprocess.run(["rm", "-rf", str(tmp)], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
     assert result.returncode == 0, result.stderr[-1500:]
     assert result.stdout.split()[-2:] == ["cpus", "1.0"], result.stdout

@@ -238,6 +238,36 @@ def test_two_jobs_compressing_into_one_table_at_once_commit_each_input_once(trai
     print(f"{store}: rows committed per job {[r['rows'] for r in runs]}")
 
 
+def _ray_processes() -> dict[int, str]:
+    """pid -> title of this session's Ray processes, read from /proc: Ray titles each actor's
+    process ``ray::<class>...``, and each is a descendant of this process (its raylet is our child).
+    The state API takes seconds a call on a loaded machine: too slow to catch a short job."""
+
+    def parent(pid: int) -> int:
+        try:
+            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            return 0
+
+    def ours(pid: int) -> bool:
+        while pid > 1:
+            pid = parent(pid)
+            if pid == os.getpid():
+                return True
+        return False
+
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                title = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+            except OSError:
+                continue
+            if title.startswith("ray::") and ours(int(entry)):
+                found[int(entry)] = title
+    return found
+
+
 def test_an_encoder_actor_killed_mid_job_loses_and_duplicates_nothing(trained, big_photos, ray_local, tmp_path):
 
     output = tmp_path / "latents"
@@ -247,20 +277,9 @@ def test_an_encoder_actor_killed_mid_job_loses_and_duplicates_nothing(trained, b
     seen: set[str] = set()
 
     def encoder_pids() -> list[int]:
-        """Ray titles each actor's process ``ray::<class>``: read them from /proc (the state API
-        is too slow to catch a short job)."""
-        pids = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    title = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-                except OSError:
-                    continue
-                if title.startswith("ray::"):
-                    seen.add(title)
-                if title.startswith("ray::MapWorker(MapBatches(EncodeBatch))"):
-                    pids.append(int(entry))
-        return pids
+        procs = _ray_processes()
+        seen.update(procs.values())
+        return [pid for pid, title in procs.items() if title.startswith("ray::MapWorker(MapBatches(EncodeBatch))")]
 
     def kill_encoder() -> None:
         deadline = time.monotonic() + 300
@@ -384,30 +403,6 @@ def test_storage_endpoint_gone_fails_cleanly_with_nothing_half_published(trained
     assert not [p for p in fs.find("gone/latents") if p.endswith(".parquet")]
 
 
-def _train_worker_pids() -> list[int]:
-    """This session's live Ray Train workers, from /proc: each is a descendant of this process
-    (its raylet is our child) titled ``ray::RayTrainWorker`` (the state API took seconds a call
-    on a loaded machine, long enough for the run to end before the kill)."""
-    parent, title = {}, {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                title[int(entry)] = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            parent[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-
-    def ours(pid: int) -> bool:
-        while pid > 1:
-            pid = parent.get(pid, 0)
-            if pid == os.getpid():
-                return True
-        return False
-
-    return [pid for pid, cmd in title.items() if cmd.startswith(b"ray::RayTrainWorker") and ours(pid)]
-
-
 def test_a_training_worker_killed_mid_run_resumes_from_its_checkpoint(photos, ray_local, tmp_path):
     spec = tmp_path / "train.yaml"
     spec.write_text(f"kind: train\nname: t\ninput: {photos}\nregistry: {tmp_path}/registry\nmodel: resilient\n"
@@ -420,7 +415,8 @@ def test_a_training_worker_killed_mid_run_resumes_from_its_checkpoint(photos, ra
         pid = None
         while time.monotonic() < deadline:
             if pid is None:  # find a worker first
-                pid = next(iter(_train_worker_pids()), None)
+                pid = next((p for p, title in _ray_processes().items() if title.startswith("ray::RayTrainWorker")),
+                           None)
             # The controller registers reported checkpoints asynchronously: once its snapshot names
             # one, a restart must resume from it (a checkpoint still being written does not count).
             if pid and any("checkpoint_" in p.read_text() for p in runs.glob("*/checkpoint_manager_snapshot.json")):
