@@ -5,7 +5,7 @@ the per-file choice; the lossy classic codecs a lossy job tries against its lear
 
 from __future__ import annotations
 
-from aecore.archive import classic, cm, learned, lms, lossy, media  # noqa: F401 - registers the codecs
+from aecore.archive import classic, cm, cm2, learned, lms, lossy, media  # noqa: F401 - registers the codecs
 from aecore.archive.choose import EFFORTS, Choice, candidates, choose
 from aecore.archive.codec import (
     CLASSIC_MAGIC,

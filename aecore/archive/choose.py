@@ -66,12 +66,12 @@ def choose(data: bytes, kind: str, ctx: CodecContext) -> Choice:
         if payload is not None:
             sizes[codec.codec_id] = len(payload)
             found.append((len(payload), len(found), codec, payload))
-    # the smallest payload whose decode gives back the very bytes (learned payloads are verified
-    # inside their encoder, the decode being the costly part); a candidate that fails is dropped
+    # the smallest payload whose decode gives back the very bytes (the learned model's payloads are
+    # verified inside its encoder, the decode being the costly part); a candidate that fails is dropped
     for _, _, codec, payload in sorted(found, key=lambda f: f[:2]):
         started = time.perf_counter()
         try:
-            ok = codec.learned or codec.decode(payload, ctx, len(data)) == data
+            ok = codec.checked_at_encode or codec.decode(payload, ctx, len(data)) == data
         except Exception:  # noqa: BLE001
             ok = False
         seconds[codec.codec_id] += time.perf_counter() - started

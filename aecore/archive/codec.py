@@ -51,6 +51,9 @@ class FileCodec(ABC):
     #: the efforts that try it
     efforts: ClassVar[tuple[str, ...]] = ("fast", "default", "max")
     learned: ClassVar[bool] = False
+    #: its encoder decodes the payload again and compares (the costly learned decoders do); the
+    #: others are checked by :func:`aecore.archive.choose.choose`, the winner only
+    checked_at_encode: ClassVar[bool] = False
     #: decode gives back the very bytes (an exact archive's candidates); False: a lossy codec
     #: (aecore.archive.lossy), whose decode gives back the picture the modality restores
     exact: ClassVar[bool] = True

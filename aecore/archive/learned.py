@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from aecore.archive.codec import CodecContext, FileCodec, register_file_codec
+from aecore.archive.codec import CodecContext, FileCodec, classic_payload, register_file_codec, split_classic
 
-__all__ = ["LearnedCodec", "learned_codec_id"]
+__all__ = ["LearnedCodec", "PrimedCmCodec", "learned_codec_id"]
 
 
 def learned_codec_id(modality: str) -> str:
@@ -23,6 +23,7 @@ def learned_codec_id(modality: str) -> str:
 class LearnedCodec(FileCodec):
     modality: ClassVar[str]
     learned = True
+    checked_at_encode = True
     efforts = ("default", "max")
 
     def __init_subclass__(cls, **kwargs: object) -> None:
@@ -65,3 +66,43 @@ class LearnedTextCodec(LearnedCodec):
     #: 17,400 in a ``solid-cm`` block), so the files it wins are offered to the solid blocks too
     #: (tried with and without them: ``aecore.archive.solid.pack``)
     solid = True
+
+
+@register_file_codec("aec-cm")
+class PrimedCmCodec(FileCodec):
+    """The context-mixing coder (:mod:`aecore.archive.cm2`) started from the primer the archive's
+    text model fitted on its collection (``aec train``): each file is coded as if the collection's
+    typical text came just before it. Fast (the coder's own speed), so tried at the default
+    effort; the payload is the coder's stream under this codec's id, decoded with the primer of
+    the text model the table records."""
+
+    kinds = ("text",)
+    efforts = ("default", "max")
+    learned = True
+    solid = True  # a byte stream: alike texts may still code smaller together in a block
+
+    @staticmethod
+    def _primer(ctx: CodecContext):  # noqa: ANN205
+        compressor = ctx.compressors.get("text")
+        return None if compressor is None else compressor.model.primer()
+
+    def encode(self, data: bytes, ctx: CodecContext) -> bytes | None:
+        from aecore.archive.cm2 import cm2_compress
+
+        primer = self._primer(ctx)
+        if primer is None:
+            return None
+        stream = cm2_compress(data, primer)
+        return None if stream is None else classic_payload(self.codec_id, stream)
+
+    def decode(self, payload: bytes, ctx: CodecContext, size: int | None = None) -> bytes:
+        from aecore.archive.cm2 import cm2_decompress
+
+        found = split_classic(payload)
+        if found is None or found[0] != self.codec_id:
+            raise ValueError(f"not an {self.codec_id} payload; the row is corrupt")
+        primer = self._primer(ctx)
+        if primer is None:
+            raise ValueError("this row is coded after the text model's primer, and the archive names no text model "
+                             "with one; decode with the model the table records")
+        return cm2_decompress(found[1], size, primer)  # never more than the row's size

@@ -9,7 +9,7 @@ split by family (x86 executables apart, for the branch filter), and each family 
 stream by the solid candidates of the effort. A block is kept only when it is smaller than the
 sum of its members' best payloads; otherwise every file keeps its own.
 
-    files of a batch -> [per-file best] -> families in order -> concatenation -> xz (x86: xz-x86) / cm
+    files of a batch -> [per-file best] -> families in order -> concatenation -> xz (x86: xz-x86) / cm2
                      -> smaller than the members' payloads summed ? block : files alone
 
 A block's payload sits in the row of its first member (the *holder*); every member's row names
@@ -37,7 +37,7 @@ SOLID_MAX_BYTES = 256 * 2**20
 SOLID_ID = "solid"
 _TOTAL = struct.Struct("<Q")
 #: the inner codecs tried on a family's stream, by effort (x86 executables: xz-x86 in place of xz)
-_INNER = {"fast": ("zstd",), "default": ("xz", "cm"), "max": ("xz", "cm", "ppmd")}
+_INNER = {"fast": ("zstd",), "default": ("xz", "cm2"), "max": ("xz", "cm2", "ppmd")}
 #: a file its own codec shrinks by under 3 % joins a block only when small (a duplicate, a header)
 _INCOMPRESSIBLE, _SMALL = 0.97, 65536
 

@@ -202,6 +202,11 @@ class ConvAutoEncoder(nn.Module):
         """After training: fit what the model's classic fallback needs from the collection (the
         causal text model trains a zstd dictionary); nothing by default."""
 
+    def primer(self) -> Any:
+        """The primer of the context-mixing coder (``aecore.archive.cm2.Primer``) this model
+        fitted on its collection, or None: only text models have one."""
+        return None
+
     def uniform_prior(self, support: int = 48) -> ConvAutoEncoder:
         """Code latents under a uniform table (an untrained model); returns the model."""
         self.codec = FactorizedCategoricalCodec(self.latent_channels, support)

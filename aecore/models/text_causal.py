@@ -115,7 +115,11 @@ class TextCausalAE(ConvAutoEncoder):
         self.register_buffer("zstd_dictionary", torch.zeros(0, dtype=torch.uint8))
         #: the match model's secondary estimate (``aecore.codecs.match``), calibrated by ``fit_classic``
         self.register_buffer("match_table", torch.from_numpy(default_table()).to(torch.int32))
+        #: the context-mixing coder's primer (``aecore.archive.cm2``): text ``fit_classic`` picks
+        #: from the collection, modelled before each file the ``aec-cm`` codec codes
+        self.register_buffer("cm_primer", torch.zeros(0, dtype=torch.uint8))
         self._exact: ExactCoder | None = None
+        self._primer: Any = None
         self._finish()
 
     def train(self, mode: bool = True) -> TextCausalAE:
@@ -125,19 +129,27 @@ class TextCausalAE(ConvAutoEncoder):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
         if prefix + "zstd_dictionary" in state_dict:
             self.zstd_dictionary = torch.empty_like(state_dict[prefix + "zstd_dictionary"])
+        # bundles from before the primer have none: the model then offers no primed coder
+        state_dict.setdefault(prefix + "cm_primer", torch.zeros(0, dtype=torch.uint8))
+        self.cm_primer = torch.empty_like(state_dict[prefix + "cm_primer"])
         self._exact = None
+        self._primer = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def fit_classic(self, samples: list[bytes], calibrate_bytes: int = 1 << 20) -> None:
-        """Fit what codes beside the byte model on the collection: the zstd dictionary (of the
-        pieces coded without the model, and the match model's primer), then the match model's
-        table on up to ``calibrate_bytes`` of the samples."""
+        """Fit what codes beside the byte model on the collection: the context-mixing coder's
+        primer, the zstd dictionary (of the pieces coded without the model, and the match model's
+        primer), then the match model's table on up to ``calibrate_bytes`` of the samples."""
         import zstandard
 
+        from aecore.archive.prime import pick_primer
         from aecore.codecs.causal import CausalByteCoder
         from aecore.codecs.match import calibrate
 
         samples = [s for s in samples if s]
+        primer = pick_primer(samples)
+        self.cm_primer = torch.frombuffer(bytearray(primer), dtype=torch.uint8) if primer else torch.zeros(0, dtype=torch.uint8)
+        self._primer = None
         try:
             d = zstandard.train_dictionary(self.dictionary_size, samples).as_bytes() if len(samples) >= 8 else b""
         except zstandard.ZstdError:  # too little or too uniform data for a dictionary: plain zstd -19
@@ -158,6 +170,14 @@ class TextCausalAE(ConvAutoEncoder):
                 used += len(piece)
         self.match_table = torch.from_numpy(calibrate(events)).to(torch.int32)
         self.train(was)
+
+    def primer(self) -> Any:
+        """The context-mixing coder's primer (``aecore.archive.cm2.Primer``), None without one."""
+        if self._primer is None and self.cm_primer.numel():
+            from aecore.archive.cm2 import Primer
+
+            self._primer = Primer(bytes(self.cm_primer.numpy().tobytes()))
+        return self._primer
 
     def exact_coder(self, bits: int) -> ExactCoder:
         from aecore.codecs.causal import CausalExactCoder

@@ -26,7 +26,7 @@ def test_alike_files_share_a_block_that_beats_them_one_by_one(tmp_path):
     ctx = CodecContext()
     members = _members(files, ctx)
     [block] = pack(members, ctx)
-    assert block.codec == "solid-cm" and len(block.members) == len(files)  # text: context mixing beats xz
+    assert block.codec == "solid-cm2" and len(block.members) == len(files)  # text: context mixing beats xz
     assert len(block.payload) < sum(m.alone for m in members)  # else it would not be kept
     stream = SolidBlocks().stream("holder", ctx, block.payload)
     for i, offset in zip(block.members, block.offsets):
