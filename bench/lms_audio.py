@@ -28,7 +28,7 @@ DATA = Path("build/zoo-data/audio/heldout")
 
 def bench_set(files: list[Path]) -> dict:
     ctx = CodecContext()
-    flac, lms = get_file_codec("flac-wav"), get_file_codec("lms-wav")
+    flac, lms = get_file_codec("flac-wav"), get_file_codec("lms2-wav")
     totals = {"files": len(files), "seconds": 0.0, "wav_bytes": 0, "flac_bytes": 0, "lms_bytes": 0, "best_bytes": 0}
     won = won_bytes = 0
     encode_s = decode_s = 0.0
@@ -64,7 +64,7 @@ def bench_set(files: list[Path]) -> dict:
 def main() -> None:
     if not DATA.exists():
         raise SystemExit(f"{DATA} is missing; run: python -m recipes.audio_data")
-    get_file_codec("lms-wav").encode(b"", CodecContext())  # compile outside the timings (a WAV-less call)
+    get_file_codec("lms2-wav").encode(b"", CodecContext())  # compile outside the timings (a WAV-less call)
     import numpy as np
 
     from aecore.archive.lms import lms_compress

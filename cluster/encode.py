@@ -19,7 +19,7 @@ import ray
 import torch
 
 from aecore import Compressor, Sample, UnreadableInput, get_modality, load_bundle
-from aecore.archive import AUTO, FILE_CODECS, CodecContext, choose, learned_codec_id, route
+from aecore.archive import AUTO, FILE_CODECS, CodecContext, choose, learned_codec_id, model_modality, route
 from aecore.archive.lossy import ESTIMATE_MARGIN, best_lossy, lossy_candidates
 from aecore.archive.solid import Member, eligible, pack
 from cluster.metrics import ActorMetrics
@@ -167,10 +167,13 @@ class EncodeBatch:
                                                   "learned": float(choice.learned), "classic_alone_bytes": alone})
         for block in pack(members, self.ctx, frozenset(learned)):
             holder = rows[block.members[0]]["id"]
+            model = self.models.get(model_modality(block.codec) or "")  # a block coded after the text model's primer
             for i, offset in zip(block.members, block.offsets):
-                rows[i].update(codec=block.codec, payload=b"", solid=holder, offset=offset, model="", model_version=0)
+                rows[i].update(codec=block.codec, payload=b"", solid=holder, offset=offset,
+                               model=model.name if model else "", model_version=model.version if model else 0)
                 if rows[i][QUALITY_COLUMN]:  # a file the learned model won alone, coded smaller in the block
-                    rows[i][QUALITY_COLUMN] = json.dumps({**json.loads(rows[i][QUALITY_COLUMN]), "learned": 0.0})
+                    rows[i][QUALITY_COLUMN] = json.dumps({**json.loads(rows[i][QUALITY_COLUMN]),
+                                                          "learned": float(model is not None)})
             rows[block.members[0]]["payload"] = block.payload
         return pa.table({
             "id": [r["id"] for r in rows],

@@ -163,15 +163,18 @@ def train_config(job: TrainJobSpec, architecture: str, preset: str | None, init:
     )
 
 
-def archive_models(job: CompressJobSpec, registry: ModelRegistry) -> tuple[Any, ...]:
+def archive_models(job: CompressJobSpec, registry: ModelRegistry, overwrite: bool = False) -> tuple[Any, ...]:
     """The learned models that join the classic codecs in an exact archive, one per modality:
     the spec's ``model`` (for its own modality), its ``models`` map, and each remaining
-    modality's zoo model with effort ``max`` (every modality) or ``lossless: false`` (those coded lossy)."""
+    modality's zoo model with effort ``max`` (every modality) or ``lossless: false`` (those coded
+    lossy) — the zoo model the table already records where a run appends to it (a newer
+    installation's default would not match the rows it holds)."""
     from aecore import get_modality, read_bundle
     from aecore.registry import MODALITIES
     from aecore.zoo import default_entry
     from cluster.encode import LearnedModel
 
+    recorded = {} if overwrite else _recorded_zoo_models(job)
     refs: dict[str, str] = {}
     if job.model is not None:
         mv, bundle = load_model(job.model, registry)
@@ -184,7 +187,7 @@ def archive_models(job: CompressJobSpec, registry: ModelRegistry) -> tuple[Any, 
         # every zoo model at effort max; a lossy archive's photos and sounds need their model's
         # quality as the target the classic lossy codecs must reach
         if job.effort == "max" or (job.lossless is False and get_modality(modality).lossy):
-            refs[modality] = f"zoo:{entry.name}"
+            refs[modality] = recorded.get(modality, f"zoo:{entry.name}")
     models = []
     for modality, ref in sorted(refs.items()):
         mv, bundle = load_model(ref, registry)
@@ -193,6 +196,16 @@ def archive_models(job: CompressJobSpec, registry: ModelRegistry) -> tuple[Any, 
             raise SpecError(f"spec {job.name!r}: models.{modality} is {mv.ref}, a {trained_for} model; fix `models`")
         models.append(LearnedModel(modality, mv.name, mv.version, bundle))
     return tuple(models)
+
+
+def _recorded_zoo_models(job: CompressJobSpec) -> dict[str, str]:
+    """``modality -> zoo:NAME@VERSION`` of the zoo models the output's table records (none yet: {})."""
+    from cluster.storage import Location
+    from cluster.table import load_table, read_properties
+
+    table = load_table(Location.of(job.output, job.storage_options))
+    models = read_properties(table).get("models") or {} if table is not None else {}
+    return {m: v["ref"] for m, v in models.items() if isinstance(v, dict) and str(v.get("ref", "")).startswith("zoo:")}
 
 
 def compress_request(job: CompressJobSpec, bundle: bytes | None, name: str, version: int, *, overwrite: bool = False,
@@ -267,7 +280,7 @@ def run_compress(job: CompressJobSpec, *, overwrite: bool = False, fail_on_error
             raise SpecError(f"spec {job.name!r}: model {mv.ref} was trained for {trained_for!r}, not {job.modality!r}; "
                             f"fix `modality` or `model`")
     archive = job.modality == AUTO or bool(job.lossless)
-    models = archive_models(job, registry) if archive else ()
+    models = archive_models(job, registry, overwrite) if archive else ()
     files = list_tree(input_loc) if job.modality == AUTO else list_collection(input_loc,
                                                                              get_modality(job.modality).extensions)
     check_writable(output, META_DIR)

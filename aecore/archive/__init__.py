@@ -20,11 +20,11 @@ from aecore.archive.codec import (
 from aecore.archive.dictionary import train_dictionary
 from aecore.archive.learned import learned_codec_id
 from aecore.archive.route import AUTO, KINDS, route
-from aecore.archive.solid import SolidBlocks, order_key
+from aecore.archive.solid import SolidBlocks, block_inner, order_key
 
 __all__ = ["AUTO", "CLASSIC_MAGIC", "EFFORTS", "FILE_CODECS", "KINDS", "Choice", "CodecContext", "CodecUnavailable",
            "FileCodec", "SolidBlocks", "candidates", "choose", "codec_libraries", "decode_payload", "get_file_codec",
-           "learned_codec_id", "order_key", "payload_codec", "register_file_codec", "route", "train_dictionary"]
+           "learned_codec_id", "model_modality", "order_key", "payload_codec", "register_file_codec", "route", "train_dictionary"]
 
 
 def decode_payload(codec_id: str, payload: bytes, ctx: CodecContext, size: int | None = None) -> bytes:
@@ -36,3 +36,10 @@ def decode_payload(codec_id: str, payload: bytes, ctx: CodecContext, size: int |
 def codec_libraries() -> dict[str, str]:
     """``codec id -> library and version`` of every codec (the table's properties record them)."""
     return {cid: cls.library() for cid, cls in FILE_CODECS.items()}
+
+
+def model_modality(codec_id: str) -> str | None:
+    """The modality whose learned model rows of ``codec_id`` decode with (a solid block's rows by
+    its inner codec's); None where no model takes part."""
+    cls = FILE_CODECS.get(block_inner(codec_id) or codec_id)
+    return cls.model_modality if cls is not None and cls.learned else None

@@ -51,6 +51,8 @@ class FileCodec(ABC):
     #: the efforts that try it
     efforts: ClassVar[tuple[str, ...]] = ("fast", "default", "max")
     learned: ClassVar[bool] = False
+    #: the modality whose model (the archive's, by modality) a learned codec codes with
+    model_modality: ClassVar[str | None] = None
     #: its encoder decodes the payload again and compares (the costly learned decoders do); the
     #: others are checked by :func:`aecore.archive.choose.choose`, the winner only
     checked_at_encode: ClassVar[bool] = False

@@ -33,6 +33,12 @@ __all__ = ["LmsWavCodec", "lms_compress", "lms_decompress"]
 
 _HEADER = struct.Struct("<BQ")  # channels, frames
 _STAGES = ((256, 14), (16, 10))  # (taps, weight shift) of the cascade
+#: version 2: a normalized-LMS stage of 32 taps in front of the cascade (step 2^-7, energy floor
+#: 2^10), and the coder's probabilities adapting at 1/(n + 1.5) until n = 250 (they are nearly
+#: stationary: a fixed 1/32 cost 1.2-1.5 % on training clips)
+_NLMS_TAPS, _NLMS_SHIFT, _NLMS_EPS = 32, 7, 1 << 10
+_LIMIT = 250
+_RATE = np.array([int(65536 / (n + 1.5)) for n in range(_LIMIT + 1)], dtype=np.int64)
 _MAX_CHANNELS = 8
 
 
@@ -96,7 +102,9 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
         return pos
 
     @numba.njit(cache=True, nogil=True)
-    def code(values, src, dst, encoding, orders, shifts):  # noqa: PLR0912, PLR0915
+    def code(values, src, dst, encoding, orders, shifts, v2, rate):  # noqa: PLR0912, PLR0913, PLR0915
+        """``v2``: the NLMS stage in front of the cascade and count-based adaptation of the coder's
+        probabilities (``lms2-wav``); without it, ``lms-wav`` exactly as it was first written."""
         mask32 = 0xFFFFFFFF
         channels, frames = values.shape
         x1, x2, x = 0, mask32, 0
@@ -115,12 +123,25 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
             avg = np.zeros(stages, np.int64)  # running means of |input|, x16
             pred = np.zeros(stages, np.int64)
             e = np.zeros(stages + 1, np.int64)  # e[k]: stage k's input; e[stages]: the residual
-            prob_k = np.full((64, 32), 2048, np.int64)
-            prob_m = np.full((32, 32), 2048, np.int64)
+            one = 32768 if v2 else 2048  # probabilities of a 1: 16 bits (v2, count-based rates) or 12
+            prob_k = np.full((64, 32), one, np.int64)
+            prob_m = np.full((32, 32), one, np.int64)
+            n_k = np.zeros((64, 32), np.int64)
+            n_m = np.zeros((32, 32), np.int64)
+            nn = _NLMS_TAPS if v2 else 0
+            wn = np.zeros(max(nn, 1), np.int64)  # the NLMS stage: weights x 2^28, its window twice
+            hn = np.zeros(2 * max(nn, 1), np.int64)
+            npos, norm = 0, 0
             avg_u = 16  # running mean of the coded value, x16
             prev = 0
             for n in range(frames):
                 pred_a = (prev * 31) >> 5
+                pn = 0
+                if nn:
+                    dn = 0
+                    for i in range(nn):
+                        dn += wn[i] * hn[npos + i]
+                    pn = (dn + (1 << 27)) >> 28
                 for k in range(stages):
                     dot = 0
                     at_k = pos[k]
@@ -129,7 +150,7 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
                     pred[k] = (dot + (1 << (shifts[k] - 1))) >> shifts[k]
                 u, k = 0, 0
                 if encoding:
-                    r = values[ch, n] - pred_a - pred.sum()
+                    r = values[ch, n] - pred_a - pn - pred.sum()
                     u = 2 * r if r >= 0 else -2 * r - 1
                     while (u >> k) > 0:
                         k += 1
@@ -142,9 +163,14 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
                 node, kk = 1, 0
                 for depth in range(5):
                     y = (k >> (4 - depth)) & 1
-                    p = min(4095, max(1, prob_k[ctx, node]))
+                    p = min(4095, max(1, prob_k[ctx, node] >> 4 if v2 else prob_k[ctx, node]))
                     y, x1, x2, x, at = bit(y, p, encoding, src, dst, x1, x2, x, at)
-                    prob_k[ctx, node] += ((y << 12) - prob_k[ctx, node]) >> 5
+                    if v2:
+                        cnt = n_k[ctx, node]
+                        prob_k[ctx, node] += ((y << 16) - prob_k[ctx, node]) * rate[cnt] >> 16
+                        n_k[ctx, node] = min(cnt + 1, _LIMIT)
+                    else:
+                        prob_k[ctx, node] += ((y << 12) - prob_k[ctx, node]) >> 5
                     node = 2 * node + y
                     kk = (kk << 1) | y
                 k = kk
@@ -153,9 +179,14 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
                 # the k - 1 bits below the top bit, adaptive per (length, position)
                 for j in range(k - 2, -1, -1):
                     y = (u >> j) & 1
-                    p = min(4095, max(1, prob_m[k, j]))
+                    p = min(4095, max(1, prob_m[k, j] >> 4 if v2 else prob_m[k, j]))
                     y, x1, x2, x, at = bit(y, p, encoding, src, dst, x1, x2, x, at)
-                    prob_m[k, j] += ((y << 12) - prob_m[k, j]) >> 5
+                    if v2:
+                        cnt = n_m[k, j]
+                        prob_m[k, j] += ((y << 16) - prob_m[k, j]) * rate[cnt] >> 16
+                        n_m[k, j] = min(cnt + 1, _LIMIT)
+                    else:
+                        prob_m[k, j] += ((y << 12) - prob_m[k, j]) >> 5
                     u |= y << j
                 if at < 0:
                     return -1  # the stream outgrew its buffer: the caller stores the file instead
@@ -164,7 +195,17 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
                 e[stages] = r
                 for k in range(stages - 1, -1, -1):
                     e[k] = e[k + 1] + pred[k]
-                s = e[0] + pred_a
+                a_in = e[0] + pn  # the NLMS stage's input (without one: e[0] itself)
+                s = a_in + pred_a
+                if nn:  # normalized LMS: each weight steps by err * input / (the window's energy)
+                    g = (e[0] << 28) // ((norm + _NLMS_EPS) << _NLMS_SHIFT)
+                    for i in range(nn):
+                        wn[i] += g * hn[npos + i]
+                    old = hn[npos + nn - 1]
+                    npos = npos - 1 if npos > 0 else nn - 1
+                    hn[npos] = a_in
+                    hn[npos + nn] = a_in
+                    norm += a_in * a_in - old * old
                 if not encoding:
                     values[ch, n] = s
                 # each stage learns from its own error (its output), then takes its input into its window
@@ -214,48 +255,61 @@ def _correlate(coded: np.ndarray) -> np.ndarray:
     return np.stack([coded[0] + right, right])
 
 
-def lms_compress(samples: np.ndarray) -> bytes | None:
-    """Signed integer samples ``[C, N]`` (16-bit range) -> stream, or None if it would not be smaller."""
+def lms_compress(samples: np.ndarray, version: int = 2) -> bytes | None:
+    """Signed integer samples ``[C, N]`` (16-bit range) -> stream, or None if it would not be
+    smaller; ``version`` 2 (``lms2-wav``) or 1 (``lms-wav``, as first written)."""
     orders, shifts = (np.array(v, np.int64) for v in zip(*_STAGES))
     values = np.ascontiguousarray(_decorrelate(samples.astype(np.int64)))
     dst = np.zeros(2 * values.size + 64, dtype=np.uint8)  # past 16 bits a sample: not worth it
-    used = _code()(values, np.zeros(1, np.uint8), dst, True, orders, shifts)
+    used = _code()(values, np.zeros(1, np.uint8), dst, True, orders, shifts, version == 2, _RATE)
     if used < 0:
         return None
     return _HEADER.pack(*values.shape) + dst[:used].tobytes()
 
 
-def lms_decompress(stream: bytes, size: int | None = None) -> np.ndarray:
+def lms_decompress(stream: bytes, size: int | None = None, version: int = 2) -> np.ndarray:
     channels, frames = _HEADER.unpack_from(stream)
     if not 1 <= channels <= _MAX_CHANNELS or (size is not None and channels * frames * 2 > size):
         raise ValueError(f"lms payload claims {channels} channels of {frames:,} frames; the row is corrupt")
     orders, shifts = (np.array(v, np.int64) for v in zip(*_STAGES))
     values = np.zeros((channels, frames), dtype=np.int64)
     src = np.frombuffer(stream, dtype=np.uint8, offset=_HEADER.size)
-    _code()(values, src, np.zeros(1, np.uint8), False, orders, shifts)
+    _code()(values, src, np.zeros(1, np.uint8), False, orders, shifts, version == 2, _RATE)
     return _correlate(values)
 
 
-@register_file_codec("lms-wav")
-class LmsWavCodec(ClassicCodec):
+@register_file_codec("lms2-wav")
+class Lms2WavCodec(ClassicCodec):
     """A 16-bit WAV (1 to 8 channels) by the adaptive prediction above, beside its WAV recipe."""
 
     solid = False  # a transcode of this one file's content, never part of a solid block
     kinds = ("audio",)
     efforts = ("default", "max")  # fast: FLAC alone
+    lms_version = 2
 
     @classmethod
     def library(cls) -> str:
-        return f"aec lms/1 (numba {version('numba')})"
+        return f"aec lms/{cls.lms_version} (numba {version('numba')})"
 
     def compress(self, data: bytes, ctx: CodecContext) -> bytes | None:
         pcm = wav_pcm16(data, _MAX_CHANNELS)
-        coded = None if pcm is None else lms_compress(pcm[0])
+        coded = None if pcm is None else lms_compress(pcm[0], self.lms_version)
         return None if coded is None else with_recipe(pcm[1], coded)
 
     def decompress(self, stream: bytes, ctx: CodecContext, size: int | None) -> bytes:
         recipe, coded = split_recipe(stream)
-        samples = lms_decompress(coded, size)
+        samples = lms_decompress(coded, size, self.lms_version)
         if samples.size and (samples.min() < -32768 or samples.max() > 32767):
             raise ValueError("lms payload decodes outside 16 bits; the row is corrupt")
         return get_container("wav").build(samples + 32768, recipe)
+
+
+@register_file_codec("lms-wav")
+class LmsWavCodec(Lms2WavCodec):
+    """The first version (no NLMS stage, fixed-rate probabilities): kept so the archives it wrote
+    restore; new archives code with ``lms2-wav`` (1.2-1.5 % smaller on training clips)."""
+
+    lms_version = 1
+
+    def tried(self, kind: str, effort: str) -> bool:
+        return False

@@ -30,16 +30,25 @@ from dataclasses import dataclass
 from aecore.archive.classic import x86_executable
 from aecore.archive.codec import CodecContext, classic_payload, get_file_codec, split_classic
 
-__all__ = ["SOLID_MAX_BYTES", "Block", "Member", "SolidBlocks", "member_bytes", "order_key", "pack", "unpack"]
+__all__ = ["SOLID_MAX_BYTES", "Block", "Member", "SolidBlocks", "block_inner", "member_bytes", "order_key", "pack",
+           "unpack"]
 
 #: the most a block may hold decoded (an encoder batch holds at most 64 MiB)
 SOLID_MAX_BYTES = 256 * 2**20
 SOLID_ID = "solid"
 _TOTAL = struct.Struct("<Q")
-#: the inner codecs tried on a family's stream, by effort (x86 executables: xz-x86 in place of xz)
-_INNER = {"fast": ("zstd",), "default": ("xz", "cm2"), "max": ("xz", "cm2", "ppmd")}
+#: the inner codecs tried on a family's stream, by effort (x86 executables: xz-x86 in place of xz);
+#: the context-mixing coder after the text model's primer (``aec-cm``) where the archive has one,
+#: else alone (``cm2``)
+_INNER = {"fast": ("zstd",), "default": ("xz", "aec-cm", "cm2"), "max": ("xz", "aec-cm", "cm2", "ppmd")}
+_INSTEAD = {"cm2": "aec-cm"}  # not tried where the codec it names gave a payload
 #: a file its own codec shrinks by under 3 % joins a block only when small (a duplicate, a header)
 _INCOMPRESSIBLE, _SMALL = 0.97, 65536
+
+
+def block_inner(codec_id: str) -> str | None:
+    """The inner codec of a block's rows (``solid-cm2`` -> ``cm2``); None for a file coded alone."""
+    return codec_id.removeprefix(f"{SOLID_ID}-") if codec_id.startswith(f"{SOLID_ID}-") else None
 
 
 def order_key(key: str) -> tuple[str, str, int]:
@@ -111,7 +120,10 @@ def _pack(members: list[Member], ctx: CodecContext) -> list[Block]:
         if len(stream) > SOLID_MAX_BYTES:
             continue
         best: tuple[int, str, bytes] | None = None
+        tried: set[str] = set()
         for inner in _INNER[ctx.effort]:
+            if _INSTEAD.get(inner) in tried:
+                continue
             if family == "x86":  # machine code: LZ after the branch filter beats modelling it byte by byte
                 if inner != "xz":
                     continue
@@ -120,6 +132,7 @@ def _pack(members: list[Member], ctx: CodecContext) -> list[Block]:
                 payload = get_file_codec(inner).encode(stream, ctx)
                 if payload is None or get_file_codec(inner).decode(payload, ctx, len(stream)) != stream:
                     continue
+                tried.add(inner)
             except Exception:  # noqa: BLE001 - an inner codec that fails is no candidate
                 continue
             if best is None or len(payload) < best[0]:

@@ -47,6 +47,7 @@ _IMAGE = "image-hyperprior-small.safetensors"
 _IMAGE_SUMMARY = ("mean-scale hyperprior + checkerboard, GDN, N=96/M=128, 5 rate points in one model; "
                   "trained on photos from Debian packages")
 _TEXT = "text-causal-fast.safetensors"
+_TEXT_CM = "text-cm.safetensors"
 _AUDIO = "audio-hyperprior-small.safetensors"
 _AUDIO_SUMMARY = ("1-D mean-scale hyperprior + checkerboard, GDN, N=M=64, 16 kHz, 3 rate points in one model; "
                   "trained on recorded voices and game music from Debian packages")
@@ -60,7 +61,9 @@ ZOO: dict[str, ZooEntry] = {
         *(ZooEntry(f"audio-small-q{q}", "audio", _AUDIO, _AUDIO_SUMMARY + f" (rate point {q})", rate_point=float(q))
           for q in range(1, 4)),
         ZooEntry("text-fast", "text", _TEXT, "causal byte decoder (8 dilated blocks of 96, 256 bytes back) + latents, "
-                 "lossless, with a zstd -19 dictionary fallback; trained on Debian documentation and Django",
+                 "lossless, with a zstd -19 dictionary fallback; trained on Debian documentation and Django"),
+        ZooEntry("text-cm", "text", _TEXT_CM, "text-fast with a context-mixing primer (256 KB) fitted beside it: "
+                 "the aec-cm codec models it before each file; fitted on Debian documentation and Django",
                  default=True),
     ]
 }

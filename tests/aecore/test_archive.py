@@ -75,7 +75,7 @@ def test_media_files_go_to_their_codecs_and_beat_storing_them():
     png, jpeg, wav = FILES["photo.png"](), FILES["photo.jpg"](), FILES["tone.wav"]()
     ctx = CodecContext()
     assert (route("a", png), route("a", jpeg), route("a", wav)) == ("image", "image", "audio")
-    for data, codec in ((png, "jxl-png"), (jpeg, "jxl-jpeg"), (wav, "flac-wav"), (wav, "lms-wav")):
+    for data, codec in ((png, "jxl-png"), (jpeg, "jxl-jpeg"), (wav, "flac-wav"), (wav, "lms2-wav")):
         payload = FILE_CODECS[codec]().encode(data, ctx)
         assert payload is not None and len(payload) < len(data), codec
         assert decode_payload(codec, payload, ctx, len(data)) == data  # the very bytes: a JPEG stays that JPEG

@@ -61,7 +61,7 @@ def test_a_mixed_folder_restores_identical(ray_local, tmp_path):
     assert rows["photos/full.jpg"]["payload_bytes"] < rows["photos/full.jpg"]["bytes"]
     assert rows["link-to-readme"]["entry"] == "symlink" and rows["empty-dir/inner"]["entry"] == "dir"
     assert rows["text-named.jpg"]["modality"] == "text" and rows["broken.wav"]["modality"] == "audio"
-    assert any(r["codec"] in ("flac-wav", "lms-wav") for r in rows.values())  # WAVs by FLAC or adaptive prediction
+    assert any(r["codec"] in ("flac-wav", "lms2-wav") for r in rows.values())  # WAVs by FLAC or adaptive prediction
     solid = [r for r in rows.values() if r["codec"].startswith("solid-")]
     assert len(solid) >= 8 and sum(r["payload_bytes"] > 0 for r in solid) < len(solid)  # the text files share a block
     for r in rows.values():  # no file coded alone above itself plus its codec header
@@ -70,7 +70,7 @@ def test_a_mixed_folder_restores_identical(ray_local, tmp_path):
     # every photo, sound and text gets a compact query embedding from its modality's zoo model
     embeddings = ds.metadata["embeddings"]
     assert {m: e["model"] for m, e in embeddings.items()} == {
-        "audio": "zoo:audio-small@1", "image": "zoo:image-small@1", "text": "zoo:text-fast@1"}
+        "audio": "zoo:audio-small@1", "image": "zoo:image-small@1", "text": "zoo:text-cm@1"}
     latents = {r["key"]: r["latent"] for r in ds.dataset.to_table(columns=["key", "latent"]).to_pylist()}
     size = {m: math.prod(e["shape"]) for m, e in embeddings.items()}
     assert size == {"image": 128, "audio": 128, "text": 64}
@@ -88,7 +88,7 @@ def test_a_mixed_folder_restores_identical(ray_local, tmp_path):
     assert report["summary"]["ratio (input / on disk)"] == pytest.approx(
         report["summary"]["input_bytes"] / report["summary"]["stored_bytes"])
     won = {r["codec"] for r in report["codecs"]}
-    assert "jxl-jpeg" in won and won & {"flac-wav", "lms-wav"}
+    assert "jxl-jpeg" in won and won & {"flac-wav", "lms2-wav"}
     assert "jxl-jpeg" in (tmp_path / "out" / "_aec" / "report.html").read_text()
     inspect = run_cli("inspect", str(tmp_path / "out"))
     totals = tables.totals(tmp_path / "out")

@@ -64,6 +64,6 @@ def test_audio_collection_round_trip(ray_local, tmp_path):
         assert restored.read_bytes() == open(r["uri"].removeprefix("file://"), "rb").read(), r["uri"]
         print(f"lossless {r['uri'].rsplit('/', 1)[-1]}: {r['bytes']} -> {len(r['payload'])} bytes by {r['codec']}")
     wavs = [r for r in rows if r["key"].endswith(".wav") and r["key"] != "broken.wav"]
-    assert all(r["codec"] in ("flac-wav", "lms-wav", "aec-audio") and len(r["payload"]) < r["bytes"] for r in wavs)
+    assert all(r["codec"] in ("flac-wav", "lms2-wav", "aec-audio") and len(r["payload"]) < r["bytes"] for r in wavs)
     exact = tables.totals(tmp_path / "exact")["quality"]
     assert exact["exact"] == 1.0 and 0.0 <= exact["learned"] <= 1.0  # quality_every: 1

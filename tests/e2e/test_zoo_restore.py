@@ -30,6 +30,7 @@ def test_every_zoo_reference_a_dataset_records_loads_again(tmp_path):
     ("image-small", lambda d: make_photo_collection(d, 4, sizes=(24, 32), seed=3, jpeg_every=0)),
     ("audio-small", lambda d: make_audio_collection(d, 3, seed=4)),
     ("text-fast", lambda d: make_text_collection(d, 4, max_bytes=2000)),
+    ("text-cm", lambda d: make_text_collection(d, 4, max_bytes=2000)),
 ])
 def test_zoo_archive_restores_byte_for_byte(ray_local, tmp_path, zoo, maker):
     files = tmp_path / "in"
