@@ -1,7 +1,7 @@
 """Recordings for the audio zoo, from Debian packages the set-up can install (never from the
 packages kept for independent evaluation), split by file into train and held-out.
 
-    python -m recipes.audio_data [--out build/zoo-data/audio]
+    python -m recipes.audio_data [--out build/zoo-data/audio] [--native]
 
 Speech: klettres-data (letters and syllables read aloud by people, many languages); music and
 recorded sound: singularity-music, frozen-bubble-data, hyperrogue-music, nexuiz-music (inside a
@@ -81,12 +81,45 @@ def collect(cache: Path, out: Path) -> dict[str, dict[str, float]]:
     return counts
 
 
+def collect_native(cache: Path, out: Path, seconds: int = 30) -> dict[str, dict[str, float]]:
+    """The music as it ships, for the lossless benchmark's 22-48 kHz mono and stereo set: each
+    file decoded at its own rate and channel count to 16-bit WAV, in pieces of ``seconds``; the
+    same train/held-out split by key as :func:`collect`."""
+    counts: dict[str, dict[str, float]] = {}
+    for package, rel, data in distinct_files(((p, extract(p, cache)) for p in MUSIC), _SUFFIXES):
+        try:
+            x, rate = sf.read(io.BytesIO(data), dtype="int16", always_2d=True)
+        except (RuntimeError, sf.LibsndfileError, ValueError):
+            continue
+        if rate < 22_050 or len(x) < MIN_SECONDS * rate or not np.abs(x).max() > 32:
+            continue
+        key = f"{package}/{rel}"
+        split = "heldout" if heldout(key) else "train"
+        stem = hashlib.sha256(key.encode()).hexdigest()[:12] + "-" + Path(rel).stem[:40]
+        folder = out / split
+        folder.mkdir(parents=True, exist_ok=True)
+        piece = seconds * rate
+        for i in range(0, len(x), piece):
+            chunk = x[i : i + piece]
+            if len(chunk) < MIN_SECONDS * rate:
+                continue
+            sf.write(folder / f"{stem}-{i // piece:02d}.wav", chunk, rate, subtype="PCM_16")
+            c = counts.setdefault(f"{split}/{rate} Hz x{x.shape[1]}", {"files": 0, "seconds": 0.0})
+            c["files"] += 1
+            c["seconds"] += len(chunk) / rate
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, default=Path("build/debs"))
     parser.add_argument("--out", type=Path, default=Path("build/zoo-data/audio"))
+    parser.add_argument("--native", action="store_true",
+                        help="also the music at its own rate and channels (under OUT/native): bench.lms_audio's stereo set")
     args = parser.parse_args()
     print(collect(args.cache, args.out))
+    if args.native:
+        print(collect_native(args.cache, args.out / "native"))
 
 
 if __name__ == "__main__":

@@ -85,6 +85,19 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
         return y, x1, x2, x, at
 
     @numba.njit(cache=True, nogil=True)
+    def dot_of(w, h):
+        """A filter's prediction before its shift (1-D views: the loop vectorizes)."""
+        s = 0
+        for i in range(w.shape[0]):
+            s += np.int64(w[i]) * np.int64(h[i])
+        return s
+
+    @numba.njit(cache=True, nogil=True)
+    def adapt(w, d, step):
+        for i in range(w.shape[0]):
+            w[i] += step * d[i]
+
+    @numba.njit(cache=True, nogil=True)
     def push(h, d, pos, order, v, avg):
         """``v`` becomes the newest input of a filter's window (which slides one back); the
         deltas of older inputs halve at lags 4 and 8. Returns the new window position."""
@@ -102,9 +115,11 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
         return pos
 
     @numba.njit(cache=True, nogil=True)
-    def code(values, src, dst, encoding, orders, shifts, v2, rate):  # noqa: PLR0912, PLR0913, PLR0915
+    def code(values, src, dst, encoding, orders, shifts, v2, rate, work):  # noqa: PLR0912, PLR0913, PLR0915
         """``v2``: the NLMS stage in front of the cascade and count-based adaptation of the coder's
-        probabilities (``lms2-wav``); without it, ``lms-wav`` exactly as it was first written."""
+        probabilities (``lms2-wav``); without it, ``lms-wav`` exactly as it was first written.
+        ``work``: the cascade's weights, windows and deltas, ``[channel, 3, stage, 2 * widest]``
+        (int64 for version 1, as first written; int32 for version 2, twice as fast)."""
         mask32 = 0xFFFFFFFF
         channels, frames = values.shape
         x1, x2, x = 0, mask32, 0
@@ -115,10 +130,9 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
                 at += 1
         for ch in range(channels):
             stages = orders.shape[0]
-            widest = orders.max()
-            w = np.zeros((stages, widest), np.int64)
-            h = np.zeros((stages, 2 * widest), np.int64)  # each input twice: h[k, pos : pos + order] is the window
-            d = np.zeros((stages, 2 * widest), np.int64)
+            w = work[ch, 0]
+            h = work[ch, 1]  # each input twice: h[k, pos : pos + order] is the window
+            d = work[ch, 2]
             pos = np.zeros(stages, np.int64)
             avg = np.zeros(stages, np.int64)  # running means of |input|, x16
             pred = np.zeros(stages, np.int64)
@@ -143,10 +157,8 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
                         dn += wn[i] * hn[npos + i]
                     pn = (dn + (1 << 27)) >> 28
                 for k in range(stages):
-                    dot = 0
                     at_k = pos[k]
-                    for i in range(orders[k]):
-                        dot += w[k, i] * h[k, at_k + i]
+                    dot = dot_of(w[k, : orders[k]], h[k, at_k : at_k + orders[k]])
                     pred[k] = (dot + (1 << (shifts[k] - 1))) >> shifts[k]
                 u, k = 0, 0
                 if encoding:
@@ -213,8 +225,7 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
                     step = sgn(e[k + 1])
                     if step != 0:
                         at_k = pos[k]
-                        for i in range(orders[k]):
-                            w[k, i] += step * d[k, at_k + i]
+                        adapt(w[k, : orders[k]], d[k, at_k : at_k + orders[k]], w.dtype.type(step))
                     pos[k] = push(h[k], d[k], pos[k], orders[k], e[k], avg[k] >> 4)
                     avg[k] += ((abs(e[k]) << 4) - avg[k]) >> 4
                 prev = s
@@ -255,13 +266,18 @@ def _correlate(coded: np.ndarray) -> np.ndarray:
     return np.stack([coded[0] + right, right])
 
 
+def _work(values: np.ndarray, version: int) -> np.ndarray:
+    widest = max(order for order, _ in _STAGES)
+    return np.zeros((values.shape[0], 3, len(_STAGES), 2 * widest), np.int32 if version == 2 else np.int64)
+
+
 def lms_compress(samples: np.ndarray, version: int = 2) -> bytes | None:
     """Signed integer samples ``[C, N]`` (16-bit range) -> stream, or None if it would not be
     smaller; ``version`` 2 (``lms2-wav``) or 1 (``lms-wav``, as first written)."""
     orders, shifts = (np.array(v, np.int64) for v in zip(*_STAGES))
     values = np.ascontiguousarray(_decorrelate(samples.astype(np.int64)))
     dst = np.zeros(2 * values.size + 64, dtype=np.uint8)  # past 16 bits a sample: not worth it
-    used = _code()(values, np.zeros(1, np.uint8), dst, True, orders, shifts, version == 2, _RATE)
+    used = _code()(values, np.zeros(1, np.uint8), dst, True, orders, shifts, version == 2, _RATE, _work(values, version))
     if used < 0:
         return None
     return _HEADER.pack(*values.shape) + dst[:used].tobytes()
@@ -274,7 +290,7 @@ def lms_decompress(stream: bytes, size: int | None = None, version: int = 2) -> 
     orders, shifts = (np.array(v, np.int64) for v in zip(*_STAGES))
     values = np.zeros((channels, frames), dtype=np.int64)
     src = np.frombuffer(stream, dtype=np.uint8, offset=_HEADER.size)
-    _code()(values, src, np.zeros(1, np.uint8), False, orders, shifts, version == 2, _RATE)
+    _code()(values, src, np.zeros(1, np.uint8), False, orders, shifts, version == 2, _RATE, _work(values, version))
     return _correlate(values)
 
 
