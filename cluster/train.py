@@ -419,10 +419,13 @@ def split_heldout(files: list[InputFile], input_loc: Location) -> tuple[list[Inp
     return [f for i, f in enumerate(files) if i in held], [f for i, f in enumerate(files) if i not in held]
 
 
-def measure_heldout(bundle: bytes, input_loc: Location, files: list, limit: int = 64) -> dict[str, Any]:
-    """Compress and decode up to ``limit`` held-out files, as a compress job would: the mean quality,
-    and the rate (``bits_per_*``) over all their bytes together, each file weighted by its size (a
-    plain mean let a 30-byte ``__init__.py`` at 16 bits/byte outweigh a 30 KB module)."""
+def measure_heldout(bundle: bytes, input_loc: Location, files: list, limit: int = 64,
+                    max_bytes: int = 1 << 20) -> dict[str, Any]:
+    """Compress and decode up to ``limit`` held-out files of at most ``max_bytes`` together (one
+    file at least: the causal text model codes a few KB/s, and 64 dictionary pieces of 64 KB took
+    7 minutes a candidate), as a compress job would: the mean quality, and the rate
+    (``bits_per_*``) over all their bytes together, each file weighted by its size (a plain mean
+    let a 30-byte ``__init__.py`` at 16 bits/byte outweigh a 30 KB module)."""
     from aecore import load_bundle
     from cluster.storage import with_retries
 
@@ -431,6 +434,8 @@ def measure_heldout(bundle: bytes, input_loc: Location, files: list, limit: int 
     compressor = load_bundle(bundle)
     samples, sizes = [], []
     for f in files[:limit]:
+        if sizes and sum(sizes) + f.size > max_bytes:
+            break
         try:
             data = with_retries(input_loc.fs.cat_file, f.path, what="input")
             samples.append(compressor.modality.load(data))

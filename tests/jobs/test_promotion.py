@@ -113,6 +113,8 @@ def test_the_held_out_rate_weighs_each_file_by_its_bytes(tmp_path):
     assert measured["files"] == 2
     assert measured["bits_per_byte"] == pytest.approx(total_bits / sum(map(len, texts.values())), rel=0.02)
     assert measured["bits_per_byte"] < sum(e.quality["bits_per_byte"] for e in encoded) / 2  # the plain mean
+    # a byte budget bounds the measure (the causal text model codes a few KB/s): whole files, one at least
+    assert measure_heldout(bundle, loc, files, max_bytes=1000)["files"] == 1
 
 
 def test_a_figure_some_held_out_files_lack_is_the_mean_of_those_that_have_it(tmp_path):
