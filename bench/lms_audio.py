@@ -105,7 +105,7 @@ def main() -> None:
     lms_compress(np.zeros((1, 16), np.int64))
     out = {"machine": machine(), "sets": {}}
     sets = {f"{name} (16 kHz mono)": sorted((DATA / name).glob("*.wav")) for name in sorted(p.name for p in DATA.iterdir())}
-    native = sorted(NATIVE.glob("*.wav")) if NATIVE.exists() else []
+    native = sorted(NATIVE.rglob("*.wav")) if NATIVE.exists() else []
     for label, pick in (("music (44.1-48 kHz stereo)", lambda i: i.channels == 2),
                         ("music (22-44.1 kHz mono)", lambda i: i.channels == 1)):
         sets[label] = [p for p in native if pick(sf.info(p))]

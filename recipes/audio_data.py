@@ -64,21 +64,27 @@ def collect(cache: Path, out: Path) -> dict[str, dict[str, float]]:
         x = _mono16k(data)
         if x is None:
             continue
-        key = f"{package}/{rel}"
-        split = "heldout" if heldout(key) else "train"
-        stem = hashlib.sha256(key.encode()).hexdigest()[:12] + "-" + Path(rel).stem[:40]
-        folder = out / split / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        piece = PIECE_SECONDS * RATE
-        for i in range(0, len(x), piece):
-            chunk = x[i : i + piece]
-            if len(chunk) < MIN_SECONDS * RATE:
-                continue
-            sf.write(folder / f"{stem}-{i // piece:02d}.wav", chunk, RATE, subtype="PCM_16")
-            c = counts.setdefault(f"{split}/{kind}", {"files": 0, "seconds": 0.0})
-            c["files"] += 1
-            c["seconds"] += len(chunk) / RATE
+        _write_pieces(out, f"{package}/{rel}", kind, x, RATE, PIECE_SECONDS, counts)
     return counts
+
+
+def _write_pieces(out: Path, key: str, kind: str, x: np.ndarray, rate: int, seconds: int,
+                  counts: dict[str, dict[str, float]]) -> None:
+    """Write ``x`` as 16-bit WAV pieces of ``seconds`` under ``out/SPLIT/KIND`` (the split by
+    ``key``); pieces under the minimum length are dropped."""
+    split = "heldout" if heldout(key) else "train"
+    stem = hashlib.sha256(key.encode()).hexdigest()[:12] + "-" + Path(key).stem[:40]
+    folder = out / split / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    piece = seconds * rate
+    for i in range(0, len(x), piece):
+        chunk = x[i : i + piece]
+        if len(chunk) < MIN_SECONDS * rate:
+            continue
+        sf.write(folder / f"{stem}-{i // piece:02d}.wav", chunk, rate, subtype="PCM_16")
+        c = counts.setdefault(f"{split}/{kind}", {"files": 0, "seconds": 0.0})
+        c["files"] += 1
+        c["seconds"] += len(chunk) / rate
 
 
 def collect_native(cache: Path, out: Path, seconds: int = 30) -> dict[str, dict[str, float]]:
@@ -93,20 +99,7 @@ def collect_native(cache: Path, out: Path, seconds: int = 30) -> dict[str, dict[
             continue
         if rate < 22_050 or len(x) < MIN_SECONDS * rate or not np.abs(x).max() > 32:
             continue
-        key = f"{package}/{rel}"
-        split = "heldout" if heldout(key) else "train"
-        stem = hashlib.sha256(key.encode()).hexdigest()[:12] + "-" + Path(rel).stem[:40]
-        folder = out / split
-        folder.mkdir(parents=True, exist_ok=True)
-        piece = seconds * rate
-        for i in range(0, len(x), piece):
-            chunk = x[i : i + piece]
-            if len(chunk) < MIN_SECONDS * rate:
-                continue
-            sf.write(folder / f"{stem}-{i // piece:02d}.wav", chunk, rate, subtype="PCM_16")
-            c = counts.setdefault(f"{split}/{rate} Hz x{x.shape[1]}", {"files": 0, "seconds": 0.0})
-            c["files"] += 1
-            c["seconds"] += len(chunk) / rate
+        _write_pieces(out, f"{package}/{rel}", f"{rate // 1000} kHz x{x.shape[1]}", x, rate, seconds, counts)
     return counts
 
 

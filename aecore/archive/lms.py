@@ -85,6 +85,17 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
         return y, x1, x2, x, at
 
     @numba.njit(cache=True, nogil=True)
+    def learn(prob, seen, i, y, v2, rate):
+        """Move the probability of a 1 at ``prob[i]`` towards ``y``: at 1/(n + 1.5) of the way up to
+        n = _LIMIT (16 bits; version 2), or by 1/32 (12 bits; version 1)."""
+        if v2:
+            n = seen[i]
+            prob[i] += ((y << 16) - prob[i]) * rate[n] >> 16
+            seen[i] = min(n + 1, _LIMIT)
+        else:
+            prob[i] += ((y << 12) - prob[i]) >> 5
+
+    @numba.njit(cache=True, nogil=True)
     def dot_of(w, h):
         """A filter's prediction before its shift (1-D views: the loop vectorizes)."""
         s = 0
@@ -177,12 +188,7 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
                     y = (k >> (4 - depth)) & 1
                     p = min(4095, max(1, prob_k[ctx, node] >> 4 if v2 else prob_k[ctx, node]))
                     y, x1, x2, x, at = bit(y, p, encoding, src, dst, x1, x2, x, at)
-                    if v2:
-                        cnt = n_k[ctx, node]
-                        prob_k[ctx, node] += ((y << 16) - prob_k[ctx, node]) * rate[cnt] >> 16
-                        n_k[ctx, node] = min(cnt + 1, _LIMIT)
-                    else:
-                        prob_k[ctx, node] += ((y << 12) - prob_k[ctx, node]) >> 5
+                    learn(prob_k[ctx], n_k[ctx], node, y, v2, rate)
                     node = 2 * node + y
                     kk = (kk << 1) | y
                 k = kk
@@ -193,12 +199,7 @@ def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only t
                     y = (u >> j) & 1
                     p = min(4095, max(1, prob_m[k, j] >> 4 if v2 else prob_m[k, j]))
                     y, x1, x2, x, at = bit(y, p, encoding, src, dst, x1, x2, x, at)
-                    if v2:
-                        cnt = n_m[k, j]
-                        prob_m[k, j] += ((y << 16) - prob_m[k, j]) * rate[cnt] >> 16
-                        n_m[k, j] = min(cnt + 1, _LIMIT)
-                    else:
-                        prob_m[k, j] += ((y << 12) - prob_m[k, j]) >> 5
+                    learn(prob_m[k], n_m[k], j, y, v2, rate)
                     u |= y << j
                 if at < 0:
                     return -1  # the stream outgrew its buffer: the caller stores the file instead
