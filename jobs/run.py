@@ -166,15 +166,17 @@ def train_config(job: TrainJobSpec, architecture: str, preset: str | None, init:
 def archive_models(job: CompressJobSpec, registry: ModelRegistry, overwrite: bool = False) -> tuple[Any, ...]:
     """The learned models that join the classic codecs in an exact archive, one per modality:
     the spec's ``model`` (for its own modality), its ``models`` map, and each remaining
-    modality's zoo model with effort ``max`` (every modality) or ``lossless: false`` (those coded
-    lossy) — the zoo model the table already records where a run appends to it (a newer
-    installation's default would not match the rows it holds)."""
+    modality's zoo model where its entry joins archives at the job's effort (every zoo model at
+    ``max``; ``text-cm``, whose primed coder is fast, at ``default`` too) or ``lossless: false``
+    needs it (the modalities coded lossy). A run appending to a table keeps the zoo models the
+    table records — none added, none swapped for a newer installation's default: the append would
+    not match the rows it holds."""
     from aecore import get_modality, read_bundle
     from aecore.registry import MODALITIES
     from aecore.zoo import default_entry
     from cluster.encode import LearnedModel
 
-    recorded = {} if overwrite else _recorded_zoo_models(job)
+    recorded = None if overwrite else _recorded_zoo_models(job)
     refs: dict[str, str] = {}
     if job.model is not None:
         mv, bundle = load_model(job.model, registry)
@@ -184,10 +186,13 @@ def archive_models(job: CompressJobSpec, registry: ModelRegistry, overwrite: boo
         entry = default_entry(modality)
         if entry is None or modality in refs:
             continue
-        # every zoo model at effort max; a lossy archive's photos and sounds need their model's
-        # quality as the target the classic lossy codecs must reach
-        if job.effort == "max" or (job.lossless is False and get_modality(modality).lossy):
-            refs[modality] = recorded.get(modality, f"zoo:{entry.name}")
+        # a lossy archive's photos and sounds need their model's quality as the target the
+        # classic lossy codecs must reach
+        if job.effort in entry.archive_efforts or (job.lossless is False and get_modality(modality).lossy):
+            if recorded is None:
+                refs[modality] = f"zoo:{entry.name}"
+            elif modality in recorded:
+                refs[modality] = recorded[modality]
     models = []
     for modality, ref in sorted(refs.items()):
         mv, bundle = load_model(ref, registry)
@@ -198,13 +203,16 @@ def archive_models(job: CompressJobSpec, registry: ModelRegistry, overwrite: boo
     return tuple(models)
 
 
-def _recorded_zoo_models(job: CompressJobSpec) -> dict[str, str]:
-    """``modality -> zoo:NAME@VERSION`` of the zoo models the output's table records (none yet: {})."""
+def _recorded_zoo_models(job: CompressJobSpec) -> dict[str, str] | None:
+    """``modality -> zoo:NAME@VERSION`` of the zoo models the output's table records; None where
+    there is no table yet."""
     from cluster.storage import Location
     from cluster.table import load_table, read_properties
 
     table = load_table(Location.of(job.output, job.storage_options))
-    models = read_properties(table).get("models") or {} if table is not None else {}
+    if table is None:
+        return None
+    models = read_properties(table).get("models") or {}
     return {m: v["ref"] for m, v in models.items() if isinstance(v, dict) and str(v.get("ref", "")).startswith("zoo:")}
 
 

@@ -11,14 +11,15 @@ decision's probability is mixed from
   turns a state into a probability (indirect modelling: what this kind of history predicted here
   before, not what this one context saw);
 - an order-0 model and a match model (the longest earlier occurrence of the last bytes predicts
-  the next bit, with a confidence learned per match length);
+  the next bit: its confidence learned per match length, and the length itself);
 
-by two small online networks in the logistic domain (weights selected by the partial byte and the
-match length, and by the previous byte and the bit position), whose outputs a third, tiny network
-mixes; then refined by adaptive probability maps (SSE) on orders 0, 1 and 2.
+by three small online networks in the logistic domain (weights selected by the partial byte and
+the match length; by the previous byte and the bit position; by the partial byte and how many
+context orders have seen this node), whose outputs a fourth, tiny network mixes per bit position;
+then refined by adaptive probability maps (SSE) on orders 0 and 1.
 
 **Priming.** :class:`Primer` runs the model over a collection's text before a file (learning only,
-nothing coded) and keeps the state it ends in; each file starts from a copy of it, so a small file
+nothing coded) and keeps the state it ends in; each file starts from that state, so a small file
 is coded as if the collection came before it. ``aec train`` picks the primer text of a collection
 (:mod:`aecore.archive.prime`); it is stored once, in the text model's bundle.
 
@@ -52,7 +53,7 @@ _SM_LIMIT = 255
 _MIN_BITS, _MAX_BITS = 12, 20  # buckets per context model: 2^12 .. 2^20 (64 KB .. 16 MB each)
 _MATCH_BITS = 20
 _APM2_BITS = 16
-_SCALARS = 8  # word hash, previous word hash, match pointer, match length, ...
+_SCALARS = 8  # word hash, previous word hash, match pointer, match length, journal rows used
 
 
 def _state_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -381,7 +382,7 @@ class _State:
         wf[:, 0] = wf[:, 1] = wf[:, 3] = 21845
         return cls(
             tables=np.zeros((_N_CTX, 16 << bits), dtype=np.uint8),
-            mtable=np.zeros(1 << _MATCH_BITS, dtype=np.int64),
+            mtable=np.zeros(1 << _MATCH_BITS, dtype=np.int32),  # positions in the history
             apm2=_apm(1 << _APM2_BITS),
             smp=np.tile(_P1, (_N_SM, 1)).astype(np.int64),
             smn=np.zeros((_N_SM, 256), dtype=np.int64),
@@ -395,10 +396,6 @@ class _State:
             apm1=_apm(256),
             scal=np.zeros(_SCALARS, dtype=np.int64),
         )
-
-    @property
-    def bits(self) -> int:
-        return (self.tables.shape[1] >> 4).bit_length() - 1
 
     def copy(self, large: bool = True) -> _State:
         """A copy (``large=False``: sharing the journaled tables, copying the rest)."""

@@ -33,6 +33,9 @@ class ZooEntry:
     rate_point: float | None = None  # variable-rate models: the rate point it compresses at
     version: int = 1
     default: bool = False  # the modality's starting point for new models
+    #: the efforts at which it joins an exact archive that names no model of its modality (its
+    #: learned codecs compete with the classic ones file by file), where it is the default entry
+    archive_efforts: tuple[str, ...] = ("max",)
 
     @property
     def path(self) -> Path:
@@ -64,7 +67,7 @@ ZOO: dict[str, ZooEntry] = {
                  "lossless, with a zstd -19 dictionary fallback; trained on Debian documentation and Django"),
         ZooEntry("text-cm", "text", _TEXT_CM, "text-fast with a context-mixing primer (256 KB) fitted beside it: "
                  "the aec-cm codec models it before each file; fitted on Debian documentation and Django",
-                 default=True),
+                 default=True, archive_efforts=("default", "max")),
     ]
 }
 
