@@ -4,7 +4,9 @@ and aec's per-file choice among all its candidates, on text nobody here trained 
 
 Kinds (evaluation only: never trained or tuned on by anything shipped): fortunes, dictionary
 entries (dict-gcide), kernel docs (linux-doc), Python docs (python3.11-doc), man pages (the
-machine's, gunzipped) and Python's standard-library source; plus the held-out split of the text
+machine's, gunzipped), Python's standard-library source, JSON (CMake's MSBuild flag tables and
+the ISO code lists the machine ships) and logs (Ray's, of this benchmark's own training runs:
+run ``logs`` last); plus the held-out split of the text
 zoo's own data (``recipes.text_data``), coded with the zoo's ``text-cm`` as shipped. Each kind's
 files (0.5-200 KB; a larger file in pieces of about 64 KB cut at lines) are shuffled by a fixed
 seed and halved: ``aec train`` (the real command, a user's way: ``init`` the zoo's text model,
@@ -12,7 +14,7 @@ seed and halved: ``aec train`` (the real command, a user's way: ``init`` the zoo
 half are coded. zstd's dictionary is trained on the same training files. Speeds are aec's on this
 machine: one thread, and decode on two threads at once (two files side by side).
 
-    python -m bench.text_cm [--files 20] [--train-files 600] [--steps 30]
+    python -m bench.text_cm [--files 20] [--train-files 600] [--steps 30] [--kinds ...] [--merge]
 
 Writes docs/bench/text_cm.json; the figures go to docs/benchmarks.md.
 """
@@ -35,7 +37,7 @@ from typing import Any
 from bench.common import BENCH_DIR, machine
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ["fortunes", "dictionary", "kernel docs", "python docs", "man pages", "python source"]
+KINDS = ["fortunes", "dictionary", "kernel docs", "python docs", "man pages", "python source", "JSON", "logs"]
 OWN = "own split (zoo text-cm)"
 #: what aec must beat: the smallest of these, summed over a kind's files
 CLASSIC = ("zstd -19 + dictionary", "brotli -11", "PPMd order 6", "PPMd order 8", "xz -9e")
@@ -55,6 +57,11 @@ def _kind_files(kind: str) -> list[Path]:
         return [p for p in Path("/usr/share/man").rglob("*.gz") if p.is_file() and not p.is_symlink()]
     if kind == "python source":
         return [p for p in Path("/usr/lib/python3.11").glob("*.py") if p.is_file()]
+    if kind == "JSON":  # CMake's MSBuild flag tables and the ISO code lists, as the machine ships them
+        return [*Path("/usr/share").glob("cmake-*/Templates/MSBuild/FlagTables/*.json"),
+                *Path("/usr/share/iso-codes/json").glob("*.json")]
+    if kind == "logs":  # Ray's logs of the training runs this benchmark started (and any before them)
+        return [p for p in Path("/tmp/ray").glob("session_*/logs/*") if p.is_file() and p.suffix in (".log", ".out", ".err")]
     if kind == OWN:
         return [p for p in (ROOT / "build" / "zoo-data" / "text" / "heldout").rglob("*") if p.is_file()]
     raise SystemExit(f"unknown kind {kind!r}")
@@ -203,11 +210,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--kinds", nargs="*", default=[OWN, *KINDS])
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "bench-text")
+    parser.add_argument("--merge", action="store_true", help="add these kinds to the figures already written")
     args = parser.parse_args()
     from aecore.zoo import zoo_bundle
 
+    out = BENCH_DIR / "text_cm.json"
     results: dict[str, Any] = {"machine": machine(), "args": {k: str(v) for k, v in vars(args).items()}, "kinds": {}}
-    total: dict[str, float] = {}
+    if args.merge and out.exists():
+        results["kinds"] = json.loads(out.read_text())["kinds"]
     for kind in args.kinds:
         train, files = split(kind, args.files, args.train_files, args.seed)
         if kind == OWN:
@@ -218,22 +228,26 @@ def main() -> None:
         row.update(classic_sizes(files, train))
         row.update(aec_sizes(files, bundle, args.causal))
         best = min(row[k] for k in CLASSIC)
-        row["aec / best classic"] = round(row["aec (per-file best)"] / best, 4)
-        row["aec-cm / best classic"] = round(row["aec-cm (primed)"] / best, 4)
-        row["cm2 / best classic"] = round(row["cm2 (alone)"] / best, 4)
+        for name in ("aec (per-file best)", "aec-cm (primed)", "cm2 (alone)"):
+            row[f"{name.split(' ')[0]} / best classic"] = round(row[name] / best, 4)
         results["kinds"][kind] = row
+        print(json.dumps({kind: row}), flush=True)
+    results["all"] = totals(results["kinds"])
+    print(json.dumps(results["all"], indent=1))
+    out.write_text(json.dumps(results, indent=1))
+
+
+def totals(kinds: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every kind's bytes summed per codec, and aec's ratios to the best classic codec over them."""
+    total: dict[str, int] = {}
+    for row in kinds.values():
         for k, v in row.items():
             if isinstance(v, int) and k not in ("files", "train_files", "train_bytes"):
                 total[k] = total.get(k, 0) + v
-        print(json.dumps({kind: row}), flush=True)
     best = min(total[k] for k in CLASSIC)
-    results["all"] = {**{k: int(v) for k, v in total.items()},
-                      "aec / best classic": round(total["aec (per-file best)"] / best, 4),
-                      "aec-cm / best classic": round(total["aec-cm (primed)"] / best, 4),
-                      "cm2 / best classic": round(total["cm2 (alone)"] / best, 4),
-                      "bits per byte": {k: round(8 * v / total["bytes"], 3) for k, v in total.items() if k != "bytes"}}
-    print(json.dumps(results["all"], indent=1))
-    (BENCH_DIR / "text_cm.json").write_text(json.dumps(results, indent=1))
+    return {**total, **{f"{name.split(' ')[0]} / best classic": round(total[name] / best, 4)
+                        for name in ("aec (per-file best)", "aec-cm (primed)", "cm2 (alone)")},
+            "bits per byte": {k: round(8 * v / total["bytes"], 3) for k, v in total.items() if k != "bytes"}}
 
 
 if __name__ == "__main__":

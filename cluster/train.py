@@ -432,7 +432,7 @@ def measure_heldout(bundle: bytes, input_loc: Location, files: list, limit: int 
     if not files:
         return {"files": 0}
     compressor = load_bundle(bundle)
-    samples, sizes = [], []
+    samples, sizes, raw = [], [], []
     for f in files[:limit]:
         if sizes and sum(sizes) + f.size > max_bytes:
             break
@@ -442,9 +442,15 @@ def measure_heldout(bundle: bytes, input_loc: Location, files: list, limit: int 
         except UnreadableInput:
             continue
         sizes.append(len(data))
+        raw.append(data)
     encoded = compressor.encode(samples, [True] * len(samples)) if samples else []
     out: dict[str, Any] = {"files": len(encoded)}
     for k in sorted({k for e in encoded for k in e.quality}):  # a figure some files lack (MS-SSIM of a small image)
         values, weights = zip(*[(e.quality[k], size) for e, size in zip(encoded, sizes) if k in e.quality])
         out[k] = float(np.average(values, weights=weights if k.startswith("bits_per") else None))
+    primer = compressor.model.primer()
+    if primer is not None and raw:  # what an archive's aec-cm codes the same files in (the model's own rate above)
+        from aecore.archive.cm2 import cm2_compress
+
+        out["bits_per_byte_primed"] = 8.0 * sum(len(cm2_compress(d, primer) or d) for d in raw) / sum(sizes)
     return out

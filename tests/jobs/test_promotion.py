@@ -113,6 +113,12 @@ def test_the_held_out_rate_weighs_each_file_by_its_bytes(tmp_path):
     assert measured["files"] == 2
     assert measured["bits_per_byte"] == pytest.approx(total_bits / sum(map(len, texts.values())), rel=0.02)
     assert measured["bits_per_byte"] < sum(e.quality["bits_per_byte"] for e in encoded) / 2  # the plain mean
+    # and what the archive's primed coder (aec-cm) would code them in: the model's primer fitted on them
+    assert "bits_per_byte_primed" not in measured  # a model without a primer
+    model = build_model("text-causal", "tiny", chunk=1024).uniform_prior(8)
+    model.fit_classic([d * 3 for d in texts.values()] * 8)
+    primed = measure_heldout(dump_bundle(model, "text-causal", "text"), loc, files)
+    assert 0 < primed["bits_per_byte_primed"] < primed["bits_per_byte"]
     # a byte budget bounds the measure (the causal text model codes a few KB/s): whole files, one at least
     assert measure_heldout(bundle, loc, files, max_bytes=1000)["files"] == 1
 
