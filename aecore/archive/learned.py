@@ -65,10 +65,10 @@ class LearnedTextCodec(LearnedCodec):
     #: the causal byte model codes 2-9 KB/s; the primed context-mixing coder (``aec-cm``, below)
     #: codes the same text model's files at about 400 KB/s, and smaller: tried at max only
     efforts = ("max",)
-    #: a byte stream coded on its own: alike texts coded together by ``cm`` can be smaller than
-    #: each by the model (13 scipy sources: 18,791 bytes by a model fitted on the folder, about
-    #: 17,400 in a ``solid-cm`` block), so the files it wins are offered to the solid blocks too
-    #: (tried with and without them: ``aecore.archive.solid.pack``)
+    #: a byte stream coded on its own: alike texts coded together by a context mixer can be smaller
+    #: than each by the model (13 scipy sources: 18,791 bytes by a model fitted on the folder,
+    #: about 17,400 in a ``solid-cm`` block), so the files it wins are offered to the solid blocks
+    #: too (tried with and without them: ``aecore.archive.solid.pack``)
     solid = True
 
 
