@@ -8,7 +8,8 @@ and the same held-out music at its own rate and channel count (``--native``: 44.
 bytes, FLAC -8's payload (``flac-wav``: libsndfile, the WAV recipe included), ``lms2-wav``'s and
 the first version's (``lms-wav``), the per-file best of FLAC and ``lms2-wav`` (what an archive
 stores), the share of files and bytes ``lms2-wav`` wins, optionally WavPack ``-hhx6``, and
-encode/decode speed as multiples of real time on one core. Every payload is decoded and compared.
+encode/decode speed as multiples of real time on this machine's 2 cores (a mono file uses one; a
+stereo pair's two streams are coded side by side). Every payload is decoded and compared.
 
     python -m recipes.audio_data --native # once: build/zoo-data/audio (~4 min)
     python -m bench.lms_audio [--wavpack PATH]

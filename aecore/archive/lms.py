@@ -20,6 +20,8 @@ trailing chunks around them, as ``flac-wav`` does.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 
 import numpy as np
@@ -40,6 +42,7 @@ _NLMS_TAPS, _NLMS_SHIFT, _NLMS_EPS = 32, 7, 1 << 10
 _LIMIT = 250
 _RATE = np.array([int(65536 / (n + 1.5)) for n in range(_LIMIT + 1)], dtype=np.int64)
 _MAX_CHANNELS = 8
+_THREADS = 2  # channels coded side by side (version 2)
 
 
 def _kernel():  # noqa: ANN202 - compiled on first use (numba is imported only then)
@@ -272,16 +275,35 @@ def _work(values: np.ndarray, version: int) -> np.ndarray:
     return np.zeros((values.shape[0], 3, len(_STAGES), 2 * widest), np.int32 if version == 2 else np.int64)
 
 
+def _each_channel(run: Callable[[int], int], channels: int) -> list[int]:
+    """``run(channel)`` for every channel, two at a time (the kernel releases the GIL)."""
+    if channels == 1:
+        return [run(0)]
+    with ThreadPoolExecutor(min(channels, _THREADS)) as pool:
+        return list(pool.map(run, range(channels)))
+
+
 def lms_compress(samples: np.ndarray, version: int = 2) -> bytes | None:
     """Signed integer samples ``[C, N]`` (16-bit range) -> stream, or None if it would not be
-    smaller; ``version`` 2 (``lms2-wav``) or 1 (``lms-wav``, as first written)."""
+    smaller; ``version`` 2 (``lms2-wav``: each channel its own stream, coded and decoded side by
+    side) or 1 (``lms-wav``, as first written: one stream)."""
     orders, shifts = (np.array(v, np.int64) for v in zip(*_STAGES))
     values = np.ascontiguousarray(_decorrelate(samples.astype(np.int64)))
-    dst = np.zeros(2 * values.size + 64, dtype=np.uint8)  # past 16 bits a sample: not worth it
-    used = _code()(values, np.zeros(1, np.uint8), dst, True, orders, shifts, version == 2, _RATE, _work(values, version))
-    if used < 0:
+    if version == 1:
+        dst = np.zeros(2 * values.size + 64, dtype=np.uint8)  # past 16 bits a sample: not worth it
+        used = _code()(values, np.zeros(1, np.uint8), dst, True, orders, shifts, False, _RATE, _work(values, 1))
+        return None if used < 0 else _HEADER.pack(*values.shape) + dst[:used].tobytes()
+    dsts = [np.zeros(2 * values.shape[1] + 64, dtype=np.uint8) for _ in range(values.shape[0])]
+
+    def run(ch: int) -> int:
+        one = values[ch : ch + 1]
+        return _code()(one, np.zeros(1, np.uint8), dsts[ch], True, orders, shifts, True, _RATE, _work(one, 2))
+
+    used = _each_channel(run, values.shape[0])
+    if min(used) < 0:
         return None
-    return _HEADER.pack(*values.shape) + dst[:used].tobytes()
+    return (_HEADER.pack(*values.shape) + struct.pack(f"<{len(used)}I", *used)
+            + b"".join(d[:u].tobytes() for d, u in zip(dsts, used)))
 
 
 def lms_decompress(stream: bytes, size: int | None = None, version: int = 2) -> np.ndarray:
@@ -290,8 +312,21 @@ def lms_decompress(stream: bytes, size: int | None = None, version: int = 2) -> 
         raise ValueError(f"lms payload claims {channels} channels of {frames:,} frames; the row is corrupt")
     orders, shifts = (np.array(v, np.int64) for v in zip(*_STAGES))
     values = np.zeros((channels, frames), dtype=np.int64)
-    src = np.frombuffer(stream, dtype=np.uint8, offset=_HEADER.size)
-    _code()(values, src, np.zeros(1, np.uint8), False, orders, shifts, version == 2, _RATE, _work(values, version))
+    if version == 1:
+        src = np.frombuffer(stream, dtype=np.uint8, offset=_HEADER.size)
+        _code()(values, src, np.zeros(1, np.uint8), False, orders, shifts, False, _RATE, _work(values, 1))
+        return _correlate(values)
+    lengths = struct.unpack_from(f"<{channels}I", stream, _HEADER.size)
+    starts = np.cumsum((_HEADER.size + 4 * channels, *lengths))
+    if starts[-1] > len(stream):
+        raise ValueError("lms payload shorter than its channels' streams; the row is corrupt")
+
+    def run(ch: int) -> int:
+        one = values[ch : ch + 1]
+        src = np.frombuffer(stream, dtype=np.uint8, offset=int(starts[ch]), count=lengths[ch])
+        return _code()(one, src, np.zeros(1, np.uint8), False, orders, shifts, True, _RATE, _work(one, 2))
+
+    _each_channel(run, channels)
     return _correlate(values)
 
 
