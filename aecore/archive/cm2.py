@@ -354,6 +354,9 @@ def _apm(contexts: int) -> np.ndarray:
 _NO_JOURNAL = np.zeros((0, 4), dtype=np.int64)
 #: journal rows a coded byte may add: a bucket per model and nibble, a match-table entry, 8 SSE entries
 _JOURNAL_PER_BYTE = 2 * _N_CTX + 1 + 8
+#: the largest file coded on a journaled state (its journal: 27 rows of 32 bytes a byte, 57 MB at
+#: 64 KB, where a copy of a primed state is about 165 MB and 30 ms)
+_JOURNAL_MAX = 1 << 16
 
 
 @dataclass
@@ -427,8 +430,8 @@ class Primer:
     """A collection's primer text and the states the model ends in after it: each file coded with
     it starts from such a state. A state is made once (about 1 s for 256 KB) and lent to one file
     at a time: a small file's changes to its large tables are journaled and undone afterwards
-    (milliseconds, where copying them would take tens); a file larger than the primer is coded on
-    a copy; a file coded while every state is lent gets a state of its own, kept for the next."""
+    (milliseconds, where copying them would take tens); a file over 64 KB is coded on a copy; a
+    file coded while every state is lent gets a state of its own, kept for the next."""
 
     #: primed states kept for reuse (each about 150 MB)
     KEEP = 2
@@ -459,7 +462,7 @@ class Primer:
         """Run the primed model over the last ``n`` bytes of ``hist`` (the primer, then the file)."""
         lead = len(self.text)
         primed = self._acquire()
-        if n > max(lead, 1 << 16):  # a large file: a whole copy costs less than its journal
+        if n > _JOURNAL_MAX:  # a larger file: a whole copy costs less than its journal
             state = primed.copy()
             self._release(primed)
             return state.run(hist, lead, lead + n, src, dst, mode)
