@@ -31,7 +31,7 @@ from cluster.commit import DatasetCommitter
 from cluster.encode import ArchiveSettings, EncodeBatch, LearnedModel
 from cluster.metrics import ProcessMetrics
 from cluster.read import printable, read_inputs, read_tree, unencodable_name
-from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
+from cluster.runtime import IO_TASK_CPUS, actor_cpus, check_pool_fits, io_tasks
 from cluster.schema import latent_schema
 from cluster.stage import stage_part
 from cluster.storage import InputFile, Location, StorageError, list_collection, list_tree, with_retries
@@ -78,6 +78,8 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
     called as inputs are committed."""
     started = time.perf_counter()
     check_locations(req.input, req.output)
+    # before any work or any write: a pool that leaves its read and write tasks no CPU never starts
+    check_pool_fits(f"compress job {req.job_name!r}", req.workers, actor_cpus(req.workers, req.cpus_per_worker))
     if req.archive:
         files = list(req.files) if req.files is not None else (list_tree(req.input) if req.modality == AUTO else
                                                                  list_collection(req.input, get_modality(

@@ -14,7 +14,12 @@ from pathlib import Path
 
 import ray
 
-__all__ = ["IO_TASK_CPUS", "io_tasks", "actor_cpus", "auth_headers", "auth_token", "ensure_auth_token", "ensure_ray",
+from aecore.errors import UserError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["IO_TASK_CPUS", "PoolTooLarge", "io_tasks", "actor_cpus", "check_pool_fits", "auth_headers", "auth_token",
+           "ensure_auth_token", "ensure_ray",
            "in_ray_job", "public_storage_env"]
 
 #: where object storage is, never who may read it: the only AWS_* variables aec hands to Ray
@@ -36,6 +41,43 @@ def io_tasks(workers: int) -> int:
     cap, Ray Data starts more of them as more tasks queue, and a job's memory grows with its
     input (measured: +35 % at 10x the files). As many as there are encoder actors keeps them fed."""
     return max(2, workers)
+
+class PoolTooLarge(UserError, RuntimeError):
+    """An actor pool that would hold every CPU its read and write tasks need: the job would wait forever."""
+
+
+#: True once :func:`ensure_ray` started the embedded instance: a cluster that cannot grow
+_embedded = False
+
+
+def pool_room(actors: int, cpus: float, node_cpus: list[float]) -> float:
+    """The most CPU one node keeps free once ``actors`` actors of ``cpus`` CPUs each are placed,
+    each on the node with the most room (-1 if one does not fit at all)."""
+    free = sorted(node_cpus, reverse=True)
+    for _ in range(actors):
+        free.sort(reverse=True)
+        if not free or free[0] + 1e-9 < cpus:
+            return -1.0
+        free[0] -= cpus
+    return max(free, default=0.0)
+
+
+def check_pool_fits(what: str, actors: int, cpus: float, beside: float = IO_TASK_CPUS,
+                    setting: str = "workers or cpus_per_worker") -> None:
+    """Actors hold their CPUs for the whole job, and the read and write tasks feeding them need
+    ``beside`` CPU next to them. A pool that leaves no node that much room waits forever on a
+    cluster that cannot grow (measured: a job of one 1-CPU encoder on a 1-CPU node never started).
+    On the embedded instance that is an error naming the fix; on a cluster it is a warning, since
+    an autoscaler may still add the nodes the pool waits for."""
+    nodes = [float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive", n.get("alive"))]
+    if pool_room(actors, cpus, nodes) + 1e-9 >= beside:
+        return
+    message = (f"{what}: {actors} actor(s) of {cpus:g} CPU leave no node {beside:g} CPU for the tasks that "
+               f"read and write for them (nodes' CPUs: {', '.join(f'{c:g}' for c in nodes) or 'none'})")
+    if _embedded:
+        raise PoolTooLarge(f"{message}; lower {setting}")
+    log.warning("%s; the job waits until nodes join (on a cluster that cannot grow, lower %s)", message, setting)
+
 
 #: set by Ray in the entrypoint process of a job submitted through the Jobs API
 _JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
@@ -106,6 +148,8 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, log_to_d
         # The embedded default stays on loopback: nothing of it is reachable from outside; its
         # token is made here, owner-only, before Ray would write one anyone on the machine can read.
         ensure_auth_token()
+        global _embedded
+        _embedded = True
         # address="local": a new instance even while a `ray start` head runs on this machine (its
         # address in TMP/ray/ray_current_cluster), which Ray's default would join, then refuse num_cpus
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), logging_level=logging.WARNING,

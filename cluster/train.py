@@ -37,7 +37,7 @@ from aecore.bundle import build_from_bundle
 from aecore.registry import MODELS
 from aecore.regularizers import model_overrides
 from cluster.loopback import LoopbackTorchConfig, loopback_cluster
-from cluster.runtime import IO_TASK_CPUS, actor_cpus, io_tasks
+from cluster.runtime import IO_TASK_CPUS, actor_cpus, check_pool_fits, io_tasks
 from cluster.storage import InputFile, Location, list_collection
 
 __all__ = ["TrainConfig", "TrainResult", "build_training_model", "collection_digest", "keep_better", "learning_rate",
@@ -294,6 +294,7 @@ def train_model(
     )
     use_gpu = gpus > 0 and torch.cuda.is_available()
     resources = {"CPU": actor_cpus(workers, cpus_per_worker)}
+    check_pool_fits(f"training run {run_name!r}", workers, resources["CPU"], beside=0.5)  # beside: make_patches
     if use_gpu:
         resources["GPU"] = gpus
     run_config = RunConfig(

@@ -16,13 +16,17 @@ from cluster.head import free_port
 
 
 class Prometheus:
-    def __init__(self, root: Path, targets: dict[str, str], interval: str = "1s") -> None:
+    def __init__(self, root: Path, targets: dict[str, str | Path], interval: str = "1s") -> None:
+        """``targets``: scrape job -> ``host:port``, or a file Prometheus watches for its targets
+        (file-based service discovery, the format Ray's own discovery writer produces)."""
         binary = shutil.which("prometheus")
         assert binary, "prometheus missing: the test set-up installs Debian's prometheus package (make setup)"
         self.port = free_port()
         root.mkdir(parents=True, exist_ok=True)
         config = {"global": {"scrape_interval": interval, "evaluation_interval": interval},
-                  "scrape_configs": [{"job_name": name, "static_configs": [{"targets": [target]}]}
+                  "scrape_configs": [{"job_name": name, **({"file_sd_configs": [{"files": [str(target)]}]}
+                                                             if isinstance(target, Path) else
+                                                             {"static_configs": [{"targets": [target]}]})}
                                      for name, target in targets.items()]}
         (root / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.log = open(root / "prometheus.log", "wb")

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly, stft
 
 from aecore.containers import Exact, get_container
 from aecore.modalities.base import Sample, UnreadableInput
@@ -44,6 +43,8 @@ def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
     if src == dst or x.shape[-1] == 0:
         return x.astype(np.float32)
     g = math.gcd(src, dst)
+    from scipy.signal import resample_poly  # scipy.signal costs ~1 s to import: only where audio is resampled
+
     return resample_poly(x, dst // g, src // g, axis=-1).astype(np.float32)
 
 
@@ -283,6 +284,8 @@ def log_spectral_distance(x: np.ndarray, x_hat: np.ndarray, nperseg: int = 512) 
     if x.size < 16:
         return 0.0
     nperseg = min(nperseg, x.size)
+    from scipy.signal import stft
+
     _, _, a = stft(x, fs=MODEL_RATE, nperseg=nperseg)
     _, _, b = stft(x_hat, fs=MODEL_RATE, nperseg=nperseg)
     la = 10 * np.log10(np.abs(a) ** 2 + 1e-10)

@@ -27,6 +27,8 @@ from typing import Any
 # 127.0.0.1 by the machine's address, where nothing here can reach the head's GCS)
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ.pop("RAY_ADDRESS", None)
+# actor metrics reach their node's export port within a second (Ray's default: 10 s)
+os.environ.setdefault("RAY_metrics_report_interval_ms", "1000")
 
 import ray  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
@@ -61,6 +63,17 @@ class Nodes:
         """Kill one worker node outright (no graceful shutdown): its actors, tasks and objects go."""
         node = next(n for n in self.cluster.worker_nodes if n.node_id == node_id)
         self.cluster.remove_node(node, allow_graceful=False)
+
+    def write_metrics_targets(self, path: Path) -> list[str]:
+        """Every live node's metrics export address, as a Prometheus file-discovery file (what
+        Ray's dashboard writes to ``prom_metrics_service_discovery.json``; on Kubernetes the
+        metrics service's DNS plays this part). Written whole, then renamed into place."""
+        targets = sorted(f"{n['NodeManagerAddress']}:{n['MetricsExportPort']}" for n in ray.nodes()
+                         if n.get("Alive", n.get("alive")))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps([{"labels": {"cluster": "nodes"}, "targets": targets}]))
+        tmp.replace(path)
+        return targets
 
     def shutdown(self) -> None:
         ray.shutdown()
@@ -172,6 +185,55 @@ def scenario_compress_loses_a_node(nodes: Nodes, root: Path) -> dict[str, Any]:
         nodes.workers(2)
         again = run_compress(spec, announce=lambda _: None)
         facts["rerun_skipped"] = again.rows["skipped (already committed)"]
+    facts.update(table_facts(output, inputs))
+    return facts
+
+
+def scenario_a_node_joins(nodes: Nodes, root: Path) -> dict[str, Any]:
+    """A compress job starts on one node with room for one of its two encoders; a node joins
+    mid-job: the waiting encoder starts there and takes work. Prometheus, finding the nodes' export
+    ports through a discovery file, sees encoder metrics from both nodes; the table holds every
+    input once."""
+    from jobs.run import run_compress
+    from jobs.sample_data import make_photo_collection
+    from tests.prometheus import Prometheus
+
+    first = nodes.workers(1)[0]
+    photos = root / "photos-join"
+    # enough work that the job outlasts the new node's start (a worker process, imports, the model)
+    inputs = len(make_photo_collection(photos, 64, sizes=(144, 176), seed=11, jpeg_every=5))
+    output = root / "latents-join"
+    # two encoders of 0.75 CPU: one fits the first node beside its read and write tasks
+    spec = compress_spec(root, "join", photos, output, cpus_per_worker=0.75)
+    discovery = root / "ray-targets.json"
+    nodes.write_metrics_targets(discovery)
+    prom = Prometheus(root / "prometheus-join", {"ray": discovery})
+    seen: set[str] = set()
+    try:
+        job = Background(lambda: run_compress(spec, announce=lambda _: None))
+        job.start()
+        staged = wait_until(lambda: len(list(output.glob("**/part-*.parquet"))) >= 1, timeout=240)
+        seen.update(actor_nodes("EncodeBatch"))
+        joined = nodes.add()
+        targets = nodes.write_metrics_targets(discovery)
+        while job.is_alive():
+            seen.update(actor_nodes("EncodeBatch"))
+            time.sleep(0.5)
+        job.join()
+        query = 'sum by (instance) (ray_aec_encoder_items_total{job_name="join"})'
+
+        def counted() -> list[dict]:  # both nodes, and every input, once the last reports are scraped
+            found = prom.query(query)
+            return found if len(found) >= 2 and sum(float(r["value"][1]) for r in found) >= inputs else []
+
+        per_node = wait_until(counted, timeout=30, step=1.0) or prom.query(query)
+    finally:
+        prom.stop()
+    facts: dict[str, Any] = {"staged_before_join": bool(staged), "first_node": first.node_id,
+                             "joined_node": joined.node_id, "encoder_nodes": sorted(seen),
+                             "joined_node_encoded": joined.node_id in seen, "metrics_targets": len(targets),
+                             "encoded_per_node": {r["metric"]["instance"]: float(r["value"][1]) for r in per_node},
+                             "error": job.error}
     facts.update(table_facts(output, inputs))
     return facts
 

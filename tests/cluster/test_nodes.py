@@ -1,6 +1,6 @@
-"""A real Ray cluster of a head and three one-CPU worker nodes on loopback loses a node in the
-middle of a compress, a restore and a training run (tests/cluster/nodes.py runs them, in one
-subprocess: this session's own Ray is a one-node instance)."""
+"""A real Ray cluster of a head and one-CPU worker nodes on loopback loses a node in the middle of
+a compress, a restore and a training run, and gains one in the middle of a compress
+(tests/cluster/nodes.py runs them, in one subprocess: this session's own Ray is a one-node instance)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.servers
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ("compress_loses_a_node", "restore_loses_a_node", "train_loses_a_node")
+SCENARIOS = ("compress_loses_a_node", "restore_loses_a_node", "a_node_joins", "train_loses_a_node")
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,18 @@ def test_a_restore_that_loses_a_node_writes_every_file_once_and_whole(outcomes):
     assert facts["rows"] == facts["table_rows"] == facts["files"] and facts["failed"] == 0, facts
     assert facts["compared"] == facts["rows"] and facts["psnr"] > 20, facts  # against the originals
     assert facts["unreadable"] == 0 and facts["temporary"] == 0
+
+
+def test_a_node_that_joins_mid_job_takes_work_and_prometheus_scrapes_both_nodes(outcomes):
+    facts = _facts(outcomes, "a_node_joins")
+    assert facts["error"] is None and facts["staged_before_join"], facts
+    # the encoder that had no room waited, then started on the node that joined and encoded there
+    assert facts["joined_node_encoded"] and len(facts["encoder_nodes"]) == 2, facts
+    assert facts["metrics_targets"] == 3  # head and both workers, from the discovery file
+    per_node = facts["encoded_per_node"]
+    assert len(per_node) == 2 and all(v > 0 for v in per_node.values()), facts
+    assert sum(per_node.values()) == facts["inputs"], facts  # every input counted once, on one node
+    assert facts["rows"] == facts["distinct_uris"] == facts["inputs"] and facts["error_files"] == 0, facts
 
 
 def test_training_that_loses_a_node_resumes_from_its_last_checkpoint(outcomes):
