@@ -47,7 +47,7 @@ class PeakRSS(threading.Thread):
         self.join()
 
 
-def compress_once(root: Path, photos: Path, out: Path, workers: int, batch: int) -> dict[str, Any]:
+def compress_once(root: Path, photos: Path, out: Path, workers: int, batch: int, cpus: float) -> dict[str, Any]:
     import cluster.compress
     from cluster.commit import DatasetCommitter as Committer
     from jobs.run import run_compress
@@ -55,7 +55,7 @@ def compress_once(root: Path, photos: Path, out: Path, workers: int, batch: int)
 
     spec = parse_spec({"kind": "compress", "name": "nodes", "modality": "image", "input": str(photos),
                        "output": str(out), "registry": str(root / "registry"), "model": "zoo:image-small",
-                       "lossless": False, "workers": workers, "cpus_per_worker": 0.75, "batch_size": batch,
+                       "lossless": False, "workers": workers, "cpus_per_worker": cpus, "batch_size": batch,
                        "commit_every": 4, "commit_seconds": 60})
     spent, summaries = [0.0], []
     original, collect = Committer.commit, cluster.compress.compress_collection
@@ -76,7 +76,7 @@ def compress_once(root: Path, photos: Path, out: Path, workers: int, batch: int)
     try:
         with PeakRSS() as rss:
             t0 = time.perf_counter()
-            outcome = run_compress(spec, announce=lambda _: None)
+            run_compress(spec, announce=lambda _: None)
             wall = time.perf_counter() - t0
     finally:
         Committer.commit = original  # type: ignore[method-assign]
@@ -86,8 +86,9 @@ def compress_once(root: Path, photos: Path, out: Path, workers: int, batch: int)
     if len(timeline) >= 2:
         (t1, r1), (t2, r2) = next(p for p in timeline if p[1] > 0), timeline[-1]
         steady = (r2 - r1) / (t2 - t1) if t2 > t1 else None
-    return {"seconds": wall, "rows": outcome.rows.get("rows"), "steady_files_per_s": steady,
-            "commit_seconds": spent[0], "commits": len(timeline), "driver_peak_rss_mb": rss.peak / 2**20}
+    return {"seconds": wall, "rows": summaries[-1]["encoded"], "steady_files_per_s": steady,
+            "commit_seconds": spent[0], "commits": len(timeline), "driver_peak_rss_mb": rss.peak / 2**20,
+            "timeline": timeline}
 
 
 def restore_once(out: Path, dest: Path, workers: int, batch: int) -> dict[str, Any]:
@@ -120,6 +121,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="photo crop size in pixels")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--nodes", default="1,2,3")
+    parser.add_argument("--cpus", type=float, default=0.5, help="CPUs each encoder actor asks for")
     args = parser.parse_args()
     photos = collection(args.files, sizes=(args.size,), seed=17)
     mb = sum(p.stat().st_size for p in photos.iterdir()) / 1e6
@@ -130,10 +132,10 @@ def main() -> None:
     results: dict[str, Any] = {}
     try:
         nodes.workers(1)
-        compress_once(root, photos, root / "warm-up", 1, args.batch)  # imports, zoo model cache: not timed
+        compress_once(root, photos, root / "warm-up", 1, args.batch, args.cpus)  # imports, zoo model cache: not timed
         for k in (int(x) for x in args.nodes.split(",")):
             nodes.workers(k)
-            c = compress_once(root, photos, root / f"latents-{k}", k, args.batch)
+            c = compress_once(root, photos, root / f"latents-{k}", k, args.batch, args.cpus)
             r = restore_once(root / f"latents-{k}", root / f"restored-{k}", k, args.batch)
             results[str(k)] = {"compress": c, "restore": r}
             print(f"{k} node(s): compress {c['seconds']:6.1f} s {c['rows'] / c['seconds']:5.2f} files/s "
@@ -149,7 +151,7 @@ def main() -> None:
             scaling[k] = {"compress": one["compress"]["seconds"] / v["compress"]["seconds"],
                           "restore": one["restore"]["seconds"] / v["restore"]["seconds"]}
     save("nodes", {"command": f"python -m bench.nodes --files {args.files} --size {args.size} --batch {args.batch} "
-                              f"--nodes {args.nodes}",
+                              f"--nodes {args.nodes} --cpus {args.cpus:g}",
                    "files": args.files, "input_mb": mb, "cpus": os.cpu_count(), "machine": machine(),
                    "results": results, "speed-up over one node": scaling})
     for k, v in scaling.items():

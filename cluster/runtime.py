@@ -31,8 +31,9 @@ def public_storage_env() -> dict[str, str]:
     environment of each machine (Ray logs runtime_env env_vars in plain text)."""
     return {k: os.environ[k] for k in _PUBLIC_STORAGE_ENV if os.environ.get(k)}
 
-#: CPUs asked by the read and staging tasks: they mostly wait on storage, and a small ask lets
-#: them run beside actors that other jobs on the same cluster hold for life
+#: CPUs asked by a training run's file reads and a restore's part reads: they mostly wait on
+#: storage, and a small ask lets them run beside actors that other jobs hold for life (a compress
+#: job's reads and writes ask none: see cluster.compress._pipeline)
 IO_TASK_CPUS = 0.25
 
 
@@ -62,18 +63,17 @@ def pool_room(actors: int, cpus: float, node_cpus: list[float]) -> float:
     return max(free, default=0.0)
 
 
-def check_pool_fits(what: str, actors: int, cpus: float, beside: float = IO_TASK_CPUS,
-                    setting: str = "workers or cpus_per_worker") -> None:
-    """Actors hold their CPUs for the whole job, and the read and write tasks feeding them need
-    ``beside`` CPU next to them. A pool that leaves no node that much room waits forever on a
-    cluster that cannot grow (measured: a job of one 1-CPU encoder on a 1-CPU node never started).
-    On the embedded instance that is an error naming the fix; on a cluster it is a warning, since
-    an autoscaler may still add the nodes the pool waits for."""
+def check_pool_fits(what: str, actors: int, cpus: float, beside: float, setting: str = "workers or cpus_per_worker") -> None:
+    """Actors hold their CPUs for the whole job, and tasks that feed them may need ``beside`` CPU
+    next to them (a training run's patch tasks: 0.5). A pool that leaves no node that much room
+    waits forever on a cluster that cannot grow. On the embedded instance that is an error naming
+    the fix; on a cluster it is a warning, since an autoscaler may still add the nodes the pool
+    waits for. (A compress job's read and write tasks ask no CPU: its pools always start.)"""
     nodes = [float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive", n.get("alive"))]
     if pool_room(actors, cpus, nodes) + 1e-9 >= beside:
         return
-    message = (f"{what}: {actors} actor(s) of {cpus:g} CPU leave no node {beside:g} CPU for the tasks that "
-               f"read and write for them (nodes' CPUs: {', '.join(f'{c:g}' for c in nodes) or 'none'})")
+    message = (f"{what}: {actors} worker(s) of {cpus:g} CPU leave no node {beside:g} CPU for the tasks that "
+               f"feed them (nodes' CPUs: {', '.join(f'{c:g}' for c in nodes) or 'none'})")
     if _embedded:
         raise PoolTooLarge(f"{message}; lower {setting}")
     log.warning("%s; the job waits until nodes join (on a cluster that cannot grow, lower %s)", message, setting)
