@@ -31,7 +31,7 @@ from cluster.commit import DatasetCommitter
 from cluster.encode import ArchiveSettings, EncodeBatch, LearnedModel
 from cluster.metrics import ProcessMetrics
 from cluster.read import printable, read_inputs, read_tree, unencodable_name
-from cluster.runtime import actor_cpus, io_tasks
+from cluster.runtime import STORAGE_TASK_CPUS, actor_cpus, check_pool_fits, io_tasks
 from cluster.schema import latent_schema
 from cluster.stage import stage_part
 from cluster.storage import InputFile, Location, StorageError, list_collection, list_tree, with_retries
@@ -78,6 +78,9 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
     called as inputs are committed."""
     started = time.perf_counter()
     check_locations(req.input, req.output)
+    # before any work or any write: a pool that leaves its reads and writes no CPU never starts
+    check_pool_fits(f"compress job {req.job_name!r}", req.workers, actor_cpus(req.workers, req.cpus_per_worker),
+                    beside=STORAGE_TASK_CPUS)
     if req.archive:
         files = list(req.files) if req.files is not None else (list_tree(req.input) if req.modality == AUTO else
                                                                  list_collection(req.input, get_modality(
@@ -375,7 +378,7 @@ def _pipeline(req: CompressRequest, files: list, committer: DatasetCommitter,
         blocks = [pa.table({"path": paths[i : i + req.batch_size]}) for i in range(0, len(paths), req.batch_size)]
     data = ray.data.from_arrow(blocks).map_batches(
         read_tree if settings is not None and settings.modality == AUTO else read_inputs,
-        num_cpus=0,  # reading waits on storage: see stage_part below
+        num_cpus=STORAGE_TASK_CPUS,  # reading waits on storage: a token ask (cluster.runtime)
         compute=ray.data.TaskPoolStrategy(size=io_tasks(req.workers)),
         batch_size=None,
         batch_format="pyarrow",
@@ -406,12 +409,7 @@ def _pipeline(req: CompressRequest, files: list, committer: DatasetCommitter,
     )
     return data.map_batches(
         stage_part,
-        # Reading and writing wait on storage: they ask no CPU, so Ray Data's per-operator budget
-        # never holds them back (the pool of io_tasks bounds them). Asking 0.25 each, they stalled
-        # behind the encoders: on 3 one-CPU nodes the stage operator's budget was 0.1 CPU, and no
-        # part was committed until every input was encoded (bench/nodes.py: first commit at 115 s);
-        # on 2 the reads starved the encoders (137 s, against 60 on one node)
-        num_cpus=0,
+        num_cpus=STORAGE_TASK_CPUS,  # writing waits on storage too
         compute=ray.data.TaskPoolStrategy(size=io_tasks(req.workers)),
         batch_size=None,
         batch_format="pyarrow",

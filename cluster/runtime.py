@@ -18,9 +18,8 @@ from aecore.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IO_TASK_CPUS", "PoolTooLarge", "io_tasks", "actor_cpus", "check_pool_fits", "auth_headers", "auth_token",
-           "ensure_auth_token", "ensure_ray",
-           "in_ray_job", "public_storage_env"]
+__all__ = ["IO_TASK_CPUS", "STORAGE_TASK_CPUS", "PoolTooLarge", "io_tasks", "actor_cpus", "check_pool_fits", "pool_room",
+           "auth_headers", "auth_token", "ensure_auth_token", "ensure_ray", "in_ray_job", "public_storage_env"]
 
 #: where object storage is, never who may read it: the only AWS_* variables aec hands to Ray
 _PUBLIC_STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ALLOW_HTTP")
@@ -32,9 +31,14 @@ def public_storage_env() -> dict[str, str]:
     return {k: os.environ[k] for k in _PUBLIC_STORAGE_ENV if os.environ.get(k)}
 
 #: CPUs asked by a training run's file reads and a restore's part reads: they mostly wait on
-#: storage, and a small ask lets them run beside actors that other jobs hold for life (a compress
-#: job's reads and writes ask none: see cluster.compress._pipeline)
+#: storage, and a small ask lets them run beside actors that other jobs hold for life
 IO_TASK_CPUS = 0.25
+
+#: CPUs asked by a compress job's reads and part writes: a token, so Ray Data's per-operator
+#: budget never holds them back behind the encoders (asking 0.25, they stalled: on three one-CPU
+#: nodes no part was committed until every input was encoded; bench/nodes.py), yet not zero,
+#: which would let them run on a head that has no CPUs for work (KubeRay: num-cpus 0, a small pod)
+STORAGE_TASK_CPUS = 0.01
 
 
 def io_tasks(workers: int) -> int:
@@ -51,26 +55,32 @@ class PoolTooLarge(UserError, RuntimeError):
 _embedded = False
 
 
-def pool_room(actors: int, cpus: float, node_cpus: list[float]) -> float:
+def pool_room(actors: int, cpus: float, node_cpus: list[float], gang: bool = False) -> float:
     """The most CPU one node keeps free once ``actors`` actors of ``cpus`` CPUs each are placed,
-    each on the node with the most room (-1 if one does not fit at all)."""
+    each on the node with the most room; -1 if none fits, or (``gang``: all must start, as Ray
+    Train's workers) if one does not. An actor pool starts with those that fit."""
     free = sorted(node_cpus, reverse=True)
+    placed = 0
     for _ in range(actors):
         free.sort(reverse=True)
         if not free or free[0] + 1e-9 < cpus:
-            return -1.0
+            break
         free[0] -= cpus
-    return max(free, default=0.0)
+        placed += 1
+    if placed == 0 or (gang and placed < actors):
+        return -1.0
+    return max(free)
 
 
-def check_pool_fits(what: str, actors: int, cpus: float, beside: float, setting: str = "workers or cpus_per_worker") -> None:
-    """Actors hold their CPUs for the whole job, and tasks that feed them may need ``beside`` CPU
-    next to them (a training run's patch tasks: 0.5). A pool that leaves no node that much room
-    waits forever on a cluster that cannot grow. On the embedded instance that is an error naming
-    the fix; on a cluster it is a warning, since an autoscaler may still add the nodes the pool
-    waits for. (A compress job's read and write tasks ask no CPU: its pools always start.)"""
+def check_pool_fits(what: str, actors: int, cpus: float, beside: float, gang: bool = False,
+                    setting: str = "workers or cpus_per_worker") -> None:
+    """Actors hold their CPUs for the whole job, and the tasks that feed them need ``beside`` CPU
+    next to them (a training run's patch tasks 0.5, a compress job's reads and writes
+    :data:`STORAGE_TASK_CPUS`). A pool that leaves no node that much room waits forever on a
+    cluster that cannot grow. On the embedded instance that is an error naming the fix; on a
+    cluster it is a warning, since an autoscaler may still add the nodes the pool waits for."""
     nodes = [float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive", n.get("alive"))]
-    if pool_room(actors, cpus, nodes) + 1e-9 >= beside:
+    if pool_room(actors, cpus, nodes, gang) + 1e-9 >= beside:
         return
     message = (f"{what}: {actors} worker(s) of {cpus:g} CPU leave no node {beside:g} CPU for the tasks that "
                f"feed them (nodes' CPUs: {', '.join(f'{c:g}' for c in nodes) or 'none'})")

@@ -294,7 +294,7 @@ def train_model(
     )
     use_gpu = gpus > 0 and torch.cuda.is_available()
     resources = {"CPU": actor_cpus(workers, cpus_per_worker)}
-    check_pool_fits(f"training run {run_name!r}", workers, resources["CPU"], beside=0.5)  # make_patches' ask
+    check_pool_fits(f"training run {run_name!r}", workers, resources["CPU"], beside=0.5, gang=True)  # make_patches' ask
     if use_gpu:
         resources["GPU"] = gpus
     run_config = RunConfig(

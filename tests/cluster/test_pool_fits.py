@@ -1,21 +1,20 @@
-"""A training pool that would hold every CPU its patch tasks need never starts a step: on the
-embedded instance the run stops at once, in one line naming the fix. A compress job's read and
-write tasks ask no CPU, so one encoder may hold a whole node (the multi-node bench's first run
-waited forever on that)."""
+"""A pool that would hold every CPU the tasks feeding it need never starts a batch: on the
+embedded instance the job stops at once, in one line naming the fix."""
 
 from __future__ import annotations
 
 import pytest
 
-from cluster.runtime import PoolTooLarge, pool_room
+from cluster.runtime import STORAGE_TASK_CPUS, PoolTooLarge, pool_room
 
 
 def test_the_room_left_is_where_the_actors_leave_most():
     assert pool_room(2, 0.5, [1.0, 1.0, 1.0]) == 1.0  # one per node: a whole node free
     assert pool_room(2, 0.75, [1.0, 1.0]) == 0.25  # each node keeps a quarter
-    assert pool_room(1, 1.0, [1.0]) == 0.0
-    assert pool_room(3, 1.0, [1.0, 1.0]) == -1.0  # one does not fit at all
-    assert pool_room(2, 0.5, []) == -1.0
+    assert pool_room(2, 0.75, [1.0]) == 0.25  # an actor pool starts with the one that fits
+    assert pool_room(2, 0.75, [1.0], gang=True) == -1.0  # Ray Train's workers start all or none
+    assert pool_room(1, 1.0, [1.0]) == 0.0  # one 1-CPU encoder on a 1-CPU node: nothing left
+    assert pool_room(1, 2.0, [1.0, 1.0]) == -1.0 and pool_room(2, 0.5, []) == -1.0
 
 
 def test_a_training_pool_holding_every_cpu_is_refused_in_one_line(ray_local, photos, tmp_path):
@@ -34,13 +33,14 @@ def test_a_training_pool_holding_every_cpu_is_refused_in_one_line(ray_local, pho
     assert not (tmp_path / "registry" / "greedy").exists()  # nothing registered
 
 
-def test_a_compress_encoder_may_hold_every_cpu(ray_local, photos, tmp_path):
+def test_a_compress_encoder_holding_every_cpu_is_refused_before_any_write(ray_local, photos, tmp_path):
     from jobs.run import run_compress
     from jobs.spec import parse_spec
 
-    # one encoder of both CPUs: its reads and part writes ask none, so the job runs to the end
     job = parse_spec({"kind": "compress", "name": "whole", "modality": "image", "input": str(photos),
                       "output": str(tmp_path / "out"), "registry": str(tmp_path / "registry"),
-                      "model": "zoo:image-small", "workers": 1, "cpus_per_worker": 2.0, "batch_size": 12})
-    outcome = run_compress(job, announce=lambda _: None)
-    assert outcome.failed is None and outcome.rows["rows in dataset"] == 36
+                      "model": "zoo:image-small", "workers": 1, "cpus_per_worker": 2.0})
+    with pytest.raises(PoolTooLarge) as err:
+        run_compress(job, announce=lambda _: None)
+    assert f"1 worker(s) of 2 CPU leave no node {STORAGE_TASK_CPUS:g} CPU" in str(err.value)
+    assert not list((tmp_path / "out").rglob("*.parquet"))  # nothing written
