@@ -17,7 +17,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -78,9 +78,10 @@ def compress_collection(req: CompressRequest, progress: Callable[[int, int], Non
     called as inputs are committed."""
     started = time.perf_counter()
     check_locations(req.input, req.output)
-    # before any work or any write: a pool that leaves its reads and writes no CPU never starts
-    check_pool_fits(f"compress job {req.job_name!r}", req.workers, actor_cpus(req.workers, req.cpus_per_worker),
-                    beside=STORAGE_TASK_CPUS)
+    # the actors' CPUs sized once (the default depends on what is free now), then checked before
+    # any work or write: a pool that leaves its reads and writes no CPU never starts
+    req = replace(req, cpus_per_worker=actor_cpus(req.workers, req.cpus_per_worker))
+    check_pool_fits(f"compress job {req.job_name!r}", req.workers, req.cpus_per_worker, beside=STORAGE_TASK_CPUS)
     if req.archive:
         files = list(req.files) if req.files is not None else (list_tree(req.input) if req.modality == AUTO else
                                                                  list_collection(req.input, get_modality(
@@ -367,7 +368,7 @@ class _CommitStream:
 
 def _pipeline(req: CompressRequest, files: list, committer: DatasetCommitter,
               settings: ArchiveSettings | None) -> ray.data.Dataset:
-    cpus = actor_cpus(req.workers, req.cpus_per_worker)
+    cpus = req.cpus_per_worker or 1.0  # sized by compress_collection
     # Paths in blocks of one encoder batch; each read task reads its files one by one (cluster.read).
     paths = [f.path for f in files]
     if settings is not None:  # an archive: few, large parts (each part costs its footer, stats and a log entry)

@@ -18,8 +18,8 @@ from aecore.errors import UserError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IO_TASK_CPUS", "STORAGE_TASK_CPUS", "PoolTooLarge", "io_tasks", "actor_cpus", "check_pool_fits", "pool_room",
-           "auth_headers", "auth_token", "ensure_auth_token", "ensure_ray", "in_ray_job", "public_storage_env"]
+__all__ = ["IO_TASK_CPUS", "STORAGE_TASK_CPUS", "PoolTooLarge", "io_tasks", "actor_cpus", "check_pool_fits", "live_nodes",
+           "pool_room", "auth_headers", "auth_token", "ensure_auth_token", "ensure_ray", "in_ray_job", "public_storage_env"]
 
 #: where object storage is, never who may read it: the only AWS_* variables aec hands to Ray
 _PUBLIC_STORAGE_ENV = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ALLOW_HTTP")
@@ -55,17 +55,22 @@ class PoolTooLarge(UserError, RuntimeError):
 _embedded = False
 
 
+def live_nodes() -> list[dict]:
+    """The cluster's live nodes, as ``ray.nodes()`` describes them."""
+    return [n for n in ray.nodes() if n["Alive"]]
+
+
 def pool_room(actors: int, cpus: float, node_cpus: list[float], gang: bool = False) -> float:
     """The most CPU one node keeps free once ``actors`` actors of ``cpus`` CPUs each are placed,
     each on the node with the most room; -1 if none fits, or (``gang``: all must start, as Ray
     Train's workers) if one does not. An actor pool starts with those that fit."""
-    free = sorted(node_cpus, reverse=True)
+    free = list(node_cpus)
     placed = 0
-    for _ in range(actors):
-        free.sort(reverse=True)
-        if not free or free[0] + 1e-9 < cpus:
+    while placed < actors and free:
+        roomiest = max(range(len(free)), key=free.__getitem__)
+        if free[roomiest] + 1e-9 < cpus:
             break
-        free[0] -= cpus
+        free[roomiest] -= cpus
         placed += 1
     if placed == 0 or (gang and placed < actors):
         return -1.0
@@ -79,7 +84,7 @@ def check_pool_fits(what: str, actors: int, cpus: float, beside: float, gang: bo
     :data:`STORAGE_TASK_CPUS`). A pool that leaves no node that much room waits forever on a
     cluster that cannot grow. On the embedded instance that is an error naming the fix; on a
     cluster it is a warning, since an autoscaler may still add the nodes the pool waits for."""
-    nodes = [float(n.get("Resources", {}).get("CPU", 0.0)) for n in ray.nodes() if n.get("Alive", n.get("alive"))]
+    nodes = [float(n.get("Resources", {}).get("CPU", 0.0)) for n in live_nodes()]
     if pool_room(actors, cpus, nodes, gang) + 1e-9 >= beside:
         return
     message = (f"{what}: {actors} worker(s) of {cpus:g} CPU leave no node {beside:g} CPU for the tasks that "

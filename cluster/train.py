@@ -43,6 +43,9 @@ from cluster.storage import InputFile, Location, list_collection
 __all__ = ["TrainConfig", "TrainResult", "build_training_model", "collection_digest", "keep_better", "learning_rate",
            "measure_heldout", "split_heldout", "train_model"]
 
+#: CPUs a patch task asks (decoding and cropping: light, and it must fit beside other jobs' actors)
+PATCH_TASK_CPUS = 0.5
+
 BUNDLE_FILE = "model.aec"
 STATE_FILE = "state.pt"
 
@@ -287,14 +290,14 @@ def train_model(
                                       num_cpus=IO_TASK_CPUS, concurrency=io_tasks(workers))
     data = data.map_batches(
         make_patches,
-        num_cpus=0.5,  # decoding and cropping: light, and it must fit beside other jobs' actors
+        num_cpus=PATCH_TASK_CPUS,
         compute=ray.data.TaskPoolStrategy(size=io_tasks(workers)),
         batch_format="pyarrow",
         fn_kwargs={"modality": cfg.modality, "size": native, "count": cfg.patches_per_item, "seed": cfg.seed},
     )
     use_gpu = gpus > 0 and torch.cuda.is_available()
     resources = {"CPU": actor_cpus(workers, cpus_per_worker)}
-    check_pool_fits(f"training run {run_name!r}", workers, resources["CPU"], beside=0.5, gang=True)  # make_patches' ask
+    check_pool_fits(f"training run {run_name!r}", workers, resources["CPU"], beside=PATCH_TASK_CPUS, gang=True)
     if use_gpu:
         resources["GPU"] = gpus
     run_config = RunConfig(

@@ -68,8 +68,9 @@ class Nodes:
         """Every live node's metrics export address, as a Prometheus file-discovery file (what
         Ray's dashboard writes to ``prom_metrics_service_discovery.json``; on Kubernetes the
         metrics service's DNS plays this part). Written whole, then renamed into place."""
-        targets = sorted(f"{n['NodeManagerAddress']}:{n['MetricsExportPort']}" for n in ray.nodes()
-                         if n.get("Alive", n.get("alive")))
+        from cluster.runtime import live_nodes
+
+        targets = sorted(f"{n['NodeManagerAddress']}:{n['MetricsExportPort']}" for n in live_nodes())
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps([{"labels": {"cluster": "nodes"}, "targets": targets}]))
         tmp.replace(path)
