@@ -314,7 +314,9 @@ class EncodeBatch:
         # the learned codec's figures stay beside the winner's; the ones the winner was not measured by go
         learned = {f"learned_{k}": v for k, v in quality.items() if k in ("psnr", "ms_ssim", "snr", "lsd")}
         return {**{k: v for k, v in quality.items() if k not in ("ms_ssim", "lsd")}, **learned, metric: choice.quality,
-                unit: 8.0 * len(choice.payload) / count, "learned": 0.0}
+                unit: 8.0 * len(choice.payload) / count, "learned": 0.0,
+                # a classic codec with a learned stage (a post-filter) won: the share learned parts win counts it
+                "learned_stage": float(FILE_CODECS[choice.codec].learned)}
 
     def _table(self, rows: list[dict]) -> pa.Table:
         size = int(np.prod(self.compressor.query_latent_shape))

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aecore.archive import CodecContext, decode_payload, model_modality, payload_codec
+from aecore.archive import CodecContext, decode_payload, is_learned, payload_codec
 from aecore.compressor import Compressor
 from cluster.clock import utc_now
 from cluster.storage import InputFile, Location, with_retries
@@ -254,7 +254,7 @@ def write_archive_report(ds: LatentDataset, run: dict[str, Any]) -> dict[str, An
         "rows": totals["rows"], "errors": totals["errors"], "input_bytes": totals["input_bytes"],
         "payload_bytes": totals["payload_bytes"], "stored_bytes": totals["stored_bytes"],
         "ratio (input / on disk)": totals["ratio"],
-        "learned share of bytes": round(sum(r["bytes in"] for r in codecs if model_modality(r["codec"])) / size, 4)})
+        "learned share of bytes": round(sum(r["bytes in"] for r in codecs if is_learned(r["codec"])) / size, 4)})
     report["codecs"] = codecs
     _publish(ds.location, report, None)
     return report

@@ -5,7 +5,7 @@ the per-file choice; the lossy classic codecs a lossy job tries against its lear
 
 from __future__ import annotations
 
-from aecore.archive import classic, cm, cm2, learned, lms, lossy, media  # noqa: F401 - registers the codecs
+from aecore.archive import classic, cm, cm2, learned, lms, lossy, media, postfilter  # noqa: F401 - registers the codecs
 from aecore.archive.choose import EFFORTS, Choice, candidates, choose
 from aecore.archive.codec import (
     CLASSIC_MAGIC,
@@ -24,7 +24,8 @@ from aecore.archive.solid import SolidBlocks, block_inner, order_key
 
 __all__ = ["AUTO", "CLASSIC_MAGIC", "EFFORTS", "FILE_CODECS", "KINDS", "Choice", "CodecContext", "CodecUnavailable",
            "FileCodec", "SolidBlocks", "candidates", "choose", "codec_libraries", "decode_payload", "get_file_codec",
-           "learned_codec_id", "model_modality", "order_key", "payload_codec", "register_file_codec", "route", "train_dictionary"]
+           "is_learned", "learned_codec_id", "model_modality", "order_key", "payload_codec", "register_file_codec",
+           "route", "train_dictionary"]
 
 
 def decode_payload(codec_id: str, payload: bytes, ctx: CodecContext, size: int | None = None) -> bytes:
@@ -36,6 +37,13 @@ def decode_payload(codec_id: str, payload: bytes, ctx: CodecContext, size: int |
 def codec_libraries() -> dict[str, str]:
     """``codec id -> library and version`` of every codec (the table's properties record them)."""
     return {cid: cls.library() for cid, cls in FILE_CODECS.items()}
+
+
+def is_learned(codec_id: str) -> bool:
+    """Whether a learned part codes rows of ``codec_id`` (a model, or a classic codec's learned
+    post-filter; a solid block's rows by its inner codec): the share learned parts win counts them."""
+    cls = FILE_CODECS.get(block_inner(codec_id) or codec_id)
+    return cls is not None and cls.learned
 
 
 def model_modality(codec_id: str) -> str | None:

@@ -169,7 +169,7 @@ def test_a_lossy_archive_codes_photos_and_sounds_lossy_and_the_rest_exactly(ray_
     model at its rate point, the classic lossy codecs at the model's quality, and its exact payload;
     text and other files exactly. Lossy rows restore as their modality's format beside their key."""
     from aecore import get_modality
-    from aecore.archive import model_modality
+    from aecore.archive import is_learned
 
     src = tmp_path / "in"
     make_photo_collection(src / "photos", 4, sizes=(64,), seed=3, jpeg_every=2)
@@ -200,7 +200,7 @@ def test_a_lossy_archive_codes_photos_and_sounds_lossy_and_the_rest_exactly(ray_
             assert r["codec"] not in ("webp", "avif", "jxl", "opus") and not r["codec"].startswith("aec-i")
     # the report counts what the learned codecs won (a learned winner once broke it: no report at all)
     report = json.loads((tmp_path / "out" / "_aec" / "report.json").read_text())
-    learned = sum(r["bytes"] for r in rows if model_modality(r["codec"]))  # solid-aec-cm blocks too
+    learned = sum(r["bytes"] for r in rows if is_learned(r["codec"]))  # solid-aec-cm blocks, post-filters too
     assert report["summary"]["learned share of bytes"] == pytest.approx(
         learned / report["summary"]["input_bytes"], abs=1e-4)
     assert {c["codec"] for c in report["codecs"]} >= {r["codec"] for r in lossy}

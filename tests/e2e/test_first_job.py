@@ -78,17 +78,19 @@ def test_each_photo_is_stored_by_the_smallest_codec_at_the_learned_quality(job):
     restores every row, whichever codec won it, at the quality recorded."""
     rows = tables.dataset(job["output"]).dataset.to_table(columns=["key", "codec", "model", "payload_bytes",
                                                                    "quality"]).to_pylist()
-    assert {r["codec"] for r in rows} <= {"aec-image", "webp", "avif", "jxl"}
+    codecs = ("webp", "avif", "jxl", "webp-pf", "avif-pf", "jxl-pf")  # the classic ones, and with their post-filters
+    assert {r["codec"] for r in rows} <= {"aec-image", *codecs}
     for r in rows:
         q = json.loads(r["quality"])  # every row measured: the target of the classic codecs is its own
         assert r["payload_bytes"] <= q["learned_bytes"]
-        classic = {k.removesuffix("_bytes"): v for k, v in q.items() if k in ("webp_bytes", "avif_bytes", "jxl_bytes")}
-        assert "webp" in classic  # tried on every photo
+        classic = {k.removesuffix("_bytes"): v for k, v in q.items() if k.removesuffix("_bytes") in codecs}
+        assert {"webp", "webp-pf"} <= set(classic)  # tried on every photo
         if r["codec"] == "aec-image":
             assert q["learned"] == 1.0 and r["model"] == "photos" and all(v >= r["payload_bytes"] for v in classic.values())
         else:
             assert q["learned"] == 0.0 and r["model"] == "" and q["psnr"] >= q["learned_psnr"]
             assert r["payload_bytes"] == min(classic.values())
+            assert q["learned_stage"] == float(r["codec"].endswith("-pf"))
     restored = job["root"] / "restored-lossy"
     # as a user runs it, on Ray Data actors: one progress bar, none of Ray's own log lines (issue 23 item 5)
     done = subprocess.run([sys.executable, "-c", "from jobs.cli import app; app()", "decode", str(job["output"]),
