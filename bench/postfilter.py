@@ -13,7 +13,7 @@ decode and of the post-filtered one. Curves average bpp and quality per setting;
 and of the best filtered codec against the best classic one, over 0.1-1.0 bpp of the anchor.
 Decode speed with and without the filter (2 threads, full-size images).
 
-    python -m bench.postfilter --limit 50      # ~25 min on 2 cores
+    python -m bench.postfilter --limit 50 --full 20      # ~25 min on 2 cores
 """
 
 from __future__ import annotations
@@ -103,7 +103,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("build/zoo-data/images/heldout"))
     parser.add_argument("--cache", type=Path, default=Path("build/debs"))
-    parser.add_argument("--limit", type=int, default=50, help="images per set")
+    parser.add_argument("--limit", type=int, default=50, help="images per set (their 256-px crops)")
+    parser.add_argument("--full", type=int, default=20, help="of which at full size (the first N)")
     parser.add_argument("--sets", default="split,independent")
     parser.add_argument("--sizes", default="256,full")
     parser.add_argument("--effort", default="default", help="the codecs' effort (default: AVIF speed 8, JPEG XL 7, "
@@ -123,7 +124,7 @@ def main() -> None:
         if "256" in args.sizes:
             results[f"{name}-256"] = evaluate(crops(images), f"{name}-256", args.effort)
         if "full" in args.sizes:
-            results[f"{name}-full"] = evaluate(images, f"{name}-full", args.effort)
+            results[f"{name}-full"] = evaluate(images[: args.full], f"{name}-full", args.effort)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, default=float))
     print(f"wrote {args.out}")
