@@ -32,6 +32,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
 
 from aecore.archive.codec import CodecUnavailable, register_file_codec
 from aecore.archive.lossy import AvifCodec, JxlCodec, LossyImageCodec, WebpCodec
@@ -49,56 +52,38 @@ _SLOPE = 0.1
 _OVERLAP = 40  # > the net's receptive radius (8 layers of 3x3 at 1/4 resolution: 34 px)
 
 
-def _torch() -> Any:
-    import torch
+class PostFilterNet(nn.Module):
+    """Decoded picture ``[B, 3, H, W]`` in 0..1 and a setting ``[B]`` in 0..1 -> the filtered
+    picture (H and W multiples of ``scale``)."""
 
-    return torch
+    def __init__(self, channels: int = 64, blocks: int = 6, scale: int = 4) -> None:
+        super().__init__()
+        self.config = {"channels": channels, "blocks": blocks, "scale": scale}
+        self.scale = scale
+        planes = 3 * scale * scale
+        self.head = nn.Conv2d(planes + 1, channels, 3, padding=1)
+        self.body = nn.ModuleList([nn.Conv2d(channels, channels, 3, padding=1) for _ in range(blocks)])
+        self.tail = nn.Conv2d(channels, planes, 3, padding=1)
+        for conv in (self.head, *self.body):  # He's initialisation for the leaky ReLUs that follow
+            nn.init.kaiming_normal_(conv.weight, a=_SLOPE, nonlinearity="leaky_relu")
+            nn.init.zeros_(conv.bias)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
 
-
-@functools.cache
-def _net_class() -> type:
-    torch = _torch()
-    nn, F = torch.nn, torch.nn.functional
-
-    class PostFilterNet(nn.Module):
-        """Decoded picture ``[B, 3, H, W]`` in 0..1 and a setting ``[B]`` in 0..1 -> the filtered
-        picture (H and W multiples of ``scale``)."""
-
-        def __init__(self, channels: int = 64, blocks: int = 6, scale: int = 4) -> None:
-            super().__init__()
-            self.config = {"channels": channels, "blocks": blocks, "scale": scale}
-            self.scale = scale
-            planes = 3 * scale * scale
-            self.head = nn.Conv2d(planes + 1, channels, 3, padding=1)
-            self.body = nn.ModuleList([nn.Conv2d(channels, channels, 3, padding=1) for _ in range(blocks)])
-            self.tail = nn.Conv2d(channels, planes, 3, padding=1)
-            for conv in (self.head, *self.body):  # He's initialisation for the leaky ReLUs that follow
-                nn.init.kaiming_normal_(conv.weight, a=_SLOPE, nonlinearity="leaky_relu")
-                nn.init.zeros_(conv.bias)
-            nn.init.zeros_(self.tail.weight)
-            nn.init.zeros_(self.tail.bias)
-
-        def forward(self, x: Any, setting: Any) -> Any:
-            y = F.pixel_unshuffle(x, self.scale)
-            cond = setting.to(y.dtype).view(-1, 1, 1, 1).expand(y.shape[0], 1, y.shape[2], y.shape[3])
-            h = F.leaky_relu(self.head(torch.cat([y, cond], 1)), _SLOPE)
-            for conv in self.body:
-                h = F.leaky_relu(conv(h), _SLOPE)
-            return x + F.pixel_shuffle(self.tail(h), self.scale)
-
-    return PostFilterNet
+    def forward(self, x: torch.Tensor, setting: torch.Tensor) -> torch.Tensor:
+        y = F.pixel_unshuffle(x, self.scale)
+        cond = setting.to(y.dtype).view(-1, 1, 1, 1).expand(y.shape[0], 1, y.shape[2], y.shape[3])
+        h = F.leaky_relu(self.head(torch.cat([y, cond], 1)), _SLOPE)
+        for conv in self.body:
+            h = F.leaky_relu(conv(h), _SLOPE)
+        return x + F.pixel_shuffle(self.tail(h), self.scale)
 
 
-def PostFilterNet(channels: int = 64, blocks: int = 6, scale: int = 4) -> Any:  # noqa: N802 - a class, made lazily
-    """The post-filter network (torch is imported on first use, not with the codec registry)."""
-    return _net_class()(channels, blocks, scale)
-
-
-def save_postfilter(net: Any, path: Path, codec: str, extra: dict[str, Any]) -> None:
+def save_postfilter(net: PostFilterNet, path: Path, codec: str, extra: dict[str, Any]) -> None:
     """The net's weights as float16 safetensors, with its config, codec and recipe in the metadata."""
     from safetensors.torch import save_file
 
-    tensors = {k: v.detach().to(_torch().float16).contiguous() for k, v in net.state_dict().items()}
+    tensors = {k: v.detach().to(torch.float16).contiguous() for k, v in net.state_dict().items()}
     meta = {"config": json.dumps(net.config), "codec": codec, "extra": json.dumps(extra)}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
@@ -114,11 +99,10 @@ def postfilter_metadata(path: Path) -> dict[str, Any]:
 
 
 @functools.cache
-def load_postfilter(path: Path) -> tuple[Any, bytes]:
+def load_postfilter(path: Path) -> tuple[PostFilterNet, bytes]:
     """``(net in eval mode, 2-byte tag)`` of a weights file (cached per path)."""
     from safetensors import safe_open
 
-    torch = _torch()
     blob = path.read_bytes()
     with safe_open(str(path), framework="pt") as f:
         config = json.loads(f.metadata()["config"])
@@ -129,9 +113,8 @@ def load_postfilter(path: Path) -> tuple[Any, bytes]:
     return net, hashlib.sha256(blob).digest()[:2]
 
 
-def apply_postfilter(net: Any, pixels: np.ndarray, setting: float) -> np.ndarray:
+def apply_postfilter(net: PostFilterNet, pixels: np.ndarray, setting: float) -> np.ndarray:
     """uint8 ``[H, W, 3]`` -> the filtered uint8 ``[H, W, 3]``; tall pictures in overlapping stripes."""
-    torch = _torch()
     h, w, _ = pixels.shape
     s = net.scale
     out = np.empty_like(pixels)
