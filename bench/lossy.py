@@ -27,7 +27,7 @@ import soundfile as sf
 from PIL import Image
 
 from aecore import load_bundle
-from aecore.archive import learned_codec_id
+from aecore.archive import is_learned, learned_codec_id
 from aecore.archive.lossy import best_lossy, lossy_candidates
 from aecore.zoo import zoo_bundle
 from bench.common import machine, save
@@ -74,9 +74,15 @@ def evaluate(files: list[bytes], modality: str, rate_point: float, effort: str) 
         count += n
         model_quality.append(target)
     best_classic = min(v for k, v in totals.items() if k.endswith(" alone") and k != "model alone")
+    plain = [f"{c} alone" for c in codecs if not is_learned(c)]  # the classic codecs without a learned stage
+    best_plain = min(totals[k] for k in plain)
     return {"rate_point": rate_point, "files": len(files), "metric": metric, "model_quality": float(np.mean(model_quality)),
             "unit": unit, "bytes": totals, "rate": {k: 8.0 * v / count for k, v in totals.items()}, "won": won,
             "learned_share": won.get(learned, 0) / len(files),
+            # files won by a classic codec with a learned stage (a post-filter), and by any learned part
+            "learned_stage_share": sum(n for c, n in won.items() if c != learned and is_learned(c)) / len(files),
+            "learned_any_share": sum(n for c, n in won.items() if is_learned(c)) / len(files),
+            "aec_vs_best_plain_classic": totals["aec (best per file)"] / best_plain - 1,
             "aec_vs_model": totals["aec (best per file)"] / totals["model alone"] - 1,
             "aec_vs_best_single_classic": totals["aec (best per file)"] / best_classic - 1,
             "search_seconds_per_file": seconds / len(files), "effort": effort}
@@ -91,6 +97,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="audio: each clip cut to this long")
     parser.add_argument("--rate-points", help="default: 1,3,5 (image), 1,2,3 (audio)")
     parser.add_argument("--effort", default="default")
+    parser.add_argument("--save-as", help="the result's name under docs/bench/ (default: lossy, lossy-audio)")
     args = parser.parse_args()
     audio = args.modality == "audio"
     data = args.data or Path("build/zoo-data/audio/heldout" if audio else "build/zoo-data/images/heldout")
@@ -111,9 +118,11 @@ def main() -> None:
             print(f"{name} q{q:g}: {r['files']} files, model {r['metric']} {r['model_quality']:.2f} dB; "
                   + ", ".join(f"{k} {v:,} B ({r['rate'][k]:.3f} {r['unit']})" for k, v in r["bytes"].items())
                   + f"; won {r['won']}; aec vs model {100 * r['aec_vs_model']:+.1f} %, vs best single classic "
-                  f"{100 * r['aec_vs_best_single_classic']:+.1f} %; search {r['search_seconds_per_file']:.2f} s/file",
+                  f"{100 * r['aec_vs_best_single_classic']:+.1f} % (without a learned stage: "
+                  f"{100 * r['aec_vs_best_plain_classic']:+.1f} %); learned parts won {100 * r['learned_any_share']:.0f} %; "
+                  f"search {r['search_seconds_per_file']:.2f} s/file",
                   flush=True)
-    print(save("lossy-audio" if audio else "lossy", result), file=sys.stderr)
+    print(save(args.save_as or ("lossy-audio" if audio else "lossy"), result), file=sys.stderr)
 
 
 if __name__ == "__main__":
