@@ -31,25 +31,14 @@ from PIL import Image
 
 from aecore.archive.codec import get_file_codec
 from aecore.archive.postfilter import PostFilteredCodec, apply_postfilter, load_postfilter, postfilter_metadata
-from aecore.metrics import ms_ssim, psnr
 from aecore.modalities.image import ImageInfo
 from bench.common import BENCH_DIR, machine
-from bench.image_rd import _mean_curve, bd_rate, crops, independent_images
+from bench.image_rd import _mean_curve, _measure, bd_rate, crops, independent_images
 
 __all__ = ["main"]
 
 CODECS = ("webp", "jxl", "avif")
 POINTS = 10  # settings per codec, spread over the lower 90 % of its settings
-
-
-def _measure(ref: np.ndarray, dec: np.ndarray, nbytes: int) -> dict[str, float]:
-    x = ref.astype(np.float32).transpose(2, 0, 1) / 255.0
-    y = dec.astype(np.float32).transpose(2, 0, 1) / 255.0
-    out = {"bpp": 8.0 * nbytes / (ref.shape[0] * ref.shape[1]), "psnr": psnr(x, y)}
-    s = ms_ssim(x, y)
-    if s is not None:
-        out["ms_ssim"] = s
-    return out
 
 
 def evaluate(images: list[np.ndarray], label: str, effort: str) -> dict[str, Any]:

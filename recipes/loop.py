@@ -21,7 +21,7 @@ import torch
 from aecore.bundle import build_from_bundle, dump_bundle, read_bundle
 from aecore.regularizers import build_objective
 
-__all__ = ["learning_rate", "parse_training_arguments", "train"]
+__all__ = ["checkpoint", "learning_rate", "parse_training_arguments", "train"]
 
 
 def parse_training_arguments(doc: str, data: str, model: str, preset: str, steps: int, batch: int, crop: int,
@@ -63,13 +63,23 @@ def learning_rate(step: int, args: argparse.Namespace) -> float:
     return args.lr * (1 - t) + args.lr / 20 * t
 
 
+def checkpoint(out: Path, record: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int) -> None:
+    """Log ``record`` (``OUT/log.jsonl`` and stdout) and write the state to ``OUT/checkpoint.pt`` atomically."""
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    print(json.dumps(record), flush=True)
+    tmp = out / "checkpoint.tmp"
+    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, tmp)
+    os.replace(tmp, out / "checkpoint.pt")
+
+
 def train(model: torch.nn.Module, args: argparse.Namespace,
           stream_from: Callable[[np.random.Generator], Iterator[torch.Tensor]],
           evaluate: Callable[[torch.nn.Module], dict[str, float]], modality: str, recipe: str) -> None:
     """Train ``model`` on batches from ``stream_from(rng)`` for ``args.steps`` steps (resuming)."""
     objective = build_objective({"plain": None}, lmbda=1.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    step, log = 0, args.out / "log.jsonl"
+    step = 0
     ckpt = args.out / "checkpoint.pt"
     if ckpt.exists():
         state = torch.load(ckpt, map_location=args.device, weights_only=True)
@@ -108,12 +118,7 @@ def train(model: torch.nn.Module, args: argparse.Namespace,
             if step % args.eval_every == 0 or step == args.steps:
                 record.update(evaluate(model))
                 model.train()
-            with open(log, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            print(json.dumps(record), flush=True)
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, tmp)
-            os.replace(tmp, ckpt)
+            checkpoint(args.out, record, model, optimizer, step)
             sums, t0 = dict.fromkeys(sums, 0.0), time.perf_counter()
     model.eval()
     model.update_tables()

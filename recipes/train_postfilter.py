@@ -32,7 +32,7 @@ from PIL import Image
 
 from aecore.archive.codec import get_file_codec
 from aecore.archive.postfilter import PostFilteredCodec, PostFilterNet, save_postfilter
-from recipes.loop import learning_rate, parse_training_arguments
+from recipes.loop import checkpoint, learning_rate, parse_training_arguments
 
 __all__ = ["main", "make_pairs"]
 
@@ -132,7 +132,7 @@ def main() -> None:
               f"in {time.perf_counter() - t0:.0f} s", flush=True)
     net = PostFilterNet(own.channels, own.blocks).to(args.device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=args.lr)
-    step, ckpt, log = 0, args.out / "checkpoint.pt", args.out / "log.jsonl"
+    step, ckpt = 0, args.out / "checkpoint.pt"
     if ckpt.exists():
         state = torch.load(ckpt, map_location=args.device, weights_only=True)
         net.load_state_dict(state["model"])
@@ -160,12 +160,7 @@ def main() -> None:
                       "s_per_step": round((time.perf_counter() - t0) / args.checkpoint_every, 3)}
             if step % args.eval_every == 0 or step == args.steps:
                 record.update(validate(net, val_pairs, pf.condition))
-            with open(log, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            print(json.dumps(record), flush=True)
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "step": step}, tmp)
-            os.replace(tmp, ckpt)
+            checkpoint(args.out, record, net, optimizer, step)
             total, t0 = 0.0, time.perf_counter()
     net.cpu().eval()
     extra = {"recipe": "python -m recipes.train_postfilter " + " ".join(rest + [f"--codec {own.codec}"]),
