@@ -19,7 +19,7 @@ import ray
 import torch
 
 from aecore import Compressor, Sample, UnreadableInput, get_modality, load_bundle
-from aecore.archive import AUTO, FILE_CODECS, CodecContext, choose, learned_codec_id, model_modality, route
+from aecore.archive import AUTO, FILE_CODECS, CodecContext, choose, is_learned, learned_codec_id, model_modality, route
 from aecore.archive.lossy import ESTIMATE_MARGIN, best_lossy, lossy_candidates
 from aecore.archive.solid import Member, eligible, pack
 from cluster.metrics import ActorMetrics
@@ -316,7 +316,7 @@ class EncodeBatch:
         return {**{k: v for k, v in quality.items() if k not in ("ms_ssim", "lsd")}, **learned, metric: choice.quality,
                 unit: 8.0 * len(choice.payload) / count, "learned": 0.0,
                 # a classic codec with a learned stage (a post-filter) won: the share learned parts win counts it
-                "learned_stage": float(FILE_CODECS[choice.codec].learned)}
+                "learned_stage": float(is_learned(choice.codec))}
 
     def _table(self, rows: list[dict]) -> pa.Table:
         size = int(np.prod(self.compressor.query_latent_shape))

@@ -39,15 +39,20 @@ def codec_libraries() -> dict[str, str]:
     return {cid: cls.library() for cid, cls in FILE_CODECS.items()}
 
 
+def _row_codec(codec_id: str) -> type[FileCodec] | None:
+    """The codec class that codes rows of ``codec_id`` (a solid block's rows: its inner codec's)."""
+    return FILE_CODECS.get(block_inner(codec_id) or codec_id)
+
+
 def is_learned(codec_id: str) -> bool:
     """Whether a learned part codes rows of ``codec_id`` (a model, or a classic codec's learned
     post-filter; a solid block's rows by its inner codec): the share learned parts win counts them."""
-    cls = FILE_CODECS.get(block_inner(codec_id) or codec_id)
+    cls = _row_codec(codec_id)
     return cls is not None and cls.learned
 
 
 def model_modality(codec_id: str) -> str | None:
     """The modality whose learned model rows of ``codec_id`` decode with (a solid block's rows by
     its inner codec's); None where no model takes part."""
-    cls = FILE_CODECS.get(block_inner(codec_id) or codec_id)
+    cls = _row_codec(codec_id)
     return cls.model_modality if cls is not None and cls.learned else None

@@ -144,6 +144,10 @@ class PostFilteredCodec(LossyImageCodec):
     efforts = ("default", "max")
     learned = True  # a learned stage: no model of the archive's, its own weights (model_modality stays None)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.settings = cls.base.settings  # the base codec's settings, searched as its own
+
     @classmethod
     def weights_path(cls) -> Path:
         return POSTFILTER_WEIGHTS / f"postfilter-{cls.base.codec_id}.safetensors"
@@ -193,17 +197,13 @@ class PostFilteredCodec(LossyImageCodec):
 @register_file_codec("avif-pf")
 class AvifPostFiltered(PostFilteredCodec):
     base = AvifCodec
-    settings = AvifCodec.settings
 
 
 @register_file_codec("jxl-pf")
 class JxlPostFiltered(PostFilteredCodec):
     base = JxlCodec
-    settings = JxlCodec.settings
-    max_pixels = JxlCodec.max_pixels
 
 
 @register_file_codec("webp-pf")
 class WebpPostFiltered(PostFilteredCodec):
     base = WebpCodec
-    settings = WebpCodec.settings
